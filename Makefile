@@ -1,0 +1,44 @@
+# The two commands of the README:
+#   make study   set everything up, then run the study at its quick preset on the CPU and render the report
+#   make test    set everything up, then run every test (pytest + the notebooks)
+# Other targets: make setup | export | clean-nbs | docs | bench
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PRESET ?= quick
+# Where a local PyTorch wheel is on pip's find-links (these machines), take it: an unpinned torch would
+# download a multi-GB CUDA build. Everywhere else pip resolves settings.ini's torch>=2.4 normally.
+LOCAL_TORCH ?= torch==2.13.0
+
+.PHONY: setup study test export clean-nbs docs bench
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: settings.ini setup.py
+	$(PYTHON) -m venv $(VENV)
+	if $(BIN)/pip install -qq --no-index --no-deps "$(LOCAL_TORCH)" 2>/dev/null; \
+	then $(BIN)/pip install -qq "$(LOCAL_TORCH)"; else $(BIN)/pip install -qq "torch>=2.4"; fi
+	$(BIN)/pip install -qq -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name nncomp --display-name "Python (nncomp)" >/dev/null
+	touch $@
+
+study: setup
+	$(BIN)/nncomp_study --preset $(PRESET)
+
+test: setup
+	$(BIN)/python tests/check_export.py
+	$(BIN)/pytest -q -n 2 tests
+	$(BIN)/nbdev_test --n_workers 2 --timing
+
+export: setup
+	$(BIN)/nbdev_export
+
+clean-nbs: setup
+	$(BIN)/nbdev_clean
+
+docs: setup
+	$(BIN)/python -m nncomp.docs build
+
+bench: setup
+	$(BIN)/nncomp_bench
