@@ -11,7 +11,7 @@ PRESET ?= quick
 # download a multi-GB CUDA build. Everywhere else pip resolves settings.ini's torch>=2.4 normally.
 LOCAL_TORCH ?= torch==2.13.0
 
-.PHONY: setup study test export clean-nbs docs bench
+.PHONY: setup study test export clean-nbs docs bench chromium
 
 setup: $(VENV)/.installed
 
@@ -26,7 +26,7 @@ $(VENV)/.installed: settings.ini setup.py
 study: setup
 	$(BIN)/nncomp_study --preset $(PRESET)
 
-test: setup
+test: setup chromium
 	$(BIN)/python tests/check_export.py
 	$(BIN)/pytest -q -n 2 tests
 	$(BIN)/nbdev_test --n_workers 2 --timing
@@ -37,8 +37,15 @@ export: setup
 clean-nbs: setup
 	$(BIN)/nbdev_clean
 
-docs: setup
+docs: setup chromium
 	$(BIN)/python -m nncomp.docs build
+	$(BIN)/python -m nncomp.docs check
+
+# headless Chromium for the docs check (tests/test_docs.py skips without it); installed where we are root with apt-get
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "note: chromium could not be installed (needs root, apt-get and Debian's mirrors): the docs check is skipped"
 
 bench: setup
 	$(BIN)/nncomp_bench
