@@ -1,7 +1,7 @@
 # The two commands of the README:
 #   make study   set everything up, then run the study at its quick preset on the CPU and render the report
 #   make test    set everything up, then run every test (pytest + the notebooks)
-# Other targets: make setup | export | clean-nbs | docs | bench
+# Other targets: make setup | export (clean notebooks, export nncomp/, write README.md) | docs | bench
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
@@ -32,7 +32,9 @@ test: setup chromium
 	$(BIN)/nbdev_test --n_workers 2 --timing
 
 export: setup
+	$(BIN)/nbdev_clean
 	$(BIN)/nbdev_export
+	$(BIN)/python -m nncomp.docs readme
 
 clean-nbs: setup
 	$(BIN)/nbdev_clean
