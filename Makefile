@@ -26,10 +26,12 @@ $(VENV)/.installed: settings.ini setup.py
 study: setup
 	$(BIN)/nncomp_study --preset $(PRESET)
 
+# Two test processes at a time, one torch thread each: small tensor programs slow down many-fold when the
+# threads of two processes compete for two cores.
 test: setup chromium
 	$(BIN)/python tests/check_export.py
-	$(BIN)/pytest -q -n 2 tests
-	$(BIN)/nbdev_test --n_workers 2 --timing
+	OMP_NUM_THREADS=1 $(BIN)/pytest -q -n 2 tests
+	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2 --timing
 
 export: setup
 	$(BIN)/nbdev_clean
