@@ -162,3 +162,13 @@ def test_cuda_matches_cpu():
     cfgs = [RunConfig(model=ModelConfig('hashed', (16,)), train=TrainConfig(epochs=1, batch_size=32, patience=1),
                       method=MethodConfig('hashednet', a)) for a in (0.0, 0.9)]
     assert not any(r['failed'] for r in train_batch(cfgs, [0, 1], toy_data(256, 64, 64), device='cuda', progress=False))
+
+
+def test_lua_assignment_from_run_config():
+    "ModelConfig.hash selects the original code's assignment, and it is part of the run's identity."
+    from nncomp.config import ModelConfig, MethodConfig, RunConfig, run_id
+    from nncomp.hashednet import HashedMLP
+    net = HashedMLP.from_configs(ModelConfig(kind='hashed', hidden=(8,), hash='lua'), [MethodConfig('hashednet', 0.5)], [0])
+    assert {m.assignment for m in net.modules() if hasattr(m, 'assignment')} == {'lua'}
+    lua, ours = (RunConfig(model=ModelConfig(kind='hashed', hash=h), method=MethodConfig('hashednet', 0.5)) for h in ('lua', 'xxh32'))
+    assert run_id(lua) != run_id(ours)
