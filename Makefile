@@ -11,6 +11,14 @@ PRESET ?= quick
 # download a multi-GB CUDA build. Everywhere else pip resolves settings.ini's torch>=2.4 normally.
 LOCAL_TORCH ?= torch==2.13.0
 
+# Real data: $$NNCOMP_DATA when set; else the project's shared data folder beside the checkout, where there is one;
+# else nncomp looks in its cache and downloads from the datasets' canonical mirrors.
+ifeq ($(NNCOMP_DATA),)
+  ifneq ($(wildcard ../shared/data/mnist),)
+    export NNCOMP_DATA := $(abspath ../shared/data)
+  endif
+endif
+
 .PHONY: setup study test export clean-nbs docs bench chromium
 
 setup: $(VENV)/.installed

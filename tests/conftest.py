@@ -1,7 +1,7 @@
 """Shared pytest fixtures."""
 import os
 from pathlib import Path
-import pytest
+import pytest, torch
 
 
 @pytest.fixture(scope='session', autouse=True)
@@ -25,3 +25,11 @@ def data_root():
     if not root: pytest.skip('real MNIST files needed: set NNCOMP_DATA to a folder holding mnist/ and fashion-mnist/')
     if not Path(root).is_dir(): pytest.skip(f'NNCOMP_DATA={root} is not a folder')
     return Path(root)
+
+
+@pytest.fixture(autouse=True, scope='session')
+def one_thread():
+    "Small tensors: one torch thread per test process is faster, and does not fight the other pytest worker."
+    old = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

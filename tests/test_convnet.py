@@ -9,14 +9,6 @@ from nncomp.convnet import (ConvNet, conv_counts, check_conv, conv_grid, sample_
 from nncomp.models import model_class
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    "Small tensors: one thread is faster and does not fight the other pytest worker."
-    old = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.mark.parametrize('C,k,s,p,weights,biases', [
     (4, 5, 1, 2, 4 * 25 + 10 * 4 * 12 * 12, 14),      # conv map 24, pooled 12: 100 + 5760
     (12, 10, 3, 4, 12 * 100 + 10 * 12 * 1, 22),       # conv map floor(18/3)+1 = 7, pooled 1: 1200 + 120

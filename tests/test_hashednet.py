@@ -9,14 +9,6 @@ from nncomp.hashednet import (xxh32, xxh32_many, xxh32_pair, xxh32_assignment, l
 from nncomp.models import MODELS, model_class
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    "Small tensors: one thread is faster and does not fight the other pytest worker."
-    old = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def sanity_buffer(n):
     "The byte buffer of the reference xxhsum self-test."
     g, out = 2654435761, bytearray()
