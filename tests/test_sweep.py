@@ -73,7 +73,7 @@ def test_real_engine_end_to_end(tmp_path):
     pruned = df[(df.method == 'obd') & (df.level == 0.9)].iloc[0]
     assert abs(pruned.n_params - (round(0.1 * (784 * 30 + 30 * 10)) + 40)) <= 2   # 10 % of the edges + the biases
     assert pruned.commit and pruned.device == 'cpu' and pruned.preset == 'smoke'
-    run = Path(pruned.path)
+    run = tmp_path/pruned.path
     assert len((run/'log.jsonl').read_text().splitlines()) == pruned.epochs and load_state(run)
     again = run_sweep('smoke', methods=['magl1', 'obd', 'hashednet', 'convnet'], results=tmp_path, scheduler='inline', progress=False)
     assert again.attrs['trained'] == 0
