@@ -77,3 +77,11 @@ def test_real_engine_end_to_end(tmp_path):
     assert len((run/'log.jsonl').read_text().splitlines()) == pruned.epochs and load_state(run)
     again = run_sweep('smoke', methods=['magl1', 'obd', 'hashednet', 'convnet'], results=tmp_path, scheduler='inline', progress=False)
     assert again.attrs['trained'] == 0
+
+
+def test_study_notebooks_have_a_parameters_cell():
+    "papermill injects parameters after the cell tagged `parameters`: every study notebook has one, its first code cell."
+    import json
+    for nb in sorted((Path(__file__).parents[1] / 'nbs' / 'study').glob('*.ipynb')):
+        code = [c for c in json.loads(nb.read_text())['cells'] if c['cell_type'] == 'code']
+        assert 'parameters' in code[0]['metadata'].get('tags', []), f'{nb.name}: first code cell is not tagged parameters'
