@@ -6,25 +6,28 @@
 from __future__ import annotations
 import dataclasses, hashlib, importlib, json, math
 from dataclasses import dataclass, field, asdict, replace
+from .methods import METHODS as REGISTRY, config_names, pruning_names
 
 # %% auto #0
-__all__ = ['SCHEMA', 'MODEL_KINDS', 'HASH_ASSIGNMENTS', 'METHODS', 'PRUNING_METHODS', 'SCHEDULES', 'SCOPES', 'REGS',
-           'DEFAULT_REG_STRENGTH', 'LEVELS_H100', 'LEVELS_H30', 'STUDY_METHODS', 'DataConfig', 'ModelConfig',
-           'TrainConfig', 'MethodConfig', 'ScheduleConfig', 'RunConfig', 'to_dict', 'from_dict', 'canonical_json',
-           'run_id', 'not_allowed', 'resolve', 'validate', 'study_config']
+__all__ = ['SCHEMA', 'MODEL_KINDS', 'HASH_ASSIGNMENTS', 'METHODS', 'PRUNING_METHODS', 'PRECISIONS', 'SELECTIONS', 'SCHEDULES',
+           'SCOPES', 'REGS', 'DEFAULT_REG_STRENGTH', 'LEVELS_H100', 'LEVELS_H30', 'STUDY_METHODS', 'DataConfig',
+           'ModelConfig', 'TrainConfig', 'MethodConfig', 'ScheduleConfig', 'RunConfig', 'to_dict', 'from_dict',
+           'canonical_json', 'run_id', 'not_allowed', 'resolve', 'validate', 'study_config']
 
 # %% ../nbs/03_config.ipynb #0a35f5c5
-SCHEMA = 1
+SCHEMA = 2
 MODEL_KINDS = ('fc', 'hashed', 'conv')
 HASH_ASSIGNMENTS = ('xxh32', 'lua')
-METHODS = ('none', 'magnitude', 'obd', 'random', 'taylor', 'hashednet')
-PRUNING_METHODS = ('magnitude', 'obd', 'random', 'taylor')
+METHODS = config_names()              # MethodConfig names, from the method registry (03a_methods)
+PRUNING_METHODS = pruning_names()
+PRECISIONS = ('fp32', 'bf16')
+SELECTIONS = ('valid', 'last')
 SCHEDULES = ('sqrt', 'cubic', 'oneshot')
-SCOPES = ('layer', 'global', 'erk')
+SCOPES = ('layer', 'global', 'erk', 'first')
 REGS = ('l2', 'l1', 'none')
 DEFAULT_REG_STRENGTH = {'l2': 5e-4, 'l1': 1e-5, 'none': 0.0}
 LEVELS_H100 = (0.0, 0.5, 0.9, 0.95, 0.97, 0.98, 0.985, 0.988, 0.989, 0.99, 0.993, 0.995, 0.997, 0.998)
-LEVELS_H30 = (0.9, 0.91, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99)
+LEVELS_H30 = (0.9, 0.95, 0.97, 0.98, 0.985, 0.988, 0.989, 0.99)
 
 # %% ../nbs/03_config.ipynb #3a894649
 @dataclass(frozen=True)
@@ -58,13 +61,15 @@ class TrainConfig:
     reg: str = 'l2'               # 'l2' (weight decay), 'l1' or 'none'; weights only, not biases
     reg_strength: float = 5e-4    # λ of λ/2·Σw² (l2) or λ·Σ|w| (l1)
     patience: int = 10            # epochs without validation improvement before stopping (after the last pruning step)
+    select: str = 'valid'         # 'valid': keep the best validation epoch after the last pruning step; 'last': train to the cap, keep the final weights
+    precision: str = 'fp32'       # 'fp32', or 'bf16' matrix products with fp32 master weights (05_train)
 
 @dataclass(frozen=True)
 class MethodConfig:
     "Compression method and its target."
     name: str = 'none'            # one of METHODS
     amount: float = 0.0           # fraction of edges removed (pruning) / 1 - K/edges (HashedNet), in [0, 1)
-    scope: str = 'erk'            # how the removed edges are shared among layers: 'erk', 'global' or 'layer' (06_prune)
+    scope: str = 'erk'            # how the removed edges are shared among layers: 'erk', 'global', 'layer' or 'first' (06_prune)
 
 @dataclass(frozen=True)
 class ScheduleConfig:
@@ -154,6 +159,8 @@ def validate(cfg:RunConfig) -> RunConfig:
     _check(t.reg in REGS, 'train.reg', t.reg, ', '.join(REGS))
     _check(t.reg_strength >= 0 and math.isfinite(t.reg_strength), 'train.reg_strength', t.reg_strength, 'a finite float ≥ 0')
     _check(_is_int(t.patience) and t.patience > 0, 'train.patience', t.patience, 'a positive int')
+    _check(t.select in SELECTIONS, 'train.select', t.select, ', '.join(SELECTIONS))
+    _check(t.precision in PRECISIONS, 'train.precision', t.precision, ', '.join(PRECISIONS))
     _check(p.name in METHODS, 'method.name', p.name, ', '.join(METHODS))
     _check(isinstance(p.amount, (int, float)) and 0 <= p.amount < 1, 'method.amount', p.amount, 'a sparsity in [0, 1)')
     _check(p.scope in SCOPES, 'method.scope', p.scope, ', '.join(SCOPES))
@@ -171,8 +178,7 @@ def validate(cfg:RunConfig) -> RunConfig:
     return cfg
 
 # %% ../nbs/03_config.ipynb #2ba48936
-STUDY_METHODS = {'magl2': ('magnitude', 'l2'), 'magl1': ('magnitude', 'l1'), 'obd': ('obd', 'l2'),
-                 'random': ('random', 'l2'), 'taylor': ('taylor', 'l2')}
+STUDY_METHODS = {k: (m.config_name, m.reg) for k, m in REGISTRY.items() if m.family == 'pruning'}   # from the registry
 
 def study_config(method:str,         # a key of STUDY_METHODS: 'magl2', 'magl1', 'obd', 'random', 'taylor'
                  amount:float,       # fraction of edges removed, in [0, 1)
@@ -181,7 +187,7 @@ def study_config(method:str,         # a key of STUDY_METHODS: 'magl2', 'magl1',
                  **sections          # overrides: data=, train=, schedule= (dataclasses) or dicts of fields
                 ) -> RunConfig:
     "RunConfig of one cell of the pruning study, validated."
-    if method not in STUDY_METHODS: raise ValueError(f'method={method!r} is not allowed; allowed: {", ".join(STUDY_METHODS)}')
+    if method not in STUDY_METHODS: raise not_allowed('method', method, ', '.join(STUDY_METHODS))
     name, reg = STUDY_METHODS[method]
     base = RunConfig(data=DataConfig(dataset), model=ModelConfig('fc', (hidden,)),
                      train=TrainConfig(reg=reg, reg_strength=DEFAULT_REG_STRENGTH[reg]), method=MethodConfig(name, amount))

@@ -6,12 +6,15 @@
 from __future__ import annotations
 import math
 import torch
+import torch.nn.functional as F
 from torch import Tensor
+from .methods import by_config_name, pruning_names
 from .config import ScheduleConfig, SCOPES
 
 # %% auto #0
-__all__ = ['SALIENCIES', 'magnitude', 'obd', 'taylor', 'random_saliency', 'fc_hessian_diag', 'erk_amounts', 'select',
-           'sparsity_at', 'pruning_steps']
+__all__ = ['SALIENCIES', 'SALIENCY_EXAMPLES', 'SALIENCY_BUDGET', 'magnitude', 'obd', 'taylor', 'random_saliency',
+           'fc_hessian_diag', 'erk_amounts', 'select', 'sparsity_at', 'pruning_steps', 'saliency_batches',
+           'hessian_diagonals', 'mean_gradients', 'run_scores', 'prune_step']
 
 # %% ../nbs/06_prune.ipynb #e3417c6a
 def magnitude(w:Tensor) -> Tensor:
@@ -102,6 +105,7 @@ def select(scores:dict[str, Tensor],    # {name: (R, ...)} saliencies, higher = 
         keep = _select_rows(torch.cat(flat, 1), torch.cat(prev, 1), amount).split([f.shape[1] for f in flat], 1)
     else:
         per_layer = erk_amounts([tuple(scores[k].shape[1:]) for k in names], amount) if scope == 'erk' else amount.unsqueeze(1).expand(R, len(names))
+        if scope == 'first': per_layer = torch.cat([amount.unsqueeze(1), torch.zeros(R, len(names) - 1, dtype=torch.float64)], 1)
         keep = [_select_rows(s, p, per_layer[:, i]) for i, (s, p) in enumerate(zip(flat, prev))]
     return {k: m.reshape(scores[k].shape) for k, m in zip(names, keep)}
 
@@ -121,3 +125,77 @@ def sparsity_at(schedule:ScheduleConfig, # kind, steps k, every E, c
 def pruning_steps(schedule:ScheduleConfig, target:float) -> dict[int, float]:
     "{epoch: sparsity after the step at the end of that epoch} for steps 1..k."
     return {i * schedule.every: sparsity_at(schedule, target, i) for i in range(1, schedule.steps + 1)}
+
+# %% ../nbs/06_prune.ipynb #ae0d6bd4
+SALIENCY_EXAMPLES = 8192   # training examples averaged over for OBD's Hessian diagonal and Taylor's gradient
+SALIENCY_BUDGET = 2**24    # elements of the largest per-chunk tensor (R·chunk·10·width for OBD): bounds memory
+
+def saliency_batches(x:Tensor, y:Tensor, # device-resident training inputs (N, in) and labels (N,)
+                     order,              # a `nncomp.train.DataOrder` on the runs' saliency stream
+                     n:int=SALIENCY_EXAMPLES, width:int=1024):
+    "(x, y) chunks of each run's first `n` examples of a fresh permutation, shaped (R, chunk, ·)."
+    R = len(order.run_to_seed)
+    chunk = max(1, min(512, SALIENCY_BUDGET // (R * 10 * width)))
+    perms = order.epoch()[:, :min(n, order.n)]
+    for i in range(0, perms.shape[1], chunk):
+        idx = perms[:, i:i + chunk][order.run_to_seed]
+        yield x[idx], y[idx]
+
+# %% ../nbs/06_prune.ipynb #bd98864b
+def hessian_diagonals(model, batches) -> dict[str, Tensor]:
+    "Mean exact Hessian diagonal of the training cross-entropy per prunable weight, over `batches` of (x, y)."
+    layers = model.layers(); total, n = [torch.zeros_like(w) for w, _ in layers], 0
+    with torch.no_grad():
+        for x, y in batches:
+            for t, h in zip(total, fc_hessian_diag([w for w, _ in layers], [b for _, b in layers], x, y)): t += h * x.shape[1]
+            n += x.shape[1]
+    return {f'w{i}': t / n for i, t in enumerate(total)}
+
+def mean_gradients(model, batches) -> dict[str, Tensor]:
+    "Mean gradient of the training cross-entropy per prunable weight, over `batches` of (x, y)."
+    ws = model.prunable(); total, n = {k: torch.zeros_like(w) for k, w in ws.items()}, 0
+    for x, y in batches:
+        with torch.enable_grad():
+            loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten(), reduction='none').view(y.shape).mean(1).sum()
+            grads = torch.autograd.grad(loss, list(ws.values()))
+        for t, g in zip(total.values(), grads): t += g * x.shape[1]
+        n += x.shape[1]
+    return {k: t / n for k, t in total.items()}
+
+# %% ../nbs/06_prune.ipynb #3f63c3d5
+def run_scores(model,                  # batched model with `prunable()` (and `layers()` for OBD)
+               cfgs:list,              # the runs' RunConfigs (method.name picks the saliency)
+               needs:dict,             # {need: callable returning {name: (R, ...) tensor}}, computed only if asked for
+              ) -> dict[str, Tensor]:  # {name: (R, ...) scores}, higher = keep
+    "Saliency of every prunable weight of every run, each run scored by its own method."
+    ws = {k: w.detach() for k, w in model.prunable().items()}
+    methods = [by_config_name(c.method.name) if c.method.name in pruning_names() else None for c in cfgs]
+    scores = {k: magnitude(w) for k, w in ws.items()}           # runs that do not prune: any score will do
+    got = {}
+    for m in dict.fromkeys(m for m in methods if m is not None and m.config_name != 'magnitude'):
+        for need in m.needs:
+            if need not in got: got[need] = needs[need]()
+        rows = torch.tensor([x is not None and x.config_name == m.config_name for x in methods], device=next(iter(ws.values())).device)
+        fn = m.score_fn()
+        for k, w in ws.items():
+            s = fn(w, *(got[need][k] for need in m.needs)) if m.needs != ('generator',) else got['generator'][k]
+            scores[k] = torch.where(rows.view(-1, *[1] * (w.dim() - 1)), s, scores[k])
+    return scores
+
+# %% ../nbs/06_prune.ipynb #839593c6
+def prune_step(model,              # batched model whose prunable weights carry `<name>_mask` buffers
+               state,              # `nncomp.train.FlatState` of the model (momentum is zeroed with the weights)
+               cfgs:list,          # the runs' RunConfigs (method name and scope are used)
+               amounts:Tensor,     # (R,) float64 sparsity after this step
+               which:Tensor,       # (R,) bool: runs pruning now
+               needs:dict          # {need: callable} as for `run_scores`
+              ):
+    "Update the masks of runs `which` to sparsities `amounts`; zero the removed weights and their momentum."
+    scores, masks = run_scores(model, cfgs, needs), state.masks(model)
+    dev = next(iter(masks.values())).device
+    new = {}
+    for scope in dict.fromkeys(c.method.scope for c in cfgs):
+        sel, runs = select(scores, masks, amounts, scope), torch.tensor([c.method.scope == scope for c in cfgs], device=dev)
+        for k in masks: new[k] = torch.where(runs.view(-1, *[1] * (sel[k].dim() - 1)), sel[k], new.get(k, sel[k]))
+    for k, m in masks.items(): m.copy_(torch.where(which.view(-1, *[1] * (m.dim() - 1)), new[k].to(m.dtype), m))
+    state.apply_masks()

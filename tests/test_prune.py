@@ -70,11 +70,12 @@ def test_pruned_weights_and_momentum_stay_zero():
         if step in (1, 3):
             new = select({k: magnitude(w.detach()) for k, w in model.prunable().items()}, masks, 0.5 if step == 1 else 0.8)
             for k in masks: masks[k].copy_(new[k])
-            state.w[:, :state.n_prunable].mul_(state.mask); state.v[:, :state.n_prunable].mul_(state.mask)
+            state.apply_masks()
         state.g.copy_(torch.randn(state.g.shape, generator=g))     # any gradient
         sgd_step(state, hyper)
-        dead = state.mask == 0
-        assert (state.w[:, :state.n_prunable][dead] == 0).all() and (state.v[:, :state.n_prunable][dead] == 0).all()
+        for k, m in masks.items():
+            pv = state.views[k]
+            assert (pv.w[m == 0] == 0).all() and (pv.v[m == 0] == 0).all()
     for k, w in model.prunable().items(): assert (w.detach()[masks[k] == 0] == 0).all()
     assert model.n_params().tolist() == [int(masks['w0'][r].sum() + masks['w1'][r].sum()) + 22 for r in range(2)]
 
