@@ -94,7 +94,8 @@ def run_calibration(stage:int=1, folder='results/calibration', device=None, max_
     runs = stage_runs(stage, fin, **train)
     claim_folder(folder, 'calibration')
     prepare_data(runs, folder)
-    run_tasks(make_tasks(runs, batch_key, max_batch), folder, ENGINE, None, device, provenance(device, 'calibration'),
+    engine = ENGINE | {'checkpoints': str(folder/'checkpoints')}
+    run_tasks(make_tasks(runs, batch_key, max_batch), folder, engine, None, device, provenance(device, 'calibration'),
               progress=progress, desc=f'calibration stage {stage}')
     return scores(runs_with_readings(folder), report)
 

@@ -4,7 +4,8 @@
 
 # %% ../nbs/05_train.ipynb #468c2b4f
 from __future__ import annotations
-import json, math, re, time, warnings
+import hashlib, io, json, math, re, time, warnings
+from pathlib import Path
 from contextlib import nullcontext
 from dataclasses import asdict
 from typing import NamedTuple
@@ -15,12 +16,13 @@ from torch import nn, Tensor
 from tqdm.auto import tqdm
 from .config import RunConfig, validate, PRUNING_METHODS
 from .models import build_model, MLP
+from .mnist import atomic_write_bytes
 from .prune import pruning_steps, prune_step, saliency_batches, hessian_diagonals, mean_gradients, random_saliency
 
 # %% auto #0
-__all__ = ['batch_key', 'is_bias', 'ParamViews', 'FlatState', 'RunHyper', 'update_block', 'fused_update', 'sgd_step',
-           'stream_generator', 'DataOrder', 'accuracy', 'fc_step', 'saliency_needs', 'train_epoch', 'autograd_step',
-           'check_batch', 'train_batch', 'toy_data', 'precision_check']
+__all__ = ['CHECKPOINT_EVERY', 'batch_key', 'is_bias', 'ParamViews', 'FlatState', 'RunHyper', 'update_block', 'fused_update',
+           'sgd_step', 'stream_generator', 'DataOrder', 'accuracy', 'fc_step', 'saliency_needs', 'Checkpoint',
+           'train_epoch', 'autograd_step', 'check_batch', 'train_batch', 'toy_data', 'precision_check']
 
 # %% ../nbs/05_train.ipynb #61c13305
 def batch_key(cfg:RunConfig) -> tuple:
@@ -239,6 +241,43 @@ def saliency_needs(model:nn.Module, x:Tensor, y:Tensor, # training inputs and la
     return {'hessian': lambda: hessian_diagonals(model, batches()), 'gradient': lambda: mean_gradients(model, batches()),
             'generator': randoms}
 
+# %% ../nbs/05_train.ipynb #83d3c821
+CHECKPOINT_EVERY = 120.0   # seconds between a batch's checkpoints
+
+class Checkpoint:
+    "A batch's training state in one file, saved now and then, so that a killed batch resumes where it stopped."
+    def __init__(self, folder, cfgs:list, seeds:list):
+        from nncomp.config import canonical_json
+        key = hashlib.sha256(json.dumps([[canonical_json(c), int(s)] for c, s in zip(cfgs, seeds)]).encode()).hexdigest()[:16]
+        self.path, self.last = Path(folder)/f'batch-{key}.pt', time.time()
+
+    def load(self) -> dict|None:
+        "The saved state, or None (none saved, or unreadable: then training starts over, with a warning)."
+        if not self.path.exists(): return None
+        try: return torch.load(self.path, map_location='cpu', weights_only=True)
+        except Exception as e:
+            warnings.warn(f'checkpoint {self.path} is unreadable ({type(e).__name__}: {e}); the batch starts over'); return None
+
+    def restore(self, saved:dict, state, hyper, orders, rand_gens):
+        "Put the saved weights, momentum, masks, activity and generator states back."
+        for k in ('w', 'v', 'mask'): getattr(state, k).copy_(saved[k])
+        hyper.active.copy_(saved['active']); hyper.refresh()
+        for o, states in zip(orders, saved['gens']):
+            for g, s in zip(o.gens, states): g.set_state(s)
+        for g, s in zip(rand_gens.values(), saved['rand_gens']): g.set_state(s)
+
+    def maybe_save(self, epoch:int, live:dict, **extra):
+        "Save after `epoch` if `CHECKPOINT_EVERY` seconds have passed since the last save."
+        if time.time() - self.last < CHECKPOINT_EVERY: return
+        st = live['state']
+        blob = dict(epoch=epoch, w=st.w.cpu(), v=st.v.cpu(), mask=st.mask.cpu(), active=live['hyper'].active.cpu(),
+                    gens=[[g.get_state() for g in o.gens] for o in live['orders']], rand_gens=[g.get_state() for g in live['rand_gens'].values()],
+                    **{k: (v.cpu() if torch.is_tensor(v) else v) for k, v in extra.items()})
+        buf = io.BytesIO(); torch.save(blob, buf)
+        atomic_write_bytes(self.path, buf.getvalue()); self.last = time.time()
+
+    def remove(self): self.path.unlink(missing_ok=True)
+
 # %% ../nbs/05_train.ipynb #e9c4bdb9
 def train_epoch(state:FlatState, hyper:RunHyper, order:DataOrder,
                 step,                 # step(idx (U, B)) -> (R,) loss, gradients written into state.g
@@ -291,17 +330,18 @@ def train_batch(cfgs:list[RunConfig], # one per run; all with the same batch_key
                 device=None,          # torch device (None: CPU)
                 progress:bool=True,   # show a tqdm.auto bar
                 fused:bool|None=None, # compiled update: None = where it helps (the CPU) and works; False = eager
-                by_hand:bool=True     # FC nets: grouped GEMMs and the hand-written backward (False: autograd, as any model)
+                by_hand:bool=True,    # FC nets: grouped GEMMs and the hand-written backward (False: autograd, as any model)
+                checkpoint=None       # folder for a resumable checkpoint of this batch (None: none)
                ) -> list[dict]:       # one result dict per run, in the order given
     "Train `len(cfgs)` runs as one batched program; return each run's metrics, history and selected weights."
     check_batch(cfgs, seeds)
     order_in = sorted(range(len(cfgs)), key=lambda r: seeds[r])            # seed groups contiguous: one GEMM each
-    res = _train_sorted([cfgs[r] for r in order_in], [seeds[r] for r in order_in], data, torch.device(device or 'cpu'), progress, fused, by_hand)
+    res = _train_sorted([cfgs[r] for r in order_in], [seeds[r] for r in order_in], data, torch.device(device or 'cpu'), progress, fused, by_hand, checkpoint)
     out = [None] * len(cfgs)
     for i, r in enumerate(order_in): out[r] = res[i]
     return out
 
-def _train_sorted(cfgs, seeds, data, device, progress, fused, by_hand):
+def _train_sorted(cfgs, seeds, data, device, progress, fused, by_hand, checkpoint=None):
     "`train_batch` for runs sorted by seed."
     B, R, precision = cfgs[0].train.batch_size, len(cfgs), cfgs[0].train.precision
     xtr, ytr = data.train.x.to(device), data.train.y.to(device)
@@ -326,10 +366,18 @@ def _train_sorted(cfgs, seeds, data, device, progress, fused, by_hand):
     best_w = state.w.clone()
     failed, reasons, done = [False] * R, [None] * R, torch.zeros(R, dtype=torch.bool, device=device)
     history = [[] for _ in range(R)]; epochs_run = [0] * R
-    bar = tqdm(total=int(caps.max()), unit='epoch', disable=not progress, desc=f'{R} runs')
+    ckpt = Checkpoint(checkpoint, cfgs, seeds) if checkpoint is not None else None
+    live = dict(state=state, hyper=hyper, orders=[order, sal_order], rand_gens=rand_gens)
+    first = 1
+    if ckpt is not None and (saved := ckpt.load()) is not None:
+        best_acc, best_epoch, best_w, done = (saved[k].to(device) for k in ('best_acc', 'best_epoch', 'best_w', 'done'))
+        failed, reasons, history, epochs_run, first = saved['failed'], saved['reasons'], saved['history'], saved['epochs_run'], saved['epoch'] + 1
+        ckpt.restore(saved, **live)
+        if after is not None: after()
+    bar = tqdm(total=int(caps.max()), initial=first - 1, unit='epoch', disable=not progress, desc=f'{R} runs')
     with warnings.catch_warnings():
         warnings.filterwarnings('ignore', message='grad and param do not obey the gradient layout contract')
-        for epoch in range(1, int(caps.max()) + 1):
+        for epoch in range(first, int(caps.max()) + 1):
             running = ~done
             train_loss = train_epoch(state, hyper, order, step, len(xtr), B, fused_fn, after)
             bad = running & ~(torch.isfinite(train_loss) & state.finite())
@@ -359,7 +407,10 @@ def _train_sorted(cfgs, seeds, data, device, progress, fused, by_hand):
                 history[r].append({'epoch': epoch, 'train_loss': _num(tl[r]), 'valid_acc': vl[r], 'sparsity': rm[r]}); epochs_run[r] = epoch
             bar.update(1); bar.set_postfix(running=int((~done).sum()), valid_acc=f'{float(va[active].mean()) if active.any() else float("nan"):.4f}')
             if bool(done.all()): break
+            if ckpt is not None: ckpt.maybe_save(epoch, live, best_acc=best_acc, best_epoch=best_epoch, best_w=best_w, done=done,
+                                                 failed=failed, reasons=reasons, history=history, epochs_run=epochs_run)
     bar.close()
+    if ckpt is not None: ckpt.remove()
     with torch.no_grad(): state.w.copy_(best_w)
     return _results(model, state, cfgs, best_epoch, epochs_run, failed, reasons, history, xva, yva, xte, yte, n_edges, time.time() - t0)
 
