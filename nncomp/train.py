@@ -20,9 +20,9 @@ from .mnist import atomic_write_bytes
 from .prune import pruning_steps, prune_step, saliency_batches, hessian_diagonals, mean_gradients, random_saliency
 
 # %% auto #0
-__all__ = ['CHECKPOINT_EVERY', 'batch_key', 'is_bias', 'ParamViews', 'FlatState', 'RunHyper', 'update_block', 'fused_update',
-           'sgd_step', 'stream_generator', 'DataOrder', 'accuracy', 'fc_step', 'saliency_needs', 'Checkpoint',
-           'train_epoch', 'autograd_step', 'check_batch', 'train_batch', 'toy_data', 'precision_check']
+__all__ = ['FUSE_MIN', 'CHECKPOINT_EVERY', 'batch_key', 'is_bias', 'ParamViews', 'FlatState', 'RunHyper', 'update_block',
+           'fused_update', 'sgd_step', 'stream_generator', 'DataOrder', 'accuracy', 'fc_step', 'saliency_needs',
+           'Checkpoint', 'train_epoch', 'autograd_step', 'check_batch', 'train_batch', 'toy_data', 'precision_check']
 
 # %% ../nbs/05_train.ipynb #61c13305
 def batch_key(cfg:RunConfig) -> tuple:
@@ -125,6 +125,7 @@ def _fused_block(w, g, v, mask, neg_lr, mom, l2, l1):
     new_v = (mom * v + g + l2 * w + l1 * torch.sign(w)) * mask
     v.copy_(new_v); w.add_(new_v * neg_lr)
 
+FUSE_MIN = 2**18    # prunable weights of a batch from which `train_batch` compiles the update by default
 _COMPILED = {}
 def fused_update():
     "`_fused_block` compiled once per process (dynamic shapes), or None where torch.compile does not work here."
@@ -241,7 +242,7 @@ def saliency_needs(model:nn.Module, x:Tensor, y:Tensor, # training inputs and la
     return {'hessian': lambda: hessian_diagonals(model, batches()), 'gradient': lambda: mean_gradients(model, batches()),
             'generator': randoms}
 
-# %% ../nbs/05_train.ipynb #83d3c821
+# %% ../nbs/05_train.ipynb #20fa45d7
 CHECKPOINT_EVERY = 120.0   # seconds between a batch's checkpoints
 
 class Checkpoint:
@@ -356,7 +357,8 @@ def _train_sorted(cfgs, seeds, data, device, progress, fused, by_hand, checkpoin
     rand_gens = {s: stream_generator(s, 2) for s in dict.fromkeys(seeds)}   # random saliency scores
     needs = saliency_needs(model, xtr, ytr, sal_order, rand_gens)
     step, after = _stepper(model, state, order, xtr, ytr, precision, by_hand)
-    fused_fn = fused_update() if (fused if fused is not None else device.type == 'cpu') else None
+    big = state.n_prunable * state.R >= FUSE_MIN                               # compiling pays only on big blocks
+    fused_fn = fused_update() if (fused if fused is not None else device.type == 'cpu' and big) else None
     plans = [_schedule_of(c) for c in cfgs]
     last_prune = torch.tensor([max(p, default=0) for p in plans], device=device)
     caps = torch.tensor([c.train.epochs for c in cfgs], device=device)
