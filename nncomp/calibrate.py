@@ -8,7 +8,7 @@ import math, os
 from dataclasses import dataclass, replace
 from pathlib import Path
 import pandas as pd
-from .config import RunConfig, DataConfig, ModelConfig, TrainConfig, MethodConfig, ScheduleConfig, LEVELS_H100, DEFAULT_REG_STRENGTH
+from .config import run_id, RunConfig, DataConfig, ModelConfig, TrainConfig, MethodConfig, ScheduleConfig, LEVELS_H100, DEFAULT_REG_STRENGTH
 
 # %% auto #0
 __all__ = ['CANDIDATES', 'STAGE1_LEVELS', 'REPORT_TABLE', 'Reading', 'calibration_config', 'stage_runs', 'reading_of',
@@ -89,8 +89,12 @@ def run_calibration(stage:int=1, folder='results/calibration', device=None, max_
     from nncomp.train import batch_key
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     report = report_column()
-    fin = finalists(scores(runs_with_readings(folder), report)) if stage == 2 else ()
-    if stage == 2 and len(fin) < 2: raise ValueError('stage 2 needs stage 1 finished: fewer than 2 readings have all five stage-1 rows')
+    if stage == 2:
+        table = runs_with_readings(folder)
+        done = set(table.run) if len(table) else set()
+        left = [r for r in stage_runs(1, **train) if f'{run_id(r[0])}-s{r[1]}' not in done]
+        if left: raise ValueError(f'stage=2 is not allowed yet: {len(left)} of the 40 stage-1 runs are unfinished; allowed: after stage 1')
+    fin = finalists(scores(table, report)) if stage == 2 else ()
     runs = stage_runs(stage, fin, **train)
     claim_folder(folder, 'calibration')
     prepare_data(runs, folder)
