@@ -1,7 +1,10 @@
 # The two commands of the README:
 #   make study   set everything up, then run the study at its quick preset on the CPU and render the report
 #   make test    set everything up, then run every test (pytest + the notebooks)
-# Other targets: make setup | export (clean notebooks, export nncomp/, write README.md) | docs | bench
+# Other targets: make setup | lab (JupyterLab on nbs/, kernel "Python (nncomp)") | export (clean notebooks, export
+# nncomp/, write README.md) | docs | bench
+# setup installs nncomp editable with its dev extras: the library, the study's extras (papermill, Dask, ...), the docs'
+# extras, nbdev, pytest and JupyterLab (settings.ini: requirements, study_, docs_ and dev_requirements).
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
@@ -19,7 +22,7 @@ ifeq ($(NNCOMP_DATA),)
   endif
 endif
 
-.PHONY: setup study test export clean-nbs docs bench chromium
+.PHONY: setup study test lab export clean-nbs docs bench chromium
 
 setup: $(VENV)/.installed
 
@@ -40,6 +43,10 @@ test: setup chromium
 	$(BIN)/python tests/check_export.py
 	OMP_NUM_THREADS=1 $(BIN)/pytest -q -n 2 tests
 	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2 --timing
+
+# JupyterLab on the notebooks, in the venv's kernel; offline-safe (read-only extension manager); root needs --allow-root
+lab: setup
+	$(BIN)/jupyter lab --notebook-dir=nbs --LabApp.extension_manager=readonly $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 export: setup
 	$(BIN)/nbdev_clean

@@ -1,6 +1,8 @@
 from packaging.version import parse  # pkg_resources.parse_version is gone from current setuptools
 from configparser import ConfigParser
+from pathlib import Path
 import setuptools, shlex
+from setuptools.command.build_py import build_py
 
 assert parse(setuptools.__version__) >= parse('36.2')
 
@@ -18,7 +20,20 @@ statuses = ['1 - Planning', '2 - Pre-Alpha', '3 - Alpha', '4 - Beta', '5 - Produ
 py_versions = '3.9 3.10 3.11 3.12 3.13'.split()
 
 requirements = shlex.split(cfg.get('requirements', ''))
-dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
+study_requirements = shlex.split(cfg.get('study_requirements', ''))
+docs_requirements = shlex.split(cfg.get('docs_requirements', ''))
+dev_requirements = shlex.split(cfg.get('dev_requirements', '')) + study_requirements + docs_requirements
+
+
+class build_py_with_notebooks(build_py):
+    "Also ship the study notebooks (nbs/study/*.ipynb) as package data, in nncomp/study_notebooks/: nncomp_study runs them."
+    def run(self):
+        super().run()
+        if getattr(self, 'editable_mode', False): return   # an editable install reads nbs/study/ of the checkout
+        dest = Path(self.build_lib)/cfg['lib_path']/'study_notebooks'
+        self.mkpath(str(dest))
+        for nb in sorted(Path('nbs/study').glob('*.ipynb')): self.copy_file(str(nb), str(dest/nb.name))
+
 min_python = cfg['min_python']
 lic = licenses[cfg['license'].lower()]
 
@@ -34,7 +49,8 @@ setuptools.setup(
     packages=setuptools.find_packages(include=['nncomp', 'nncomp.*']),
     include_package_data=True,
     install_requires=requirements,
-    extras_require={'dev': dev_requirements},
+    extras_require={'study': study_requirements, 'docs': docs_requirements, 'dev': dev_requirements},
+    cmdclass={'build_py': build_py_with_notebooks},
     python_requires='>=' + cfg['min_python'],
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',

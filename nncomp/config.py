@@ -6,13 +6,14 @@
 from __future__ import annotations
 import dataclasses, hashlib, importlib, json, math
 from dataclasses import dataclass, field, asdict, replace
+from .core import not_allowed   # the one wording of a bad value
 from .methods import METHODS as REGISTRY, config_names, pruning_names
 
 # %% auto #0
 __all__ = ['SCHEMA', 'MODEL_KINDS', 'HASH_ASSIGNMENTS', 'METHODS', 'PRUNING_METHODS', 'PRECISIONS', 'SELECTIONS', 'SCHEDULES',
            'SCOPES', 'REGS', 'DEFAULT_REG_STRENGTH', 'LEVELS_H100', 'LEVELS_H30', 'STUDY_METHODS', 'DataConfig',
            'ModelConfig', 'TrainConfig', 'MethodConfig', 'ScheduleConfig', 'RunConfig', 'to_dict', 'from_dict',
-           'canonical_json', 'run_id', 'not_allowed', 'resolve', 'validate', 'study_config']
+           'canonical_json', 'run_id', 'validate', 'study_config']
 
 # %% ../nbs/03_config.ipynb #0a35f5c5
 SCHEMA = 2
@@ -120,22 +121,9 @@ def run_id(cfg:RunConfig) -> str:
     return hashlib.sha256(canonical_json(cfg).encode()).hexdigest()[:16]
 
 # %% ../nbs/03_config.ipynb #3e51bcfb
-def not_allowed(what:str, # the parameter, e.g. 'method.amount'
-                value,     # its bad value
-                allowed:str # what is allowed, in words
-               ) -> ValueError:
-    "The ValueError for a bad parameter value: names it, its value and what is allowed (sweeps use it too)."
-    return ValueError(f'{what}={value!r} is not allowed; allowed: {allowed}')
-
 def _check(ok:bool, what:str, value, allowed:str):
     "Raise `not_allowed(what, value, allowed)` unless `ok`."
     if not ok: raise not_allowed(what, value, allowed)
-
-def resolve(ref:str # 'package.module:attribute'
-           ):
-    "The object named by `ref`, imported on first use (registries name their entries this way: no import cycles)."
-    mod, _, attr = ref.partition(':')
-    return getattr(importlib.import_module(mod), attr)
 
 def _is_int(v): return isinstance(v, int) and not isinstance(v, bool)
 

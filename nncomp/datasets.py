@@ -9,18 +9,19 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 from torch import Tensor
+from .core import check_choice
 from .mnist import load_raw
 from .variants import VARIANTS, load_variant
 
 # %% auto #0
-__all__ = ['DATASETS', 'SPLITS', 'N_VALID', 'PAPER_TRAIN', 'PAPER_TEST', 'Split', 'DataBundle', 'check_choice', 'split_indices',
+__all__ = ['DATASETS', 'SPLITS', 'N_VALID', 'PAPER_TRAIN', 'PAPER_TEST', 'PAPER_VALID', 'Split', 'DataBundle', 'split_indices',
            'pooled_images', 'load_dataset', 'take', 'subsample', 'summary_row', 'main', 'sample_grid']
 
 # %% ../nbs/02_datasets.ipynb #040ed691
 DATASETS = ('mnist', 'mnist-rot', 'mnist-back-rand', 'mnist-back-image', 'fashion-mnist')
 SPLITS = ('paper', 'standard')
-N_VALID = 5_000
-PAPER_TRAIN, PAPER_TEST = 50_000, 12_000
+N_VALID = 5_000                       # standard split: validation carved from the end of the training part
+PAPER_TRAIN, PAPER_TEST, PAPER_VALID = 50_000, 12_000, 8_000   # paper split of the 70,000 pooled images
 
 @dataclass
 class Split:
@@ -41,20 +42,19 @@ class DataBundle:
     std: float   # their standard deviation, divided out
 
 # %% ../nbs/02_datasets.ipynb #e574b951
-def check_choice(value, allowed:tuple, what:str):
-    "Raise ValueError naming `value` and the `allowed` ones unless it is one of them."
-    if value not in allowed: raise ValueError(f'unknown {what} {value!r}: valid {what}s are {", ".join(allowed)}')
-
 def split_indices(split:str,           # one of `SPLITS`
                   n_pool:int=70_000,   # number of pooled images
                   n_first:int=60_000,  # how many of them come from the original training set
                   seed:int=0,          # seed of the `paper` permutation
                  ) -> dict:
     "Indices into the pooled images (first `n_first` = original training set) of train / valid / test."
-    check_choice(split, SPLITS, 'split')
-    if split == 'standard': order, n_train, n_test = torch.arange(n_pool), n_first, n_pool - n_first
-    else: order, n_train, n_test = torch.randperm(n_pool, generator=torch.Generator().manual_seed(seed)), PAPER_TRAIN, PAPER_TEST
-    return {'train': order[:n_train - N_VALID], 'valid': order[n_train - N_VALID:n_train], 'test': order[n_train:n_train + n_test]}
+    check_choice('split', split, SPLITS)
+    if split == 'standard':
+        order = torch.arange(n_pool)
+        return {'train': order[:n_first - N_VALID], 'valid': order[n_first - N_VALID:n_first], 'test': order[n_first:]}
+    order = torch.randperm(n_pool, generator=torch.Generator().manual_seed(seed))
+    test_end = PAPER_TRAIN + PAPER_TEST
+    return {'train': order[:PAPER_TRAIN], 'valid': order[test_end:test_end + PAPER_VALID], 'test': order[PAPER_TRAIN:test_end]}
 
 # %% ../nbs/02_datasets.ipynb #191156b5
 def pooled_images(name:str,   # one of `DATASETS`
@@ -75,7 +75,7 @@ def load_dataset(name:str,          # one of `DATASETS`
                  seed:int=0,        # seed of the `paper` permutation and of the variants' draws
                 ) -> DataBundle:
     "Dataset `name` split into train / valid / test, inputs (N, 784) float32 normalized with the training mean/std."
-    check_choice(name, DATASETS, 'dataset'); check_choice(split, SPLITS, 'split')
+    check_choice('dataset', name, DATASETS); check_choice('split', split, SPLITS)
     images, labels = pooled_images(name, root, seed)
     x, y = torch.from_numpy(images).reshape(len(images), -1), torch.from_numpy(labels)
     idx = split_indices(split, len(images), 60_000, seed)
@@ -116,8 +116,8 @@ def main(argv=None):
     p.add_argument('--splits', nargs='+', default=list(SPLITS), help=f'any of {", ".join(SPLITS)}')
     p.add_argument('--seed', type=int, default=0)
     a = p.parse_args(argv)
-    for n in a.datasets: check_choice(n, DATASETS, 'dataset')
-    for s in a.splits: check_choice(s, SPLITS, 'split')
+    for n in a.datasets: check_choice('dataset', n, DATASETS)
+    for s in a.splits: check_choice('split', s, SPLITS)
     print(f'{"dataset":17s} {"split":8s} {"train":>6s} {"valid":>6s} {"test":>6s} {"mean":>7s} {"std":>7s} {"sec":>6s}  '
           + 'training examples per class 0-9')
     for n in a.datasets:

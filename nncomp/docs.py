@@ -4,18 +4,20 @@
 
 # %% ../nbs/14_docs.ipynb #5b31207f
 from __future__ import annotations
-import argparse, json, os, re, shutil, subprocess, sys, tempfile
+import argparse, ast, html, json, os, re, shutil, subprocess, sys, tempfile, time
 from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
+from importlib.util import find_spec
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 from .mnist import atomic_write_bytes
 
 # %% auto #0
-__all__ = ['CHROMIUM_FLAGS', 'repo_root', 'nbdev_config', 'front_matter', 'title_cell', 'mkdocs_cells', 'relink',
-           'process_notebook', 'process_notebooks', 'doc_notebooks', 'stage_pages', 'stage_results', 'mkdocs_config',
-           'build', 'find_chromium', 'probe_copy', 'broken_links', 'check_page', 'check', 'readme_markdown',
-           'write_readme', 'main']
+__all__ = ['MATHJAX_CONFIG', 'SHIM', 'CHROMIUM_FLAGS', 'repo_root', 'nbdev_config', 'front_matter', 'title_cell', 'tidy_paths',
+           'tidy_cell', 'mkdocs_cells', 'relink', 'expects_output', 'ExecCells', 'process_notebook',
+           'process_notebooks', 'doc_notebooks', 'stage_pages', 'stage_results', 'mathjax_dir', 'stage_assets',
+           'mkdocs_config', 'build', 'find_chromium', 'probe_copy', 'broken_links', 'page_problems', 'check_page',
+           'check', 'readme_markdown', 'write_readme', 'main']
 
 # %% ../nbs/14_docs.ipynb #4af4e041
 def repo_root(start:Path|str|None=None, # a folder inside the repository (default: the working directory)
@@ -53,11 +55,35 @@ def title_cell(fm:dict) -> dict:
     summary = f"\n\n> {fm['description']}" if fm.get('description') else ''
     return _md(f"# {fm.get('title', 'Untitled')}{summary}")
 
+# %% ../nbs/14_docs.ipynb #b6ebce06
+_AT_START = r'(?<![^\s"\'(=\[,>])'   # a path starts a word: after a space, a quote, `(`, `=`, `[`, `,`, `>` or at the start
+
+def tidy_paths(text:str, # an output's text (plain, HTML or markdown)
+               root:Path|str|None=None, # the repository (its absolute path is dropped)
+              ) -> str:
+    "Paths of the machine that ran a notebook, as a reader should see them: repository-relative, `results/…`, `~/…`."
+    if root: text = re.sub(_AT_START + re.escape(str(root).rstrip('/')) + '/', '', text)
+    text = re.sub(_AT_START + r'(?:/[\w.+-]+)+/(?=results/)', '', text)   # another machine's checkout, e.g. the report's
+    home = str(Path.home()).rstrip('/')
+    return re.sub(_AT_START + re.escape(home) + '(?=/)', '~', text) if home else text
+
+def tidy_cell(c:dict, # a notebook cell (changed in place)
+              root:Path|str|None=None) -> dict:
+    "`tidy_paths` on a cell's outputs, and on the source of papermill's injected parameters (which hold absolute paths)."
+    fix = lambda t: tidy_paths(''.join(t), root)
+    if 'injected-parameters' in c.get('metadata', {}).get('tags', []): c['source'] = fix(c['source'])
+    for o in c.get('outputs', []):
+        if 'text' in o: o['text'] = fix(o['text'])
+        for k in ('text/plain', 'text/html', 'text/markdown'):
+            if k in o.get('data', {}): o['data'][k] = fix(o['data'][k])
+    return c
+
 # %% ../nbs/14_docs.ipynb #cc90c451
 _DIRECTIVE = re.compile(r'^\s*#\|.*\n?', re.M)
 
 def mkdocs_cells(nb:dict, # a notebook processed by nbdev
                  site_url:str='', # absolute prefix of nbdev's doc links, made relative here
+                 root:Path|str|None=None, # the repository, whose absolute path is taken out of outputs
                 ) -> list:
     "The notebook's cells as MkDocs should show them: a title cell, `echo: false` inputs hidden, links relative."
     fm, cells = front_matter(nb), []
@@ -71,7 +97,7 @@ def mkdocs_cells(nb:dict, # a notebook processed by nbdev
         c['source'] = relink(src, site_url)
         for o in c.get('outputs', []):
             if 'text/markdown' in o.get('data', {}): o['data']['text/markdown'] = relink(''.join(o['data']['text/markdown']), site_url)
-        cells.append(c)
+        cells.append(tidy_cell(c, root))
     return cells
 
 def relink(text:str, site_url:str) -> str:
@@ -81,58 +107,127 @@ def relink(text:str, site_url:str) -> str:
     text = re.sub(r'(\]\([^)]*\))\{[^}]*\}', r'\1', text)   # Pandoc link attributes, e.g. show_doc's {target="_blank"}
     return text.replace('](../results/', '](results/').replace('src="../results/', 'src="results/')
 
+# %% ../nbs/14_docs.ipynb #15388c1d
+_SHOWS = {'print', 'display', 'show_doc', 'show', 'subplots', 'figure', 'plot', 'imshow'}   # calls that show something, whatever they return (matplotlib draws a new figure)
+
+def _call_name(n): return getattr(n.func, 'id', None) or getattr(n.func, 'attr', None)
+
+def expects_output(src:str, # a code cell's source
+                  ) -> bool:
+    "Should running this cell show something: a last expression not silenced by `;`, or a `print`/`display`/`show_doc`?"
+    try: tree = ast.parse(_DIRECTIVE.sub('', src))
+    except SyntaxError: return False   # IPython magics and shell escapes: no expectation
+    if tree.body and isinstance(tree.body[-1], ast.Expr) and not src.rstrip().endswith(';'): return True
+    return any(isinstance(n, ast.Call) and _call_name(n) in _SHOWS for n in ast.walk(tree))
+
 # %% ../nbs/14_docs.ipynb #7175f9f3
+_SETUP = "try:\n    import pandas as _pd; _pd.set_option('display.precision', 4)\nexcept ImportError: pass"
+
+def _tag(cell, tag): cell.setdefault('metadata', {}).setdefault('tags', []).append(tag)
+
+class ExecCells:
+    "nbdev processor: run a notebook's code cells in order (not those `flags` or `eval: false` mark); tag what each must show."
+    flags, limit, execute = ('notest',), 300., True   # set by `process_notebook`
+    def __init__(self, nb): self.nb, self.error = nb, None
+
+    def begin(self):
+        if not self.execute: return
+        from execnb.shell import CaptureShell
+        self.k, self.deadline = CaptureShell(), time.monotonic() + self.limit
+        self.k.run_cell(_SETUP)
+
+    def __call__(self, cell):
+        if cell.cell_type != 'code' or not cell.source.strip(): return
+        d = getattr(cell, 'directives_', None) or {}
+        if set(self.flags) & d.keys() or d.get('eval:', [''])[0].lower() == 'false': return _tag(cell, 'nncomp-not-run')
+        ran = self.execute and self.error is None and self._run(cell)
+        if expects_output(cell.source) and (not ran or cell.get('outputs')): _tag(cell, 'nncomp-expect-output')
+
+    def _run(self, cell) -> bool:
+        "Run `cell` (its outputs go into it); False, and `error` set, if it raised or time ran out."
+        where = f"cell `{(cell.source.strip().splitlines() or [''])[0][:60]}`"
+        left = self.deadline - time.monotonic()
+        if left < 1: self.error = f'time limit of {self.limit:.0f} s reached before {where}'; return False
+        self.k.timeout = int(left)
+        self.k.cell(cell)
+        if self.k.exc is None: return True
+        e = self.k.exc
+        self.error = f'time limit of {self.limit:.0f} s reached in {where}' if isinstance(e, TimeoutError) else \
+                     f'{where} raised {type(e).__name__}: {(str(e).splitlines() or [""])[0]}'
+        _tag(cell, 'nncomp-error')
+        return False
+
 def process_notebook(src:Path, # a notebook of nbs/
                      dst:Path, # where the processed notebook goes
-                     execute:bool=True, # run the `show_doc` cells (and the import cells they need)?
+                     execute:bool=True, # run its cells (else none, not even `show_doc`: the page will fail the check)?
+                     limit:float=300, # seconds for all its cells
                     ) -> str|None:
-    "Process one notebook with nbdev's doc processors; on failure retry without executing `show_doc`; return the error."
+    "Process one notebook with nbdev's doc processors, running its cells; return the first problem (None: every cell ran)."
     from execnb.nbio import read_nb, write_nb
+    from nbdev.config import get_config
     from nbdev.processors import FilterDefaults, exec_show_docs
-    class NoExec(FilterDefaults):
-        def base_procs(self): return [p for p in super().base_procs() if p is not exec_show_docs]
+    flags = tuple(get_config().get('tst_flags', '').split()) + ('notest',)
+    run = type('Run', (ExecCells,), {'flags': flags, 'limit': limit, 'execute': execute})
+    class Procs(FilterDefaults):   # nbdev's processors, with ours in the place of `exec_show_docs`
+        def base_procs(self): return [run if p is exec_show_docs else p for p in super().base_procs()]
     dst.parent.mkdir(parents=True, exist_ok=True)
-    os.environ['IN_TEST'] = '1'   # what nbdev sets while it processes notebooks for the docs
+    os.environ['IN_TEST'] = '1'   # what nbdev sets while it processes notebooks for the docs and tests them
     try:
-        nb = read_nb(src); (FilterDefaults if execute else NoExec)()(nb); write_nb(nb, dst); return None
+        proc = Procs().nb_proc(nb := read_nb(src)); proc.process(); write_nb(nb, dst)
+        return next((f'{src.name}: {p.error}' for p in proc.procs if isinstance(p, ExecCells) and p.error), None)
     except Exception as e:
-        nb = read_nb(src); NoExec()(nb); write_nb(nb, dst)
-        return f'{src.name}: {str(e).splitlines()[0]}'
+        if not execute: raise
+        process_notebook(src, dst, execute=False)
+        return f'{src.name}: {(str(e).splitlines() or [type(e).__name__])[0]}'
     finally: os.environ.pop('IN_TEST', None)
 
-def _process_in_subprocess(src:Path, dst:Path, timeout:float, root:Path) -> str|None:
-    "`process_notebook` in a fresh interpreter, given `timeout` seconds (a cell may train or download)."
-    env = {**os.environ, 'PYTHONPATH': os.pathsep.join(filter(None, [str(root), os.environ.get('PYTHONPATH')]))}
-    code = 'import sys; from pathlib import Path; from nncomp.docs import process_notebook as p; e = p(Path(sys.argv[1]), Path(sys.argv[2])); print(e or "", end="")'
+def _process_in_subprocess(src:Path, dst:Path, limit:float, root:Path) -> str|None:
+    "`process_notebook` in a fresh interpreter (one torch thread unless told otherwise), stopped `limit` + 120 s on."
+    env = {'OMP_NUM_THREADS': '1', **os.environ, 'PYTHONPATH': os.pathsep.join(filter(None, [str(root), os.environ.get('PYTHONPATH')]))}
+    code = ('import sys; from pathlib import Path; from nncomp.docs import process_notebook as p; '
+            'e = p(Path(sys.argv[1]), Path(sys.argv[2]), limit=float(sys.argv[3])); print(e or "", end="")')
     try:
-        r = subprocess.run([sys.executable, '-c', code, str(src), str(dst)], capture_output=True, text=True, timeout=timeout, cwd=src.parent, env=env)
-        if r.returncode == 0: return r.stdout or None
+        r = subprocess.run([sys.executable, '-c', code, str(src), str(dst), str(limit)], capture_output=True, text=True,
+                           timeout=limit + 120, cwd=src.parent, env=env)
+        if r.returncode == 0: return r.stdout.strip().splitlines()[-1] if r.stdout.strip() else None
         err = (r.stderr.strip().splitlines() or ['?'])[-1]
-    except subprocess.TimeoutExpired: err = f'processing took more than {timeout:.0f} s'
+    except subprocess.TimeoutExpired: err = f'processing took more than {limit + 120:.0f} s'
     process_notebook(src, dst, execute=False)
     return f'{src.name}: {err}'
 
+def _is_page(rel:Path) -> bool:
+    "Does the notebook at `rel` (inside nbs/ or _proc/) become a page? Not scratch (`_*`) ones, nor the study's papermill notebooks."
+    return not any(part.startswith(('_', '.')) for part in rel.parts) and rel.parent.name != 'study'
+
 def process_notebooks(root:Path, # the repository
                       dst:Path, # output folder (rewritten)
-                      timeout:float=90, # seconds per notebook
-                      workers:int=2) -> Path:
-    "Process every notebook of `nbs/` with nbdev into `dst`; warn about those whose `show_doc` cells failed."
+                      limit:float=300, # seconds for the cells of one notebook
+                      workers:int=2, # notebooks processed at once
+                      execute:bool=True, # run the cells?
+                     ) -> Path:
+    "Process (and run) every notebook of `nbs/` that becomes a page into `dst`; warn about those whose cells did not all run."
     nbs = nbdev_config(root).nbs_path
     if dst.exists(): shutil.rmtree(dst)
-    srcs = [p for p in sorted(nbs.rglob('*.ipynb')) if not any(part.startswith(('_', '.')) for part in p.relative_to(nbs).parts)]
-    with ThreadPoolExecutor(workers) as ex:
-        errors = list(ex.map(lambda p: _process_in_subprocess(p, dst/p.relative_to(nbs), timeout, root), srcs))
+    srcs = [p for p in sorted(nbs.rglob('*.ipynb')) if _is_page(p.relative_to(nbs))]
+    def one(p):
+        t = time.monotonic()
+        e = _process_in_subprocess(p, dst/p.relative_to(nbs), limit, root) if execute else process_notebook(p, dst/p.relative_to(nbs), execute=False)
+        return e, time.monotonic() - t
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(workers if execute else 1) as ex: done = list(ex.map(one, srcs))
     for f in ('styles.css',):
         if (nbs/f).exists(): shutil.copy(nbs/f, dst/f)
-    for e in filter(None, errors): print(f'warning: API docs not executed for {e}', file=sys.stderr)
+    for e, _ in done:
+        if e: print(f'warning: not every cell ran: {e}', file=sys.stderr)
+    slow = ', '.join(f'{p.stem} {t:.0f} s' for t, p in sorted(((t, p) for (_, t), p in zip(done, srcs)), reverse=True)[:3])
+    print(f'processed {len(srcs)} notebooks in {time.monotonic() - t0:.0f} s (slowest: {slow})', file=sys.stderr)
     return dst
 
 # %% ../nbs/14_docs.ipynb #084cf5b3
 def doc_notebooks(proc:Path, # nbdev's `_proc` folder
                  ) -> list[Path]:
     "The processed notebooks that become pages: index first, then in file-name order."
-    nbs = [p for p in sorted(Path(proc).rglob('*.ipynb'))
-           if not any(part.startswith(('_', '.')) for part in p.relative_to(proc).parts) and p.parent.name != 'study']
+    nbs = [p for p in sorted(Path(proc).rglob('*.ipynb')) if _is_page(p.relative_to(proc))]
     return sorted(nbs, key=lambda p: (p.stem != 'index', str(p.relative_to(proc))))
 
 # %% ../nbs/14_docs.ipynb #7b2c0b75
@@ -152,17 +247,19 @@ def stage_pages(root:Path, # the repository
         nb = json.loads(p.read_text())
         fm = front_matter(nb)
         name = Path(fm.get('output-file', p.stem + '.html')).stem
-        nb['cells'] = mkdocs_cells(nb, site_url)
+        nb['cells'] = mkdocs_cells(nb, site_url, root)
         (docs/f'{name}.ipynb').write_text(json.dumps(nb))
         nav.append({fm.get('title', name): f'{name}.ipynb'})
-    nav += stage_results(Path(results or root/'results')/preset, docs/'results'/preset, preset)
+    nav += stage_results(Path(results or root/'results')/preset, docs/'results'/preset, preset, root)
     for extra in ('styles.css',):
         if (proc/extra).exists(): shutil.copy(proc/extra, docs/extra)
     return nav
 
 def stage_results(src:Path, # results/<preset>
                   dst:Path, # where the figures go inside the site
-                  preset:str) -> list[dict]:
+                  preset:str,
+                  root:Path|None=None, # the repository (its absolute path is taken out of the report's outputs)
+                 ) -> list[dict]:
     "Copy the preset's figures into the site and its executed report notebook as a page."
     if not src.is_dir(): return []
     for f in [*src.glob('*.png'), *src.glob('*.svg'), *src.glob('figures/*.png'), *src.glob('figures/*.svg')]:
@@ -170,25 +267,103 @@ def stage_results(src:Path, # results/<preset>
         shutil.copy(f, dst/f.relative_to(src))
     report = src/'report.ipynb'
     if not report.exists(): return []
-    shutil.copy(report, dst.parent.parent/f'report-{preset}.ipynb')
+    nb = json.loads(report.read_text())
+    nb['cells'] = [tidy_cell(c, root) for c in nb['cells']]
+    (dst.parent.parent/f'report-{preset}.ipynb').write_text(json.dumps(nb))
     return [{f'Report ({preset} preset)': f'report-{preset}.ipynb'}]
+
+# %% ../nbs/14_docs.ipynb #39a083a5
+MATHJAX_CONFIG = 'TeX-AMS-MML_HTMLorMML-full,Safe,local/nncomp'   # two configurations that jupyter-server-mathjax ships, and ours
+
+# jupyter-server-mathjax ships the STIX-Web fonts only: with MathJax's default (TeX fonts) some symbols, e.g. a prime, fail
+_MATHJAX_LOCAL = '''MathJax.Hub.Config({"HTML-CSS": {availableFonts: [], preferredFont: null, webFont: "STIX-Web", imageFont: null},
+                  SVG: {font: "STIX-Web"}});
+MathJax.Ajax.loadComplete("[MathJax]/config/local/nncomp.js");
+'''
+SHIM = 'assets/javascripts/iframe-worker-shim.js'
+
+_SHIM = r'''// nncomp docs: `Worker` for pages opened from file://, where browsers refuse to start a web worker.
+// Material for MkDocs runs its search in a worker: here the worker's script runs in a hidden iframe instead.
+(function () {
+  if (location.protocol !== 'file:') return;
+  const boot = '<script>' +
+    'postMessage = function (data) { parent.postMessage(data, "*") };' +
+    'importScripts = function (...urls) { return urls.reduce((done, url) => done.then(() => new Promise((ok, fail) => {' +
+    '  const s = document.createElement("script"); s.src = url; s.onload = ok; s.onerror = fail; document.body.appendChild(s) })),' +
+    '  Promise.resolve()) };' +
+    '<\/script>';
+  class FrameWorker extends EventTarget {
+    constructor(url) {
+      super();
+      this.onmessage = this.onerror = null;
+      this.frame = Object.assign(document.createElement('iframe'), {hidden: true});
+      document.body.appendChild(this.frame);
+      const w = this.frame.contentWindow;
+      w.document.open();
+      w.document.write('<html><body>' + boot + '<script src="' + url + '"><\/script></body></html>');
+      w.document.close();
+      this.ready = new Promise(ok => { w.onload = ok; });
+      window.addEventListener('message', ev => {
+        if (ev.source !== w) return;
+        const m = new MessageEvent('message', {data: ev.data});
+        this.dispatchEvent(m);
+        if (this.onmessage) this.onmessage(m);
+      });
+    }
+    postMessage(data) { this.ready.then(() => this.frame.contentWindow.dispatchEvent(new MessageEvent('message', {data}))); }
+    terminate() { this.frame.remove(); }
+  }
+  window.Worker = FrameWorker;
+})();
+'''
+
+_HOOKS = '''"MkDocs hooks of the nncomp docs site (written by nncomp.docs.build)."
+def on_page_context(context, page, config, nav):
+    if page.file.src_uri == 'index.ipynb': page.meta['hide'] = ['toc']   # the landing figure gets the whole width
+    return context
+'''
+
+def mathjax_dir() -> Path:
+    "MathJax 2's files as the PyPI package `jupyter-server-mathjax` ships them (nbconvert's page template drives MathJax 2)."
+    spec = find_spec('jupyter_server_mathjax')
+    d = Path(spec.submodule_search_locations[0])/'static' if spec and spec.submodule_search_locations else None
+    if d is None or not (d/'MathJax.js').exists():
+        raise RuntimeError("MathJax is missing: `pip install jupyter-server-mathjax` (a dev requirement of nncomp), "
+                           "which the docs site needs to show its maths offline")
+    return d
+
+def stage_assets(docs:Path, # the staged pages
+                ) -> dict:
+    "Copy MathJax and write the search shim into `docs`; return the settings that point the pages at them."
+    shutil.copytree(mathjax_dir(), docs/'assets/mathjax', dirs_exist_ok=True)
+    (docs/'assets/mathjax/config/local').mkdir(exist_ok=True)
+    (docs/'assets/mathjax/config/local/nncomp.js').write_text(_MATHJAX_LOCAL)
+    (docs/SHIM).parent.mkdir(parents=True, exist_ok=True)
+    (docs/SHIM).write_text(_SHIM)
+    return {'mathjax': f'assets/mathjax/MathJax.js?config={MATHJAX_CONFIG}', 'polyfills': [SHIM]}
 
 # %% ../nbs/14_docs.ipynb #7e95e863
 def mkdocs_config(root:Path, # the repository
                   docs:Path, # the staged pages
                   site:Path, # output folder
-                  nav:list) -> dict:
+                  nav:list, # navigation entries `{title: file}`
+                  assets:dict|None=None, # what `stage_assets` returned
+                  hooks:Path|None=None, # a MkDocs hooks file
+                 ) -> dict:
     "The MkDocs configuration for the staged pages."
-    cfg = nbdev_config(root)
+    cfg, assets = nbdev_config(root), assets or {}
     return {
         'site_name': cfg.get('title', cfg.lib_name), 'site_description': cfg.get('description', ''),
         'repo_url': cfg.get('git_url', ''), 'docs_dir': str(docs), 'site_dir': str(site),
         'use_directory_urls': False, 'nav': nav,
         'theme': {'name': 'material', 'font': False, 'features': ['navigation.sections', 'content.code.copy']},
         'extra_css': ['styles.css'] if (docs/'styles.css').exists() else [],
+        'extra': {'polyfills': assets.get('polyfills', [])},
+        'hooks': [str(hooks)] if hooks else [],
         'markdown_extensions': ['tables', 'admonition', 'toc'],
         'plugins': ['search', 'offline', {'mkdocs-jupyter': {
             'execute': False, 'include_source': False, 'cache': False, 'ignore_h1_titles': True, 'no_prompt': True,
+            'custom_mathjax_url': assets.get('mathjax', ''),
             'remove_tag_config': {'remove_input_tags': ['remove_input']}}}]}
 
 # %% ../nbs/14_docs.ipynb #c36007e4
@@ -196,13 +371,19 @@ def build(root:Path|str|None=None, # the repository (default: found from the wor
           site:Path|str|None=None, # output folder (default: <root>/_site)
           preset:str='quick', # whose report is a page
           results:Path|str|None=None, # the results root (default: <root>/results)
+          execute:bool=True, # run the notebooks' cells, so that their pages show outputs?
+          limit:float=300, # seconds for the cells of one notebook
           quiet:bool=True) -> Path:
-    "Process the notebooks with nbdev, stage them and build the site with MkDocs; return the site folder."
+    "Process (and run) the notebooks with nbdev, stage them and build the site with MkDocs; return the site folder."
     root = repo_root(root); site = Path(site or root/'_site').resolve()
     work = root/'_proc'/'_mkdocs'
-    nav = stage_pages(root, process_notebooks(root, root/'_proc'/'_nbs'), work/'docs', preset, results)
+    proc = process_notebooks(root, root/'_proc'/'_nbs', limit=limit, execute=execute)
+    nav = stage_pages(root, proc, work/'docs', preset, results)
+    assets = stage_assets(work/'docs')
+    (work/'nncomp_hooks.py').write_text(_HOOKS)
     import yaml
-    (work/'mkdocs.yml').write_text(yaml.safe_dump(mkdocs_config(root, work/'docs', site, nav), sort_keys=False))
+    conf = mkdocs_config(root, work/'docs', site, nav, assets, work/'nncomp_hooks.py')
+    (work/'mkdocs.yml').write_text(yaml.safe_dump(conf, sort_keys=False))
     cmd = [sys.executable, '-m', 'mkdocs', 'build', '--clean', '-f', str(work/'mkdocs.yml')] + (['-q'] if quiet else [])
     subprocess.run(cmd, check=True, cwd=work, env={**os.environ, 'NO_MKDOCS_2_WARNING': '1'})
     return site
@@ -211,14 +392,51 @@ def build(root:Path|str|None=None, # the repository (default: found from the wor
 CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
                   '--disable-component-update', '--disable-sync', '--no-first-run', '--window-size=1280,900']
 
-_PROBE = """<script>
+_PROBE = r"""<script>
 document.addEventListener('DOMContentLoaded', () => document.querySelectorAll('img').forEach(i => i.loading = 'eager'));
-window.addEventListener('load', () => setTimeout(() => {
-  const bad = [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute('src'));
-  const main = document.querySelector('article') || document.body;
-  document.documentElement.setAttribute('data-nncomp-check', JSON.stringify(
-    {bad_images: bad, text: main.innerText.trim().length, h1: document.querySelectorAll('h1').length}));
-}, 200));
+(() => {
+  let typeset = false, tries = 0, mathErrors = [];
+  const label = c => ((c.querySelector('.jp-InputArea pre') || {}).innerText || c.id || '?').trim().split('\n')[0].slice(0, 60);
+  const cells = (main, tag) => [...main.querySelectorAll('.celltag_' + tag)].filter(c => !c.parentElement.closest('.celltag_' + tag));
+  const scrolls = (e, top) => { for (let p = e; p && p !== top; p = p.parentElement)
+    if (['auto', 'scroll'].includes(getComputedStyle(p).overflowX)) return true; return false; };
+  const search = () => (document.querySelector('.md-search-result__meta') || {}).textContent || '';
+  function probe() {
+    const main = document.querySelector('.md-content article') || document.querySelector('article') || document.body;   // not a search result
+    const right = main.getBoundingClientRect().right + 1;
+    const prose = main.cloneNode(true);
+    prose.querySelectorAll('pre, code, script, style, .MathJax_Preview, .MathJax, .MathJax_Display').forEach(e => e.remove());
+    const raw = prose.textContent.match(/\$\$[^$]+\$\$|\$(?=\S)[^$\n]+?(?<=\S)\$|\\\(.+?\\\)|\\\[.+?\\\]|\\begin\{\w+\}/g) || [];
+    const shows = c => [...c.querySelectorAll('.jp-OutputArea-output')].some(o => o.innerText.trim() || o.querySelector('img, svg'));
+    document.documentElement.setAttribute('data-nncomp-check', JSON.stringify({
+      bad_images: [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute('src')),
+      text: main.innerText.trim().length, h1: document.querySelectorAll('h1').length,
+      raw_latex: raw.slice(0, 3).map(s => s.slice(0, 40)),
+      math_errors: mathErrors.slice(0, 3).concat(/\[Math Processing Error\]/.test(main.innerText) && !mathErrors.length ? ['[Math Processing Error]'] : []),
+      no_output: cells(main, 'nncomp-expect-output').filter(c => !shows(c)).map(label),
+      errors: cells(main, 'nncomp-error').map(label),
+      cut_off: [...main.querySelectorAll('table, img, pre')].filter(e => e.getBoundingClientRect().right > right && !scrolls(e, main))
+                 .map(e => e.tagName.toLowerCase() + ' ' + (e.getAttribute('src') || label(e.closest('.jp-Cell') || e))),
+      page_wider: document.documentElement.scrollWidth > window.innerWidth + 1,
+      search: document.querySelector('.md-search__input') ? search().trim() : null}));
+  }
+  function wait() {   // until MathJax is done and search has answered (or 8 s)
+    if ((typeset && /matching/.test(search())) || ++tries > 80) probe(); else setTimeout(wait, 100);
+  }
+  window.addEventListener('load', () => {
+    if (window.MathJax && MathJax.Hub) {
+      for (const m of ['Math Processing Error', 'TeX Jax - parse error'])
+        MathJax.Hub.Register.MessageHook(m, a => mathErrors.push(m + ': ' + String((a[2] && a[2].message) || a[1]).slice(0, 80)));
+      MathJax.Hub.Queue(() => { typeset = true; });
+    } else typeset = true;
+    const toggle = document.querySelector('input[data-md-toggle="search"]'), query = document.querySelector('.md-search__input');
+    if (toggle && query) {   // search as a reader would (from file://, Material loads the index when search opens)
+      toggle.checked = true; toggle.dispatchEvent(new Event('change'));
+      query.focus(); query.value = 'nncomp'; query.dispatchEvent(new Event('input', {bubbles: true}));
+    }
+    setTimeout(wait, 100);
+  });
+})();
 </script>"""
 
 def find_chromium() -> str|None:
@@ -257,27 +475,42 @@ def broken_links(dom:str, # the page's dumped DOM
     return sorted(set(bad))
 
 # %% ../nbs/14_docs.ipynb #429f3a9f
-def _run(chromium, args, timeout=60):
-    return subprocess.run([chromium, *CHROMIUM_FLAGS, *args], capture_output=True, text=True, timeout=timeout)
+def _run(chromium, args, timeout=120) -> str:
+    "Chromium's output ('' if it took more than `timeout` seconds: the page then fails as not loading)."
+    try: return subprocess.run([chromium, *CHROMIUM_FLAGS, *args], capture_output=True, text=True, timeout=timeout).stdout
+    except subprocess.TimeoutExpired: return ''
+
+def page_problems(res:dict, # what the probe recorded on a page
+                  rel:str, # the page, for the messages
+                 ) -> list[str]:
+    "The probe's findings as problems, one line each."
+    probs = [f'{rel}: image did not load: {s}' for s in res['bad_images']]
+    if res['text'] < 50 or not res['h1']: probs.append(f"{rel}: does not render (text {res['text']} chars, {res['h1']} h1)")
+    probs += [f'{rel}: raw LaTeX (MathJax did not typeset it): {s}' for s in res.get('raw_latex', [])]
+    probs += [f'{rel}: MathJax failed: {s}' for s in res.get('math_errors', [])]
+    probs += [f'{rel}: cell shows no output: {s}' for s in res.get('no_output', [])]
+    probs += [f'{rel}: cell raised while the docs were built: {s}' for s in res.get('errors', [])]
+    probs += [f'{rel}: cut off at the right edge (no scroll bar): {s}' for s in res.get('cut_off', [])]
+    if res.get('page_wider'): probs.append(f'{rel}: the page is wider than the window')
+    if res.get('search') is not None and not re.match(r'\d+ matching', res['search']):
+        probs.append(f"{rel}: search for 'nncomp' finds nothing (search says: {res['search'] or 'nothing'})")
+    return probs
 
 def check_page(chromium:str, # browser executable
                page:Path, # a probed page
                site:Path, # the probed site's root
                shots:Path|None=None, # folder for a screenshot of the page
               ) -> list[str]:
-    "Open `page` in headless Chromium; return its problems (empty when it renders, links and loads its images)."
-    url = page.resolve().as_uri()
-    dom = _run(chromium, ['--virtual-time-budget=4000', '--dump-dom', url]).stdout
+    "Open `page` in headless Chromium; return its problems (empty when it passes every point above)."
+    url, rel = page.resolve().as_uri(), page.relative_to(site)
+    dom = _run(chromium, ['--virtual-time-budget=10000', '--dump-dom', url])
     m = re.search(r"data-nncomp-check=\"([^\"]*)\"", dom)
-    if not m: return [f'{page.relative_to(site)}: did not finish loading (no probe result)']
-    res = json.loads(m.group(1).replace('&quot;', '"').replace('&amp;', '&'))
-    rel = page.relative_to(site)
-    probs = [f'{rel}: image did not load: {s}' for s in res['bad_images']]
-    if res['text'] < 50 or not res['h1']: probs.append(f"{rel}: does not render (text {res['text']} chars, {res['h1']} h1)")
-    probs += [f'{rel}: broken link: {h}' for h in broken_links(dom, page, site)]
+    if not m: return [f'{rel}: did not finish loading (no probe result within 120 s)']
+    res = json.loads(html.unescape(m.group(1)))
+    probs = page_problems(res, rel) + [f'{rel}: broken link: {h}' for h in broken_links(dom, page, site)]
     if shots is not None:
         shots.mkdir(parents=True, exist_ok=True)
-        _run(chromium, [f'--screenshot={shots/(str(rel).replace("/", "__") + ".png")}', url])
+        _run(chromium, ['--virtual-time-budget=4000', f'--screenshot={shots/(str(rel).replace("/", "__") + ".png")}', url])
     return probs
 
 # %% ../nbs/14_docs.ipynb #73d03739
@@ -317,18 +550,22 @@ def write_readme(root:Path|str|None=None # the repository (default: found from t
 
 # %% ../nbs/14_docs.ipynb #a359ec46
 def main(argv:list[str]|None=None):
-    "Entry point of `python -m nncomp.docs {build,check}`."
+    "Entry point of `python -m nncomp.docs {build,check,readme}`."
     ap = argparse.ArgumentParser(prog='python -m nncomp.docs', description='Build and check the nncomp docs site offline.')
     ap.add_argument('command', choices=['build', 'check', 'readme'])
     ap.add_argument('--site', default=None, help='output folder (default: _site in the repository)')
     ap.add_argument('--preset', default='quick', help='whose report and figures are shown (default: quick)')
     ap.add_argument('--results', default=None, help='results root holding <preset>/ (default: results in the repository)')
+    ap.add_argument('--no-execute', action='store_true', help="build without running the notebooks (pages show no outputs: the check fails)")
+    ap.add_argument('--limit', type=float, default=300, help='seconds the cells of one notebook may take (default: 300)')
     args = ap.parse_args(argv)
     if args.command == 'readme': print(f'wrote {write_readme()}')
-    elif args.command == 'build': print(f"built {build(site=args.site, preset=args.preset, results=args.results)/'index.html'}")
+    elif args.command == 'build':
+        site = build(site=args.site, preset=args.preset, results=args.results, execute=not args.no_execute, limit=args.limit)
+        print(f"built {site/'index.html'}")
     else:
         problems = check(args.site)
-        print('\n'.join(problems) or 'all pages render, link and load their images')
+        print('\n'.join(problems) or 'every page renders its maths and outputs, links and loads its images; search works')
         if problems: sys.exit(1)
 
 # %% ../nbs/14_docs.ipynb #9e10a9d8

@@ -21,13 +21,14 @@ class Method:
     kind: str                   # model kind, a key of `nncomp.models.MODELS`: 'fc', 'hashed' or 'conv'
     config_name: str            # the `MethodConfig.name` its runs carry
     reg: str                    # the `TrainConfig.reg` its runs train with
-    family: str                 # the sweep notebook that runs it: 'pruning', 'hashednet' or 'convnet'
+    family: str                 # the sweep notebook that runs it: 'pruning', 'hashednet', 'convnet'; 'coding' post-processes runs
     color: str                  # matplotlib colour in every plot
     marker: str = 'o'           # matplotlib marker
     saliency: str|None = None   # 'module:function' scoring weights (pruning methods; higher = keep)
     needs: tuple = ()           # what the saliency takes besides the weights: 'hessian', 'gradient', 'generator'
     levelled: bool = True       # swept over compression levels (False: a grid of architectures)
     size: str = 'nncomp.methods:masked_bytes'  # 'module:function' (cfg, metrics) -> stored bytes
+    transform: str|None = None  # 'module:function' (plain module of a trained run, data, **kw) -> {'stored_bytes', 'error', ...}
 
     def score_fn(self):
         "The saliency function, imported on first use."
@@ -35,6 +36,9 @@ class Method:
     def size_fn(self):
         "The stored-size function, imported on first use."
         return resolve_name(self.size)
+    def transform_fn(self):
+        "The post-processing function (coding methods), imported on first use."
+        return resolve_name(self.transform) if self.transform else None
 
 # %% ../nbs/03a_methods.ipynb #57671424
 FLOAT_BYTES = 4     # fp32 values
@@ -63,10 +67,14 @@ METHODS = {m.name: m for m in [
     Method('obd', 'OBD', 'fc', 'obd', 'l2', 'pruning', 'C2', saliency='nncomp.prune:obd', needs=('hessian',)),
     Method('taylor', 'Taylor', 'fc', 'taylor', 'l2', 'pruning', 'C4', saliency='nncomp.prune:taylor', needs=('gradient',)),
     Method('random', 'Random', 'fc', 'random', 'l2', 'pruning', 'C7', saliency='nncomp.prune:random_saliency', needs=('generator',)),
-    Method('hashednet', 'HashedNet', 'hashed', 'hashednet', 'l2', 'hashednet', 'C3', marker='s', size='nncomp.methods:hashed_bytes'),
-    Method('convnet', 'ConvNet', 'conv', 'none', 'l2', 'convnet', 'k', marker='^', levelled=False, size='nncomp.methods:dense_bytes'),
+    Method('hashednet', 'HashedNet', 'hashed', 'hashednet', 'l2', 'hashednet', 'C3', marker='s', size='nncomp.ledger:hashed_size'),
+    Method('convnet', 'ConvNet', 'conv', 'none', 'l2', 'convnet', 'k', marker='^', levelled=False, size='nncomp.ledger:dense_size'),
+    Method('dc-huffman', 'MagL2+Share+Huffman', 'fc', 'magnitude', 'l2', 'coding', 'C5', marker='D', saliency='nncomp.prune:magnitude',
+           size='nncomp.ledger:measured_size', transform='nncomp.posttrain:huffman_coded'),
+    Method('dc-ans', 'MagL2+Share+ANS', 'fc', 'magnitude', 'l2', 'coding', 'C6', marker='P', saliency='nncomp.prune:magnitude',
+           size='nncomp.ledger:measured_size', transform='nncomp.posttrain:ans_coded'),
 ]}
-FAMILIES = ('pruning', 'hashednet', 'convnet')
+FAMILIES = ('pruning', 'hashednet', 'convnet', 'coding')
 
 # %% ../nbs/03a_methods.ipynb #f7ec2255
 def get_method(name:str # a study-level method name

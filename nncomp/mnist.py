@@ -4,14 +4,15 @@
 
 # %% ../nbs/00_mnist.ipynb #d15adeef
 from __future__ import annotations
-import gzip, hashlib, os, urllib.request
+import gzip, hashlib, os, urllib.request, zlib
 from pathlib import Path
 import numpy as np
+from .core import atomic_write_bytes, not_allowed  # re-exported: `nncomp.mnist.atomic_write_bytes` keeps working
 
 # %% auto #0
 __all__ = ['FILES', 'SHA256', 'MIRRORS', 'RAW_DATASETS', 'DATA_ENV', 'CACHE_ENV', 'check_raw_dataset', 'cache_dir', 'search_dirs',
-           'find_file', 'sha256', 'decompress', 'read_bytes', 'verify', 'parse_idx', 'make_idx', 'atomic_write_bytes',
-           'fetch', 'download_file', 'missing_message', 'locate', 'load_idx', 'load_raw']
+           'find_file', 'sha256', 'decompress', 'read_bytes', 'verify', 'parse_idx', 'make_idx', 'fetch',
+           'download_file', 'missing_message', 'locate', 'load_idx', 'load_raw']
 
 # %% ../nbs/00_mnist.ipynb #fdaf94f8
 FILES = {'train_images': 'train-images-idx3-ubyte', 'train_labels': 'train-labels-idx1-ubyte',
@@ -40,8 +41,7 @@ DATA_ENV, CACHE_ENV = 'NNCOMP_DATA', 'NNCOMP_CACHE'
 # %% ../nbs/00_mnist.ipynb #c48a3092
 def check_raw_dataset(dataset:str): # 'mnist' or 'fashion-mnist'
     "Raise ValueError unless `dataset` is one of the IDX datasets."
-    if dataset not in RAW_DATASETS:
-        raise ValueError(f'unknown dataset {dataset!r}: valid names are {", ".join(RAW_DATASETS)}')
+    if dataset not in RAW_DATASETS: raise not_allowed('dataset', dataset, RAW_DATASETS)
 
 # %% ../nbs/00_mnist.ipynb #83111e18
 def cache_dir() -> Path:
@@ -72,13 +72,18 @@ def sha256(data:bytes) -> str:
     "Hex sha256 digest of `data`."
     return hashlib.sha256(data).hexdigest()
 
-def decompress(raw:bytes) -> bytes:
+def decompress(raw:bytes,   # file content, gzip-compressed or not
+               source='',   # file or URL it came from, named in the error
+              ) -> bytes:
     "`raw` uncompressed when it is gzip data (detected from its magic bytes), else `raw` itself."
-    return gzip.decompress(raw) if raw[:2] == b'\x1f\x8b' else raw
+    if raw[:2] != b'\x1f\x8b': return raw
+    try: return gzip.decompress(raw)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise ValueError(f'corrupt gzip file {source or "(bytes)"}: {e or type(e).__name__}; delete it so nncomp fetches it again') from None
 
 def read_bytes(path) -> bytes:
     "Uncompressed content of the (possibly gzip-compressed) file `path`."
-    return decompress(Path(path).read_bytes())
+    return decompress(Path(path).read_bytes(), path)
 
 def verify(data:bytes,    # uncompressed file content
            expected:str,  # sha256 it must have
@@ -107,19 +112,6 @@ def make_idx(a:np.ndarray) -> bytes:
     return bytes([0, 0, 8, a.ndim]) + np.array(a.shape, '>u4').tobytes() + a.tobytes()
 
 # %% ../nbs/00_mnist.ipynb #af6092dc
-def atomic_write_bytes(path, # final path (its folder is created)
-                       data:bytes # content
-                      ) -> Path:
-    "Write `data` to `path` through a temporary name, fsync and a rename: readers see all of it or nothing."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'{path.name}.tmp-{os.getpid()}')
-    try:
-        with open(tmp, 'wb') as f: f.write(data); f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists(): tmp.unlink()
-    return path
-
 def fetch(url:str, timeout:float=60) -> bytes:
     "Content at `url`."
     with urllib.request.urlopen(url, timeout=timeout) as r: return r.read()
@@ -136,7 +128,7 @@ def download_file(fname:str,     # IDX file name, without .gz
         print(f'nncomp: downloading {url}')
         try:
             raw = fetch(url)
-            verify(decompress(raw), expected, url)
+            verify(decompress(raw, url), expected, url)
         except Exception as e:
             print(f'nncomp:   failed: {e}'); errors.append(f'{url}: {e}'); continue
         path = atomic_write_bytes(Path(dest)/f'{fname}.gz', raw)

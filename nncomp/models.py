@@ -7,7 +7,8 @@ from __future__ import annotations
 import math
 import torch
 from torch import nn, Tensor
-from .config import ModelConfig, MethodConfig, resolve
+from pkgutil import resolve_name
+from .config import ModelConfig, MethodConfig
 
 # %% auto #0
 __all__ = ['MODELS', 'model_class', 'build_model', 'uniform_init', 'per_seed', 'MLP', 'shared_linear']
@@ -18,7 +19,7 @@ MODELS = {'fc': 'nncomp.models:MLP', 'hashed': 'nncomp.hashednet:HashedMLP', 'co
 def model_class(kind:str) -> type:
     "The batched model class registered in `MODELS` under `kind`."
     if kind not in MODELS: raise ValueError(f'model kind {kind!r} is unknown; allowed: {", ".join(MODELS)}')
-    return resolve(MODELS[kind])
+    return resolve_name(MODELS[kind])
 
 def build_model(model:ModelConfig,          # the network (shared by all runs of a batch)
                 methods:list[MethodConfig], # one per run

@@ -4,19 +4,22 @@
 
 # %% ../nbs/10_store.ipynb #c83c36d9
 from __future__ import annotations
-import datetime, fcntl, json, math, os, platform, shutil, socket, subprocess
+import datetime, fcntl, json, math, os, platform, shutil, socket, subprocess, warnings
 from pathlib import Path
 import pandas as pd
 import torch
 import nncomp
-from .config import RunConfig, STUDY_METHODS, run_id, to_dict, from_dict
-from .mnist import atomic_write_bytes
+from .config import RunConfig, run_id, to_dict, from_dict
+from .core import atomic_write, atomic_write_bytes, not_allowed
+from .methods import method_of, stored_size
 
 # %% auto #0
-__all__ = ['CONV_COLUMNS', 'COLUMNS', 'dumps', 'atomic_write_json', 'run_name', 'run_path', 'read_json', 'read_metrics',
-           'is_done', 'RunLock', 'is_locked', 'git_commit', 'device_name', 'provenance', 'start_run', 'finish_run',
-           'compact', 'failed_result', 'load_state', 'load_config', 'study_method', 'stored_bytes', 'run_row',
-           'load_runs', 'save_runs', 'unfinished_runs']
+__all__ = ['CONV_COLUMNS', 'COLUMNS', 'PRESET_FILE', 'dumps', 'atomic_write_json', 'run_name', 'run_path', 'RunFileError',
+           'read_json', 'read_metrics', 'is_done', 'RunLock', 'is_locked', 'git_commit', 'device_name', 'provenance',
+           'start_run', 'finish_run', 'compact', 'failed_result', 'load_state', 'load_config', 'check_metrics',
+           'read_run', 'run_problem', 'set_aside', 'quarantine_run', 'run_row', 'load_runs', 'save_runs',
+           'unfinished_runs', 'folder_presets', 'check_folder_preset', 'claim_folder', 'batched_model', 'load_module',
+           'export_safetensors']
 
 # %% ../nbs/10_store.ipynb #dff66c0c
 def dumps(obj) -> str:
@@ -46,10 +49,26 @@ def run_path(root:Path, # the preset's results folder, e.g. results/quick
     "Folder of run `(cfg, seed)` under `root`."
     return Path(root)/'runs'/run_name(cfg, seed)
 
+class RunFileError(ValueError):
+    "A run file that cannot be trusted (not JSON, NaN, wrong types, a config that does not match its folder); names the file."
+
+def _finite_float(s:str) -> float:
+    "A JSON number as a float; `1e400` and friends (which would become inf) are refused."
+    v = float(s)
+    if not math.isfinite(v): raise ValueError(f'number {s} is not finite')
+    return v
+
+def _no_constant(s:str): raise ValueError(f'{s} is not standard JSON')
+
 def read_json(path:Path):
-    "Parsed JSON of `path`, or None when it does not exist."
-    try: return json.loads(Path(path).read_text())
+    "Parsed JSON of `path`, or None when it does not exist; `RunFileError` naming it when it is not standard, finite JSON."
+    path = Path(path)
+    try: text = path.read_text()
     except FileNotFoundError: return None
+    except (OSError, UnicodeDecodeError) as e: raise RunFileError(f'{path}: unreadable ({e})') from None
+    try: return json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
+    except RecursionError: raise RunFileError(f'{path}: JSON nested too deeply') from None
+    except ValueError as e: raise RunFileError(f'{path}: not valid JSON ({e})') from None
 
 def read_metrics(path:Path) -> dict|None:
     "The done marker of the run in folder `path`, or None while the run is unfinished."
@@ -127,16 +146,15 @@ def start_run(path:Path, # the run's folder (its lock held by the caller)
 
 def finish_run(path:Path, # the run's folder, started with `start_run`
                result:dict, # one result dict of `train_batch`
-               prov:dict): # `provenance(...)` of the sweep
+               prov:dict, # `provenance(...)` of the sweep
+               keep_state:bool=True): # write the weights (`state.pt`) when the result has them
     "Write the log, the weights, and last the done marker `metrics.json`."
     path = Path(path)
     history = result.get('history') or []
     atomic_write_bytes(path/'log.jsonl', ''.join(json.dumps(_finite(h), sort_keys=True) + '\n' for h in history).encode())
     state = result.get('state')
-    if state:
-        tmp = path/f'state.pt.tmp-{os.getpid()}'
-        torch.save({k: compact(k, torch.as_tensor(v)) for k, v in state.items()}, tmp)
-        os.replace(tmp, path/'state.pt')
+    if state and keep_state:
+        atomic_write(path/'state.pt', lambda tmp: torch.save({k: compact(k, torch.as_tensor(v)) for k, v in state.items()}, tmp))
     metrics = {k: v for k, v in result.items() if k not in ('history', 'state')}
     metrics['provenance'] = dict(prov, finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
     atomic_write_json(path/'metrics.json', metrics)
@@ -153,29 +171,81 @@ def failed_result(reason:str) -> dict:
 
 def load_state(path:Path) -> dict[str, torch.Tensor]:
     "The stored weights of a finished run (tensors only; nothing else can be unpickled)."
-    return torch.load(Path(path)/'state.pt', map_location='cpu', weights_only=True)
+    f = Path(path)/'state.pt'
+    if not f.exists(): raise FileNotFoundError(f'{f} is missing: the run was stored without its weights (rerun its sweep with weights kept)')
+    return torch.load(f, map_location='cpu', weights_only=True)
 
 def load_config(path:Path) -> tuple[RunConfig, int]:
-    "The `(cfg, seed)` of the run in folder `path`."
-    d = read_json(Path(path)/'config.json')
-    return from_dict(d['config']), d['seed']
+    "The `(cfg, seed)` of the run in folder `path`, checked against the folder's name (its config hash)."
+    path = Path(path); f = path/'config.json'
+    d = read_json(f)
+    if d is None: raise RunFileError(f'{f} is missing')
+    if not isinstance(d, dict) or not isinstance(d.get('config'), dict): raise RunFileError(f"{f}: expected an object with a 'config' object")
+    seed = d.get('seed')
+    if isinstance(seed, bool) or not isinstance(seed, int): raise RunFileError(f'{f}: seed={seed!r} is not an int')
+    try: cfg = from_dict(d['config'])
+    except (TypeError, ValueError) as e: raise RunFileError(f'{f}: not a run config ({e})') from None
+    if run_name(cfg, seed) != path.name:
+        raise RunFileError(f'{f}: its config hashes to {run_name(cfg, seed)} but the folder is {path.name} '
+                           '(config.json edited, or the folder renamed): the run is not the one its name says')
+    return cfg, seed
+
+# %% ../nbs/10_store.ipynb #a8a7a133
+_NUMBERS = {'test_acc': (0, 1), 'valid_acc': (0, 1), 'removed_fraction': (0, 1), 'wall_time': (0, math.inf),
+            'stored_bytes': (0, math.inf)}
+_COUNTS = ('n_params', 'n_edges', 'n_alive_edges', 'n_biases', 'epochs', 'best_epoch')
+
+def check_metrics(m, # parsed metrics.json
+                  f:Path): # its path, named in the error
+    "Raise `RunFileError` unless `m` is a metrics object with values of the right types and ranges."
+    if not isinstance(m, dict): raise RunFileError(f'{f}: expected a JSON object, got {type(m).__name__}')
+    def bad(k, allowed): raise RunFileError(f'{f}: {not_allowed(k, m[k], allowed)}')
+    for k, (lo, hi) in _NUMBERS.items():
+        v = m.get(k)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi): bad(k, f'None or a number in [{lo}, {hi}]')
+    for k in _COUNTS:
+        v = m.get(k)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0): bad(k, 'None or an int ≥ 0')
+    if not isinstance(m.get('failed', False), bool): bad('failed', 'true or false')
+    if not isinstance(m.get('reason') or '', str): bad('reason', 'None or a string')
+    if not isinstance(m.get('provenance', {}), dict): bad('provenance', 'an object')
+    return m
+
+def read_run(path:Path) -> tuple|None:
+    "`(cfg, seed, metrics)` of a finished run, None while unfinished; `RunFileError` naming the bad file."
+    path = Path(path)
+    metrics = read_metrics(path)
+    if metrics is None: return None
+    cfg, seed = load_config(path)
+    return cfg, seed, check_metrics(metrics, path/'metrics.json')
+
+def run_problem(path:Path) -> str|None:
+    "Why the run in folder `path` cannot be trusted, or None (unfinished runs are fine)."
+    try: read_run(path)
+    except RunFileError as e: return str(e)
+    return None
+
+def set_aside(path:Path, # a run folder whose lock the caller holds
+              reason:str) -> Path:
+    "Copy the run's files to `<results>/quarantine/<run>-<utc time>/` with `reason.txt`, then remove them from the run folder."
+    path = Path(path)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')
+    dest = path.parent.parent/'quarantine'/f'{path.name}-{stamp}'
+    dest.mkdir(parents=True)
+    for f in path.iterdir():
+        if f.name == '.lock': continue
+        shutil.move(str(f), dest/f.name)
+    atomic_write_bytes(dest/'reason.txt', (reason + '\n').encode())
+    return dest
+
+def quarantine_run(path:Path, reason:str) -> Path|None:
+    "`set_aside` the run in folder `path` if no sweep holds it (None when one does: it is being rewritten)."
+    lock = RunLock(path)
+    if not lock.acquire(): return None
+    try: return set_aside(path, reason) if run_problem(path) else None
+    finally: lock.release()
 
 # %% ../nbs/10_store.ipynb #28dae65f
-def study_method(cfg:RunConfig) -> str:
-    "The study-level method name ('magl2', 'magl1', 'obd', 'random', 'hashednet', 'convnet', ...) of a config."
-    if cfg.model.kind == 'conv': return 'convnet'
-    if cfg.model.kind == 'hashed': return 'hashednet'
-    names = {v: k for k, v in STUDY_METHODS.items()}  # (method.name, train.reg) -> study name
-    return names.get((cfg.method.name, cfg.train.reg), f'{cfg.method.name}-{cfg.train.reg}')
-
-def stored_bytes(cfg:RunConfig, metrics:dict) -> float:
-    "Bytes to store the selected model: the engine's figure if it gives one, else our fp32 + bitmap count."
-    if metrics.get('stored_bytes') is not None: return float(metrics['stored_bytes'])
-    n_params = metrics.get('n_params')
-    if n_params is None: return float('nan')
-    mask_bits = metrics.get('n_edges') or 0 if cfg.model.kind == 'fc' and cfg.method.name != 'none' else 0
-    return 4.0 * n_params + math.ceil(mask_bits / 8)
-
 CONV_COLUMNS = ('kernel', 'channels', 'stride', 'pool', 'dropout')
 COLUMNS = ('run', 'dataset', 'method', 'hidden', 'level', 'seed', 'test_acc', 'valid_acc', 'n_params', 'stored_bytes',
            'epochs', 'best_epoch', 'wall_time', 'failed', 'reason', 'device', 'commit', 'nncomp_version', 'preset',
@@ -183,15 +253,15 @@ COLUMNS = ('run', 'dataset', 'method', 'hidden', 'level', 'seed', 'test_acc', 'v
 
 # %% ../nbs/10_store.ipynb #53d316c2
 def run_row(path:Path) -> dict|None:
-    "One row of the table for the run in folder `path`; None while it is unfinished."
-    metrics = read_metrics(path)
-    if metrics is None: return None
-    cfg, seed = load_config(path)
+    "One row of the table for the run in folder `path`; None while it is unfinished; `RunFileError` when it cannot be trusted."
+    run = read_run(path)
+    if run is None: return None
+    cfg, seed, metrics = run
     prov, m = metrics.get('provenance', {}), cfg.model
     conv = m.kind == 'conv'
-    row = dict(run=Path(path).name, dataset=cfg.data.name, method=study_method(cfg),
+    row = dict(run=Path(path).name, dataset=cfg.data.name, method=method_of(cfg),
                hidden=None if conv else int(m.hidden[0]), level=None if conv else float(cfg.method.amount), seed=seed,
-               stored_bytes=stored_bytes(cfg, metrics), split=cfg.data.split, n_train=cfg.data.n_train,
+               stored_bytes=stored_size(cfg, metrics), split=cfg.data.split, n_train=cfg.data.n_train,
                n_test=cfg.data.n_test, finished=prov.get('finished'), path=f'runs/{Path(path).name}',  # relative: the folder may move
                **{k: prov.get(k) for k in ('device', 'commit', 'nncomp_version', 'preset')},
                **{k: (getattr(m, k) if conv else None) for k in CONV_COLUMNS})
@@ -207,23 +277,113 @@ _DTYPES = {'hidden': 'Int64', 'seed': 'Int64', 'n_params': 'Int64', 'epochs': 'I
            **{k: 'string' for k in ('run', 'dataset', 'method', 'reason', 'device', 'commit', 'nncomp_version',
                                      'preset', 'split', 'finished', 'path')}}
 
-def load_runs(folder:Path) -> pd.DataFrame:
-    "Every finished run under `folder` (a preset's results folder) as a DataFrame, one row per run."
+def load_runs(folder:Path,            # a preset's results folder
+              quarantine:bool=False,  # set aside the runs that cannot be trusted (the sweep does; readers do not)
+             ) -> pd.DataFrame:
+    "Every finished run under `folder` as a DataFrame, one row per run; untrusted runs are named in a warning and `attrs['bad_runs']`."
     runs = Path(folder)/'runs'
     paths = sorted(p for p in runs.iterdir() if p.is_dir()) if runs.exists() else []
-    rows = [r for r in map(run_row, paths) if r is not None]
+    rows, bad = [], {}
+    for p in paths:
+        try: row = run_row(p)
+        except RunFileError as e:
+            bad[p.name] = str(e)
+            moved = quarantine_run(p, str(e)) if quarantine else None
+            warnings.warn(f'run left out: {e}' + (f'; set aside in {moved}, it trains again at the next sweep' if moved else ''))
+            continue
+        if row is not None: rows.append(row)
     df = pd.DataFrame(rows, columns=list(COLUMNS))
-    return df.astype(_DTYPES).sort_values(['method', 'dataset', 'hidden', 'level', 'seed', 'run'], ignore_index=True)
+    df = df.astype(_DTYPES).sort_values(['method', 'dataset', 'hidden', 'level', 'seed', 'run'], ignore_index=True)
+    df.attrs['bad_runs'] = bad
+    return df
 
-def save_runs(folder:Path) -> pd.DataFrame:
-    "Rebuild `folder/runs.parquet` from the store and return the table."
-    df = load_runs(folder)
-    tmp = Path(folder)/f'runs.parquet.tmp-{os.getpid()}'
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, Path(folder)/'runs.parquet')
+def save_runs(folder:Path, quarantine:bool=True) -> pd.DataFrame:
+    "Rebuild `folder/runs.parquet` from the store (setting untrusted runs aside) and return the table."
+    df = load_runs(folder, quarantine)
+    atomic_write(Path(folder)/'runs.parquet', lambda tmp: df.to_parquet(tmp, index=False))
     return df
 
 def unfinished_runs(folder:Path) -> list[Path]:
     "Run folders that were started but have no done marker (crashed, killed, or still running elsewhere)."
     runs = Path(folder)/'runs'
     return sorted(p for p in runs.iterdir() if p.is_dir() and not is_done(p)) if runs.exists() else []
+
+# %% ../nbs/10_store.ipynb #c3afc6c7
+PRESET_FILE = 'preset.json'
+
+def folder_presets(folder:Path) -> set:
+    "Presets a results folder belongs to: its `preset.json`, else those its finished runs recorded."
+    marker = read_json(Path(folder)/PRESET_FILE)
+    if marker is not None: return {marker.get('preset')} if isinstance(marker, dict) else {repr(marker)}
+    found = set()
+    for f in (Path(folder)/'runs').glob('*/metrics.json'):
+        try: m = read_json(f)
+        except RunFileError: continue
+        if isinstance(m, dict) and isinstance(m.get('provenance'), dict) and m['provenance'].get('preset'):
+            found.add(m['provenance']['preset'])
+    return found
+
+def check_folder_preset(folder:Path, # a results folder
+                        preset:str): # the preset about to write into it
+    "Raise `not_allowed` when `folder` holds another preset's runs."
+    other = folder_presets(folder) - {preset}
+    if other: raise not_allowed('preset', preset, f"{' and '.join(map(repr, sorted(other)))} only in results folder {folder}, "
+                                 'which holds that preset\'s runs (a results folder belongs to one preset: choose another folder)')
+
+def claim_folder(folder:Path, preset:str) -> Path:
+    "Check `folder` for `preset` and write its `preset.json` if it has none."
+    check_folder_preset(folder, preset)
+    if not (Path(folder)/PRESET_FILE).exists(): atomic_write_json(Path(folder)/PRESET_FILE, {'preset': preset})
+    return Path(folder)
+
+# %% ../nbs/10_store.ipynb #dfb33182
+def batched_model(path:Path): # a finished run's folder
+    "The engine's batched model (one run) of a stored run, with its stored weights."
+    from nncomp.models import build_model
+    cfg, seed = load_config(path)
+    state, model = load_state(path), build_model(cfg.model, [cfg.method], [seed])
+    with torch.no_grad():
+        for name, prm in model.named_parameters(): prm.copy_(state[name].unsqueeze(0))
+        for name, mask in state.items():
+            if name.endswith('_mask'): getattr(model, name[:-5]).mul_(mask.to(torch.float32).unsqueeze(0))
+    return model.eval()
+
+def _linear(w:torch.Tensor, b:torch.Tensor) -> torch.nn.Linear:
+    "An nn.Linear holding `w` (out, in) and `b` (out,)."
+    lin = torch.nn.Linear(w.shape[1], w.shape[0])
+    with torch.no_grad(): lin.weight.copy_(w); lin.bias.copy_(b)
+    return lin
+
+def _relu_between(layers:list) -> list:
+    "Linear layers with a ReLU between consecutive ones."
+    return [m for i, l in enumerate(layers) for m in ([torch.nn.ReLU()] if i else []) + [l]]
+
+def load_module(path:Path # a finished run's folder (with its `state.pt`)
+               ) -> torch.nn.Module:
+    "The run's network as a plain `nn.Module` (eval mode): input (batch, 784) normalized, output logits (batch, 10)."
+    cfg = load_config(path)[0]
+    net = batched_model(path)
+    with torch.no_grad():
+        if cfg.model.kind == 'fc': layers = [_linear(w[0], b[0]) for w, b in net.layers()]
+        elif cfg.model.kind == 'hashed': layers = [_linear(l.weight.materialize()[0], l.bias_vector()[0]) for l in net.layers]
+        elif cfg.model.kind == 'conv':
+            C, k = net.w_conv.shape[1], net.w_conv.shape[-1]
+            conv = torch.nn.Conv2d(1, C, k, net.stride)
+            conv.weight.copy_(net.w_conv[0].unsqueeze(1)); conv.bias.copy_(net.b_conv[0])
+            return torch.nn.Sequential(torch.nn.Unflatten(1, (1, 28, 28)), conv, torch.nn.ReLU(), torch.nn.MaxPool2d(net.pool),
+                                       torch.nn.Flatten(), torch.nn.Dropout(cfg.model.dropout), _linear(net.w_fc[0], net.b_fc[0])).eval()
+        else: raise not_allowed('model.kind', cfg.model.kind, 'fc, hashed, conv')
+    return torch.nn.Sequential(*_relu_between(layers)).eval()
+
+def export_safetensors(path:Path, # a finished run's folder
+                       dest:Path|None=None, # file to write (None: `<run folder>/model.safetensors`)
+                      ) -> Path:
+    "Write `load_module(path)`'s tensors to a safetensors file, the run's config and seed in its metadata."
+    from safetensors.torch import save_file
+    from nncomp.config import canonical_json
+    cfg, seed = load_config(path)
+    module = load_module(path)
+    dest = Path(dest or Path(path)/'model.safetensors')
+    tensors = {k: v.detach().contiguous() for k, v in module.state_dict().items()}
+    meta = {'run': Path(path).name, 'seed': str(seed), 'config': canonical_json(cfg), 'format': 'torch.nn.Sequential state_dict'}
+    return atomic_write(dest, lambda tmp: save_file(tensors, str(tmp), metadata=meta))

@@ -4,30 +4,36 @@
 
 # %% ../nbs/12_study.ipynb #d9c2cefd
 from __future__ import annotations
-import argparse, datetime, json, re, sys, tempfile, time
+import argparse, datetime, json, re, sys, tempfile, threading, time, warnings
 from pathlib import Path
 import nncomp
-from .store import atomic_write_json, provenance, save_runs
-from .sweep import FAMILIES, PRESETS, sweep_spec
+from .core import not_allowed, check_choice
+from .store import atomic_write_json, provenance, save_runs, run_path, is_done
+from .sweep import FAMILIES, PRESETS, sweep_spec, plan_runs, family_methods_of, check_scheduler
+with warnings.catch_warnings():
+    warnings.simplefilter('ignore'); from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['SWEEPS', 'PARAMETERS_MARK', 'study_folder', 'kernel_name', 'tag_parameters', 'run_notebook', 'run_study',
-           'parse_args', 'main']
+__all__ = ['SWEEPS', 'PARAMETERS_MARK', 'PACKAGED', 'study_folder', 'kernel_name', 'tag_parameters', 'run_notebook', 'sweep_runs',
+           'Progress', 'run_study', 'parse_args', 'main']
 
 # %% ../nbs/12_study.ipynb #1fe539d8
 SWEEPS = ('pruning', 'hashednet', 'convnet')
 PARAMETERS_MARK = '# Parameters'   # first line of a sweep notebook's parameters cell
+PACKAGED = 'study_notebooks'       # the study notebooks' folder inside an installed package (setup.py copies them)
 
 def study_folder() -> Path:
-    "The folder of the study notebooks (`nbs/study` of the source tree nncomp is imported from)."
-    return Path(nncomp.__file__).resolve().parents[1]/'nbs'/'study'
+    "The study notebooks: `nbs/study` of the source tree nncomp is imported from, else the copies installed with the package."
+    pkg = Path(nncomp.__file__).resolve().parent
+    src = pkg.parent/'nbs'/'study'
+    return src if (src/'pruning.ipynb').exists() else pkg/PACKAGED
 
 def kernel_name() -> str:
     "The venv's kernel `nncomp` if registered, else `python3`."
     from jupyter_client.kernelspec import find_kernel_specs
     return 'nncomp' if 'nncomp' in find_kernel_specs() else 'python3'
 
-def _assigns(source:str, name:str) -> bool: return re.search(rf'^{re.escape(name)}\s*=', source, re.M) is not None
+def _assigns(source:str, name:str) -> bool: return re.search(rf'^{re.escape(name)}\s*(:[^=]*)?=', source, re.M) is not None
 
 def tag_parameters(nb,                # an nbformat NotebookNode
                    names=()):         # the parameters about to be passed
@@ -51,33 +57,61 @@ def run_notebook(src:Path,   # notebook to execute
                                progress_bar=False, log_output=False)
     return round(time.time() - start, 1)
 
+def sweep_runs(family:str, preset:str, folder:Path, device=None) -> list[Path]:
+    "Run folders the `family` notebook of `preset` plans (what its progress counts)."
+    spec = sweep_spec(preset, methods=family_methods_of(family, preset), results=folder, device=device, check_here=False)
+    return [run_path(folder, cfg, seed) for cfg, seed in plan_runs(spec)]
+
+class Progress:
+    "A progress bar of one sweep, in this process, that counts the finished run folders while the notebook runs."
+    def __init__(self, paths:list, # the sweep's run folders
+                 desc:str, every:float=2.0, enabled:bool=True):
+        self.paths, self.every, self.stop = paths, every, threading.Event()
+        self.bar = tqdm(total=len(paths), initial=self.done(), desc=desc, unit='run', disable=not enabled,
+                        file=sys.stderr, mininterval=every, dynamic_ncols=True)
+        self.thread = threading.Thread(target=self.watch, daemon=True)
+
+    def done(self) -> int: return sum(map(is_done, self.paths))
+    def watch(self):
+        while not self.stop.wait(self.every): self.bar.update(self.done() - self.bar.n)
+    def __enter__(self): self.thread.start(); return self
+    def __exit__(self, *exc):
+        self.stop.set(); self.thread.join(); self.bar.update(self.done() - self.bar.n); self.bar.close()
+
 def run_study(preset:str='quick',       # 'quick', 'paper' or 'smoke'
               results=None,            # results folder (None: results/<preset>)
               device:str|None=None,    # torch device the runs train on
               scheduler:str='local',   # 'local' (embedded LocalCluster) or a Dask scheduler address
-              notebooks=None,          # folder of the study notebooks (None: nbs/study of the source tree)
+              notebooks=None,          # folder of the study notebooks (None: `study_folder()`)
               sweeps=SWEEPS,           # which sweep notebooks to run
-              report:bool=True) -> dict:
-    "Run the sweep notebooks of a preset, rebuild `runs.parquet`, run the report; return the timings."
-    spec = sweep_spec(preset, results=results, device=device)  # checks everything before the first notebook starts
+              report:bool=True,
+              progress:bool=True) -> dict: # a progress bar per sweep (runs done / total, elapsed, ETA) on stderr
+    "Run the sweep notebooks of a preset, rebuild `runs.parquet`, run the report; return the timings and run counts."
+    sweeps = tuple(check_choice('sweep', s, SWEEPS) for s in sweeps)
+    if not sweeps: raise not_allowed('sweeps', sweeps, f'a non-empty subset of {", ".join(SWEEPS)}')
+    check_scheduler(scheduler)                      # answers, or a clear error before the first notebook starts
+    remote = scheduler not in (None, 'local', 'inline')
+    spec = sweep_spec(preset, results=results, device=device, check_here=not remote)  # checks everything else up front
     folder, notebooks = spec.results.resolve(), Path(notebooks or study_folder())
     params = dict(preset=preset, results=str(folder), device=device, scheduler=scheduler)
     timings, start = {}, time.time()
     for name in sweeps:
         print(f'[{preset}] {name} sweep ...', flush=True)
-        timings[name] = run_notebook(notebooks/f'{name}.ipynb', folder/f'{name}.ipynb', params)
+        with Progress(sweep_runs(name, preset, folder, device), f'[{preset}] {name}', enabled=progress):
+            timings[name] = run_notebook(notebooks/f'{name}.ipynb', folder/f'{name}.ipynb', params)
         print(f'[{preset}] {name} sweep done in {timings[name]} s', flush=True)
     runs = save_runs(folder)
-    print(f'[{preset}] {len(runs)} runs ({int(runs.failed.sum())} failed) in {folder/"runs.parquet"}', flush=True)
+    failed = int(runs.failed.sum())
+    print(f'[{preset}] {len(runs)} runs ({failed} failed) in {folder/"runs.parquet"}', flush=True)
     if report and (notebooks/'report.ipynb').exists():
         timings['report'] = run_notebook(notebooks/'report.ipynb', folder/'report.ipynb', dict(results=str(folder), preset=preset))
         print(f'[{preset}] report done in {timings["report"]} s: {folder/"report.ipynb"}', flush=True)
     elif report: print(f'[{preset}] no report notebook at {notebooks/"report.ipynb"} yet: skipped', flush=True)
     timings['total'] = round(time.time() - start, 1)
     atomic_write_json(folder/'study.json', {**provenance(device, preset), 'label': spec.preset.label, 'seconds': timings,
-                                            'runs': len(runs), 'failed': int(runs.failed.sum()), 'scheduler': scheduler,
+                                            'runs': len(runs), 'failed': failed, 'scheduler': scheduler,
                                             'finished': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')})
-    return timings
+    return dict(timings, runs=len(runs), failed=failed)
 
 # %% ../nbs/12_study.ipynb #aa9eac7f
 def parse_args(argv=None) -> argparse.Namespace:
@@ -89,15 +123,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument('--scheduler', default='local', help="'local' (embedded Dask LocalCluster, default) or a scheduler address tcp://host:8786")
     ap.add_argument('--sweeps', default=','.join(SWEEPS), help=f'comma-separated subset of {",".join(SWEEPS)}')
     ap.add_argument('--no-report', action='store_true', help='skip the report notebook')
+    ap.add_argument('--no-progress', action='store_true', help='no progress bars')
     return ap.parse_args(argv)
 
 def main(argv=None):
-    "Console script `nncomp_study`."
+    "Console script `nncomp_study`: exit status 1 when the input is bad, a notebook fails, or any run failed."
     a = parse_args(argv)
-    sweeps = tuple(s for s in a.sweeps.split(',') if s)
-    try:
-        for s in sweeps:
-            if s not in SWEEPS: raise ValueError(f'sweep={s!r} is not allowed; allowed: {", ".join(SWEEPS)}')
-        timings = run_study(a.preset, a.results, a.device, a.scheduler, sweeps=sweeps, report=not a.no_report)
+    sweeps = tuple(s.strip() for s in a.sweeps.split(',') if s.strip())
+    try: out = run_study(a.preset, a.results, a.device, a.scheduler, sweeps=sweeps, report=not a.no_report,
+                         progress=not a.no_progress)
     except ValueError as e: sys.exit(f'nncomp_study: {e}')
-    print('timings (s): ' + ', '.join(f'{k} {v}' for k, v in timings.items()))
+    except Exception as e:
+        if type(e).__name__ != 'PapermillExecutionError': raise
+        sys.exit(f'nncomp_study: a notebook failed ({e.ename}: {e.evalue}); the executed copy next to the results shows where')
+    print('timings (s): ' + ', '.join(f'{k} {v}' for k, v in out.items() if k not in ('runs', 'failed')))
+    if out['failed']: sys.exit(f'nncomp_study: {out["failed"]} of {out["runs"]} runs failed (see the failed column of runs.parquet and the report)')

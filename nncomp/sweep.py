@@ -4,48 +4,38 @@
 
 # %% ../nbs/11_sweep.ipynb #8c1b335f
 from __future__ import annotations
-import contextlib, functools, hashlib, math, os, random, tempfile, threading, time, warnings
+import ast, contextlib, functools, math, os, socket, tempfile, threading, time, warnings
 from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from pkgutil import resolve_name
+from urllib.parse import urlsplit
 import pandas as pd
 import torch
 with warnings.catch_warnings():  # in a papermill kernel without ipywidgets tqdm.auto falls back to text: fine, say nothing
     warnings.simplefilter('ignore'); from tqdm.auto import tqdm
 from .config import (RunConfig, DataConfig, ModelConfig, TrainConfig, MethodConfig, ScheduleConfig,
-                           DEFAULT_REG_STRENGTH, LEVELS_H100, LEVELS_H30, STUDY_METHODS, run_id, to_dict, from_dict, validate, resolve)
-from .config import not_allowed as _bad
+                           DEFAULT_REG_STRENGTH, LEVELS_H100, LEVELS_H30, run_id, to_dict, from_dict, validate)
+from .core import not_allowed, check_choice
 from .datasets import DATASETS
 from .convnet import CONV_TRAIN, conv_grid, sample_grid
+from .methods import METHODS, FAMILIES, get_method, in_family
 from .store import (RunLock, is_locked, read_metrics, run_path, start_run, finish_run, failed_result,
-                          provenance, save_runs)
+                          provenance, save_runs, run_problem, set_aside, RunFileError, check_folder_preset, claim_folder)
 
 # %% auto #0
-__all__ = ['METHODS', 'FAMILIES', 'PRESETS', 'ENGINE', 'STANDIN', 'MethodSpec', 'Preset', 'conv_train', 'SweepSpec',
-           'check_levels', 'check_writable', 'sweep_spec', 'fit_schedule', 'conv_models', 'method_configs', 'plan_runs',
-           'Task', 'make_tasks', 'load_data', 'no_data', 'standin_key', 'standin_train_batch', 'torch_threads',
-           'train_task', 'needs_training', 'Claimed', 'claim', 'record', 'dask_client', 'run_tasks', 'wait_for_others',
-           'prepare_data', 'run_sweep', 'summarize', 'sweep_notebook']
+__all__ = ['STUDY', 'PRESETS', 'HIST_METHODS', 'HIST_HIDDEN', 'HIST_LEVEL', 'HIST_DATASET', 'ENGINE', 'WEIGHTS',
+           'NOTEBOOK_PARAMETERS', 'family_methods', 'Preset', 'conv_train', 'SweepSpec', 'as_list', 'check_levels',
+           'check_writable', 'device_problem', 'check_device', 'sweep_spec', 'fit_schedule', 'conv_models',
+           'method_configs', 'histogram_configs', 'is_histogram_run', 'plan_runs', 'Task', 'make_tasks', 'load_data',
+           'torch_threads', 'train_task', 'needs_training', 'Claimed', 'claim', 'record', 'scheduler_problem',
+           'check_scheduler', 'dask_client', 'check_workers_device', 'run_tasks', 'wait_for_others', 'prepare_data',
+           'run_sweep', 'summarize', 'notebook_parameters', 'family_methods_of', 'sweep_notebook']
 
 # %% ../nbs/11_sweep.ipynb #60be1f79
-@dataclass(frozen=True)
-class MethodSpec:
-    "How runs of one study-level method are configured."
-    kind: str              # ModelConfig.kind: 'fc', 'hashed' or 'conv'
-    method: str            # MethodConfig.name
-    reg: str               # TrainConfig.reg
-    family: str            # which sweep notebook runs it: 'pruning', 'hashednet' or 'convnet'
-    levelled: bool = True  # whether it is swept over compression levels (ConvNets are a grid instead)
-
-METHODS = {
-    'magl2': MethodSpec('fc', *STUDY_METHODS['magl2'], 'pruning'),
-    'magl1': MethodSpec('fc', *STUDY_METHODS['magl1'], 'pruning'),
-    'obd': MethodSpec('fc', *STUDY_METHODS['obd'], 'pruning'),
-    'random': MethodSpec('fc', *STUDY_METHODS['random'], 'pruning'),
-    'hashednet': MethodSpec('hashed', 'hashednet', 'l2', 'hashednet'),
-    'convnet': MethodSpec('conv', 'none', 'l2', 'convnet', levelled=False),
-}
-FAMILIES = {f: tuple(k for k, v in METHODS.items() if v.family == f) for f in ('pruning', 'hashednet', 'convnet')}
+def family_methods(family:str) -> tuple:
+    "Study-level names of the methods sweep family `family` runs (`nncomp.methods.in_family`)."
+    return in_family(family)
 
 # %% ../nbs/11_sweep.ipynb #9a30930f
 @dataclass(frozen=True)
@@ -54,7 +44,7 @@ class Preset:
     name: str
     label: str                      # one line saying what the numbers are (and are not)
     datasets: tuple                 # dataset names
-    methods: tuple                  # study-level method names (keys of METHODS)
+    methods: tuple                  # study-level method names (keys of nncomp.methods.METHODS)
     hidden: tuple                   # hidden widths of the pruning methods
     levels: dict                    # hidden width -> levels (fraction of edges removed) for pruning
     hashed_levels: tuple            # HashedNet levels (1 - K/edges), H = hashed_hidden
@@ -68,27 +58,34 @@ class Preset:
     n_train: int|None = None        # training subsample (None: all)
     n_test: int|None = None         # test subsample (None: all)
     max_batch: int = 64             # most runs in one task (one batched training program)
+    scope: str = 'erk'              # how removed edges are shared among layers (MethodConfig.scope)
+    hash: str = 'xxh32'             # HashedNet bucket assignment (ModelConfig.hash): 'xxh32' or 'lua'
+    hash_bias: bool = False         # HashedNet hashes the biases too (ModelConfig.hash_bias)
+    hist_seeds: int = 1             # seeds of Figure 6's networks (0: none)
 
 # %% ../nbs/11_sweep.ipynb #6ac49593
 def conv_train(epochs:int=30, **kw) -> TrainConfig:
     "PROTOCOL §3's ConvNet training (`nncomp.convnet.CONV_TRAIN`: batch 16, SGD lr 1e-2, L2 1e-3) for `epochs`."
     return replace(CONV_TRAIN, epochs=epochs, **kw)
 
+STUDY = ('magl2', 'magl1', 'obd', 'random', 'hashednet', 'convnet')   # the study's methods (the registry has more, e.g. 'taylor')
+
 PRESETS = {
     'paper': Preset('paper', 'paper preset: the full grid of PROTOCOL §5 on the full data',
-                    DATASETS, tuple(METHODS), (100, 30), {100: LEVELS_H100, 30: LEVELS_H30},
+                    DATASETS, STUDY, (100, 30), {100: LEVELS_H100, 30: LEVELS_H30},
                     tuple(l for l in LEVELS_H100 if l <= 0.99), 5, TrainConfig(), ScheduleConfig(), conv_train(),
-                    max_batch=64),
+                    max_batch=64, hash='lua', hash_bias=True),
     'quick': Preset('quick', 'quick preset (CPU demo): subsampled data, few levels, seeds and epochs — NOT the study\'s numbers',
-                    DATASETS, tuple(METHODS), (100, 30), {100: (0.0, 0.5, 0.9, 0.98, 0.99, 0.995), 30: (0.9, 0.95, 0.98)},
+                    DATASETS, STUDY, (100, 30), {100: (0.0, 0.5, 0.9, 0.98, 0.99, 0.995), 30: (0.9, 0.95, 0.98)},
                     (0.0, 0.9, 0.98), 3, TrainConfig(epochs=6, batch_size=64, lr=0.05, patience=2),
                     ScheduleConfig(steps=4, every=1, c=1.0), conv_train(3, batch_size=32), conv_configs=4,
                     n_train=4000, n_test=2000, max_batch=48),
     'smoke': Preset('smoke', 'smoke preset (tests only): tiny data, one or two epochs — meaningless numbers',
-                    ('mnist',), tuple(METHODS), (30,), {30: (0.0, 0.9)}, (0.0, 0.9), 1,
+                    ('mnist',), STUDY, (30,), {30: (0.0, 0.9)}, (0.0, 0.9), 1,
                     TrainConfig(epochs=2, batch_size=64, lr=0.05, patience=1), ScheduleConfig(steps=1, every=1),
                     conv_train(1, batch_size=32), conv_configs=1, n_train=500, n_test=200, max_batch=16),
 }
+HIST_METHODS, HIST_HIDDEN, HIST_LEVEL, HIST_DATASET = ('magl1', 'magl2'), 50, 0.96, 'mnist'   # Figure 6's networks
 
 # %% ../nbs/11_sweep.ipynb #d09641e3
 @dataclass(frozen=True)
@@ -98,28 +95,48 @@ class SweepSpec:
     results: Path        # the preset's results folder (runs/ and runs.parquet live here)
     device: str|None     # torch device the workers train on
     levels: tuple|None   # explicit levels for every levelled method (None: the preset's per width)
+    histograms: bool = True  # plan Figure 6's networks (with the preset's widths and levels only)
 
+def as_list(what:str,      # the parameter's name, for errors
+            value,         # a scalar, a list, or a string: '0.5', '0.0,0.9', '[0.0, 0.9]'
+            convert=str,   # item type: float, int or str
+           ) -> tuple:
+    "A sweep parameter as a tuple of `convert`ed items, however it was typed."
+    typed = value
+    if isinstance(value, str):
+        text = value.strip()
+        if text[:1] in '[(':
+            try: value = ast.literal_eval(text)
+            except (ValueError, SyntaxError): raise not_allowed(what, value, 'a list such as [0.0, 0.9] or 0.0,0.9') from None
+        else: value = [v.strip() for v in text.split(',')] if text else []
+    items = value if isinstance(value, (list, tuple)) else [value]
+    out = []
+    for v in items:
+        if isinstance(v, bool) or v == '' or isinstance(v, (list, tuple, dict, set)) or v is None:
+            raise not_allowed(what, typed, f'a {convert.__name__} or a list of them, e.g. 0.9 or 0.0,0.9 or [0.0, 0.9]')
+        try: c = convert(v)
+        except (TypeError, ValueError): raise not_allowed(what, v, f'a {convert.__name__}') from None
+        if convert is int and isinstance(v, float) and v != c: raise not_allowed(what, v, 'an int')
+        out.append(c)
+    if not out: raise not_allowed(what, typed, f'a non-empty list of {convert.__name__}s')
+    return tuple(out)
 
 def _choices(what:str, values, allowed:tuple) -> tuple:
     "`values` as a tuple, each one of `allowed`."
-    values = (values,) if isinstance(values, str) else tuple(values)
-    for v in values:
-        if v not in allowed: raise _bad(what, v, ', '.join(allowed))
-    if not values: raise _bad(what, values, f'a non-empty list of {", ".join(allowed)}')
-    return values
+    return tuple(check_choice(what, v, allowed) for v in as_list(what, values))
 
 def _positive_int(what:str, v) -> int:
-    "`v` if it is a positive int."
-    if isinstance(v, bool) or not isinstance(v, int) or v <= 0: raise _bad(what, v, 'a positive integer')
+    "`v` if it is (or reads as) a positive int."
+    if isinstance(v, str) and v.strip().isdigit(): v = int(v)
+    if isinstance(v, bool) or not isinstance(v, int) or v <= 0: raise not_allowed(what, v, 'a positive integer')
     return v
 
 def check_levels(levels) -> tuple:
     "Levels as a tuple of floats, each in [0, 1)."
-    levels = tuple(levels)
+    levels = as_list('levels', levels, float)
     for l in levels:
-        if isinstance(l, bool) or not isinstance(l, (int, float)) or not 0 <= l < 1: raise _bad('level', l, 'fractions in [0, 1)')
-    if not levels: raise _bad('levels', levels, 'a non-empty list of fractions in [0, 1)')
-    return tuple(float(l) for l in levels)
+        if not 0 <= l < 1: raise not_allowed('level', l, 'fractions in [0, 1)')
+    return levels
 
 def check_writable(folder:Path) -> Path:
     "Create `folder` if needed and prove it writable, or raise ValueError."
@@ -127,8 +144,25 @@ def check_writable(folder:Path) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix='.write-probe-'): pass
-    except OSError as e: raise ValueError(f'results={str(folder)!r} is not a writable folder ({e.strerror}); allowed: a folder this user can write') from None
+    except OSError as e: raise not_allowed('results', str(folder), f'a folder this user can write (here: {e.strerror})') from None
     return folder
+
+def device_problem(device) -> str|None:
+    "Why torch cannot train on `device` in this process, or None."
+    d = torch.device(device or 'cpu')
+    if d.type == 'cuda':
+        if not torch.cuda.is_available(): return f'this torch ({torch.__version__}) sees no CUDA device'
+        if d.index is not None and d.index >= torch.cuda.device_count(): return f'only {torch.cuda.device_count()} CUDA device(s) here'
+    elif d.type == 'mps' and not torch.backends.mps.is_available(): return 'MPS is not available here'
+    elif d.type not in ('cpu', 'cuda', 'mps'): return f'nncomp trains on cpu, cuda or mps, not {d.type}'
+    return None
+
+def check_device(device) -> str|None:
+    "`device` if it parses and exists here; otherwise `not_allowed`."
+    try: problem = device_problem(device)
+    except RuntimeError: problem = 'not a torch device'
+    if problem: raise not_allowed('device', device, f"a torch device this machine has, such as 'cpu', 'cuda', 'cuda:1' ({problem})")
+    return device
 
 # %% ../nbs/11_sweep.ipynb #964849f1
 def sweep_spec(preset:str='smoke',   # 'quick', 'paper' or 'smoke'
@@ -140,25 +174,27 @@ def sweep_spec(preset:str='smoke',   # 'quick', 'paper' or 'smoke'
                epochs=None,         # training epochs of every run (None: the preset's)
                results=None,        # results folder (None: results/<preset>)
                device=None,         # torch device ('cpu', 'cuda', ...; None: CPU)
+               check_here:bool=True, # check that `device` exists in this process (False: remote workers check)
                ) -> SweepSpec:
     "Check a sweep's parameters against the preset and return the resolved sweep."
-    if preset not in PRESETS: raise _bad('preset', preset, ', '.join(PRESETS))
-    p = PRESETS[preset]
+    p = PRESETS[check_choice('preset', preset, tuple(PRESETS))]
     kw = {}
     if datasets is not None: kw['datasets'] = _choices('dataset', datasets, DATASETS)
-    if methods is not None: kw['methods'] = _choices('method', methods, tuple(METHODS))
-    if hidden is not None:
-        kw['hidden'] = tuple(_positive_int('hidden', h) for h in ((hidden,) if isinstance(hidden, int) else hidden))
+    if methods is not None: kw['methods'] = tuple(get_method(m).name for m in as_list('method', methods))
+    if hidden is not None: kw['hidden'] = tuple(_positive_int('hidden', h) for h in as_list('hidden', hidden, int))
     if levels is not None: levels = check_levels(levels)
     if seeds is not None: kw['seeds'] = _positive_int('seeds', seeds)
     if epochs is not None:
         epochs = _positive_int('epochs', epochs)
         kw.update(train=replace(p.train, epochs=epochs), conv_train=replace(p.conv_train, epochs=epochs),
                   schedule=fit_schedule(p.schedule, epochs))
-    try: torch.device(device or 'cpu')
-    except RuntimeError: raise _bad('device', device, "a torch device such as 'cpu', 'cuda', 'cuda:1'") from None
+    if check_here: check_device(device)
+    else:
+        try: torch.device(device or 'cpu')
+        except RuntimeError: raise not_allowed('device', device, "a torch device such as 'cpu', 'cuda', 'cuda:1'") from None
     results = check_writable(Path('results')/preset if results is None else results)
-    return SweepSpec(replace(p, **kw), results, device, levels)
+    check_folder_preset(results, preset)
+    return SweepSpec(replace(p, **kw), results, device, levels, histograms=levels is None and hidden is None)
 
 def fit_schedule(s:ScheduleConfig, # the preset's schedule
                  epochs:int) -> ScheduleConfig:
@@ -181,32 +217,44 @@ def conv_models(p:Preset) -> list[ModelConfig]:
     "The ConvNet configurations of a preset: the whole PROTOCOL §3 grid or a fixed sample of it."
     return list(conv_grid()) if p.conv_configs is None else list(sample_grid(p.conv_configs, seed=0))
 
-def method_configs(name:str,        # a key of METHODS
+def method_configs(name:str,        # a key of nncomp.methods.METHODS
                    spec:SweepSpec,
                    dataset:str) -> list[RunConfig]:
     "The configurations of study-level method `name` on `dataset`."
-    m, p = METHODS[name], spec.preset
+    m, p = get_method(name), spec.preset
     data = _data(spec, dataset)
     if m.kind == 'conv':
-        return [RunConfig(data, model, p.conv_train, MethodConfig('none')) for model in conv_models(p)]
+        return [RunConfig(data, model, p.conv_train, MethodConfig(m.config_name)) for model in conv_models(p)]
     if m.kind == 'hashed':
-        levels = spec.levels or p.hashed_levels
-        return [RunConfig(data, ModelConfig('hashed', (p.hashed_hidden,)), _train(p, m.reg), MethodConfig(m.method, l), p.schedule)
-                for l in levels]
+        model = ModelConfig('hashed', (p.hashed_hidden,), hash_bias=p.hash_bias, hash=p.hash)
+        return [RunConfig(data, model, _train(p, m.reg), MethodConfig(m.config_name, l), p.schedule) for l in spec.levels or p.hashed_levels]
     def levels(h): return spec.levels or p.levels.get(h) or p.levels[max(p.levels)]  # a new width: the widest net's levels
-    return [RunConfig(data, ModelConfig('fc', (h,)), _train(p, m.reg), MethodConfig(m.method, l), p.schedule)
+    return [RunConfig(data, ModelConfig('fc', (h,)), _train(p, m.reg), MethodConfig(m.config_name, l, p.scope), p.schedule)
             for h in p.hidden for l in levels(h)]
 
+def histogram_configs(spec:SweepSpec) -> list[RunConfig]:
+    "Figure 6's networks (MagL1, MagL2; H = 50; 96 % removed; MNIST), trained to the cap, last weights kept."
+    p = spec.preset
+    if not (spec.histograms and p.hist_seeds and HIST_DATASET in p.datasets): return []
+    return [RunConfig(_data(spec, HIST_DATASET), ModelConfig('fc', (HIST_HIDDEN,)), replace(_train(p, m.reg), select='last'),
+                      MethodConfig(m.config_name, HIST_LEVEL, p.scope), p.schedule)
+            for m in map(get_method, HIST_METHODS) if m.name in p.methods]
+
+def is_histogram_run(cfg:RunConfig) -> bool:
+    "Whether `cfg` is one of Figure 6's networks (their weights are always kept)."
+    return (cfg.model.kind == 'fc' and cfg.model.hidden == (HIST_HIDDEN,) and cfg.method.amount == HIST_LEVEL
+            and cfg.data.name == HIST_DATASET and cfg.train.select == 'last')
+
 def plan_runs(spec:SweepSpec) -> list[tuple[RunConfig, int]]:
-    "Every `(cfg, seed)` of the sweep, validated, dataset by dataset."
+    "Every `(cfg, seed)` of the sweep, validated, dataset by dataset (Figure 6's networks last)."
     p = spec.preset
     runs = [(validate(cfg), seed) for d in p.datasets for name in p.methods
             for cfg in method_configs(name, spec, d) for seed in range(p.seeds)]
+    runs += [(validate(cfg), seed) for cfg in histogram_configs(spec) for seed in range(p.hist_seeds)]
     return list(dict.fromkeys(runs))  # a run listed twice (e.g. two methods sharing a config) is planned once
 
 # %% ../nbs/11_sweep.ipynb #bdd03651
 ENGINE = {'train': 'nncomp.train:train_batch', 'key': 'nncomp.train:batch_key', 'load': 'nncomp.sweep:load_data'}
-STANDIN = {'train': 'nncomp.sweep:standin_train_batch', 'key': 'nncomp.sweep:standin_key', 'load': 'nncomp.sweep:no_data'}
 
 @dataclass
 class Task:
@@ -217,9 +265,10 @@ class Task:
 def make_tasks(runs:list,            # [(cfg, seed), ...] in plan order
                key, # function cfg -> hashable batch key
                max_batch:int) -> list[Task]:
-    "Group runs by batch key (first appearance order), then cut groups into tasks of at most `max_batch` runs."
+    "Group runs by batch key (first appearance order), order each group by seed, cut it into tasks of at most `max_batch` runs."
     groups = {}
     for cfg, seed in runs: groups.setdefault(key(cfg), []).append((cfg, seed))
+    groups = {k: sorted(g, key=lambda r: r[1]) for k, g in groups.items()}   # stable: plan order within a seed
     return [Task(g[i:i + max_batch], k) for k, g in groups.items() for i in range(0, len(g), max_batch)]
 
 # %% ../nbs/11_sweep.ipynb #c34f540c
@@ -239,67 +288,32 @@ def _load_data(data:DataConfig, device:str):
     def move(s): return replace(s, x=s.x.to(device), y=s.y.to(device))
     return replace(bundle, train=move(bundle.train), valid=move(bundle.valid), test=move(bundle.test))
 
-def no_data(data:DataConfig, device=None): return None
-
-def standin_key(cfg:RunConfig) -> tuple:
-    "Batch key of the stand-in trainer: runs of one dataset and model kind train together."
-    return (cfg.data, cfg.model.kind, cfg.train.epochs)
-
-def _barrier(path:str, n:str, timeout:float=60):
-    "Tests of concurrent sweeps: wait until `n` processes have reached their first training (each appends its pid)."
-    me = str(os.getpid())
-    with open(path, 'a+') as f:
-        f.seek(0)
-        if me not in f.read().split(): f.write(me + '\n')
-    deadline = time.time() + timeout
-    while len(Path(path).read_text().split()) < int(n) and time.time() < deadline: time.sleep(0.01)
-
-def standin_train_batch(cfgs:list, seeds:list, data=None, device=None, progress=False) -> list[dict]:
-    "Stand-in for `nncomp.train.train_batch`: made-up results derived from the runs' identities (tests only)."
-    delay = float(os.environ.get('NNCOMP_STANDIN_DELAY', '0'))
-    log = os.environ.get('NNCOMP_STANDIN_LOG')
-    if os.environ.get('NNCOMP_STANDIN_BARRIER'): _barrier(*os.environ['NNCOMP_STANDIN_BARRIER'].rsplit(':', 1))
-    out = []
-    for cfg, seed in zip(cfgs, seeds):
-        if log:  # one line per training, appended atomically (O_APPEND), so tests can count trainings
-            with open(log, 'a') as f: f.write(f'{run_id(cfg)}-s{seed} {os.getpid()}\n')
-        time.sleep(delay)
-        u = int(hashlib.sha256(f'{run_id(cfg)}-{seed}'.encode()).hexdigest()[:8], 16) / 2**32
-        edges = 784 * cfg.model.hidden[0] + cfg.model.hidden[0] * 10
-        alive = round(edges * (1 - cfg.method.amount))
-        failed = cfg.method.amount >= 0.999
-        out.append(dict(test_acc=None if failed else 0.8 + 0.1 * u, valid_acc=None if failed else 0.8 + 0.1 * u,
-                        best_epoch=cfg.train.epochs - 1, epochs=cfg.train.epochs, n_edges=edges, n_alive_edges=alive,
-                        n_biases=cfg.model.hidden[0] + 10, n_params=alive + cfg.model.hidden[0] + 10,
-                        removed_fraction=cfg.method.amount, failed=failed, reason='diverged (stand-in)' if failed else None,
-                        wall_time=delay, history=[dict(epoch=e, train_loss=1 / (e + 1), valid_acc=0.8, sparsity=0.0)
-                                                  for e in range(cfg.train.epochs)],
-                        state={'w': torch.full((2, 2), u)}))
-    return out
-
 def torch_threads() -> int:
-    "CPU threads for one task: this machine's cores shared among the tasks that run at once in this process."
+    "CPU threads for one task: $OMP_NUM_THREADS when set, else this machine's cores shared among the tasks that run at once in this process."
+    if os.environ.get('OMP_NUM_THREADS', '').isdigit(): return max(1, int(os.environ['OMP_NUM_THREADS']))
     try:
         from distributed import get_worker
         tasks_at_once = get_worker().state.nthreads
     except (ImportError, ValueError): tasks_at_once = 1
     return max(1, (os.cpu_count() or 1) // tasks_at_once)
 
-def train_task(engine:dict,     # ENGINE or STANDIN
+def train_task(engine:dict,     # ENGINE or a stand-in with the same keys
                cfg_dicts:list,  # to_dict(cfg) of each run
                seeds:list,      # seed of each run
                device=None) -> list[dict]:
     "Train one task where it runs (a Dask worker or this process) and return its result dicts (weights on CPU)."
     torch.set_num_threads(torch_threads())
     cfgs = [from_dict(d) for d in cfg_dicts]
-    data = resolve(engine['load'])(cfgs[0].data, device)
-    return resolve(engine['train'])(cfgs, seeds, data, device=device, progress=False)
+    data = resolve_name(engine['load'])(cfgs[0].data, device)
+    ckpt = {'checkpoint': engine['checkpoints']} if engine.get('checkpoints') else {}   # a folder: killed tasks resume mid-training
+    return resolve_name(engine['train'])(cfgs, seeds, data, device=device, progress=False, **ckpt)
 
 # %% ../nbs/11_sweep.ipynb #539d6341
 def needs_training(path:Path, retry_errors:bool=True) -> bool:
-    "Whether the run in folder `path` is unfinished (or ended in an error to retry)."
-    m = read_metrics(path)
-    if m is None: return True
+    "Whether the run in folder `path` is unfinished, untrustworthy (see `nncomp.store.run_problem`) or ended in an error to retry."
+    try: m = read_metrics(path)
+    except RunFileError: return True
+    if m is None or run_problem(path): return True
     return retry_errors and str(m.get('reason') or '').startswith('error:')
 
 @dataclass
@@ -308,7 +322,7 @@ class Claimed:
     runs: list   # [(cfg, seed, path, lock)]
 
 def claim(task:Task, root:Path, retry_errors:bool=True) -> tuple[Claimed, list]:
-    "Lock and start the runs of `task` that need training; return them and the runs another sweep holds."
+    "Lock and start the runs of `task` that need training (setting untrusted files aside); return them and the runs another sweep holds."
     mine, busy = [], []
     for cfg, seed in task.runs:
         path = run_path(root, cfg, seed)
@@ -316,22 +330,47 @@ def claim(task:Task, root:Path, retry_errors:bool=True) -> tuple[Claimed, list]:
         lock = RunLock(path)
         if not lock.acquire(): busy.append((cfg, seed)); continue
         if not needs_training(path, retry_errors): lock.release(); continue  # finished while we looked
+        if problem := run_problem(path):
+            warnings.warn(f'{problem}; set aside in {set_aside(path, problem)} and trained again')
         start_run(path, cfg, seed)
         mine.append((cfg, seed, path, lock))
     return Claimed(mine), busy
 
-def record(claimed:Claimed, results:list|None, error:BaseException|None, prov:dict) -> list:
+def record(claimed:Claimed, results:list|None, error:BaseException|None, prov:dict,
+           keep=lambda cfg: True) -> list: # keep(cfg): whether to store the run's weights
     "Write a finished task's runs (or their error) into the store and release their locks."
     if results is None: results = [failed_result(f'error: {type(error).__name__}: {error}')] * len(claimed.runs)
-    for (cfg, seed, path, lock), res in zip(claimed.runs, results):
-        try: finish_run(path, res, prov)
-        finally: lock.release()
+    try:
+        for (cfg, seed, path, lock), res in zip(claimed.runs, results):
+            finish_run(path, res, prov, keep_state=keep(cfg)); lock.release()
+    finally:   # a write that fails (disk full) ends the sweep; every lock of the task goes back, not only the first
+        for *_, lock in claimed.runs: lock.release()
     return results
 
 # %% ../nbs/11_sweep.ipynb #86d11152
+def scheduler_problem(address:str,        # a Dask scheduler address, e.g. tcp://10.0.0.5:8786
+                      timeout:float=5.0) -> str|None:
+    "Why `address` does not look like a scheduler that answers (a TCP connection is tried), or None."
+    u = urlsplit(address if '://' in address else f'tcp://{address}')
+    if u.scheme not in ('tcp', 'tls'): return None   # other transports: the client's own connection attempt decides
+    try: port = u.port
+    except ValueError: port = None
+    if not u.hostname or not port: return 'expected tcp://host:port'
+    try:
+        with socket.create_connection((u.hostname, port), timeout=timeout): return None
+    except OSError as e: return f'no answer from {u.hostname}:{port} within {timeout:g} s ({e.strerror or e})'
+
+def check_scheduler(scheduler:str|None, timeout:float=5.0) -> str|None:
+    "`scheduler` if it is 'local', 'inline' or an address that answers; otherwise `not_allowed`."
+    if scheduler in (None, 'local', 'inline'): return scheduler
+    if problem := scheduler_problem(scheduler, timeout):
+        raise not_allowed('scheduler', scheduler, f"'local', 'inline' or the address of a running Dask scheduler ({problem})")
+    return scheduler
+
 @contextlib.contextmanager
 def dask_client(scheduler:str|None='local', # 'local', 'inline' (no Dask) or a scheduler address
-                device=None): # the runs' device: a local GPU gets one task at a time
+                device=None, # the runs' device: a local GPU gets one task at a time
+                timeout:float=10.0): # seconds to wait for a remote scheduler
     "A Dask client: an embedded LocalCluster, a running scheduler at `scheduler`, or None (train in this process)."
     if scheduler == 'inline': yield None; return
     from distributed import Client, LocalCluster
@@ -340,23 +379,55 @@ def dask_client(scheduler:str|None='local', # 'local', 'inline' (no Dask) or a s
         threads = 1 if on_gpu else os.cpu_count() or 1   # CPU: one task per core, each on one torch thread
         with LocalCluster(n_workers=1, threads_per_worker=threads, processes=False, dashboard_address=None) as cluster, \
              Client(cluster) as client: yield client
-    else:
-        with Client(scheduler) as client: yield client
+        return
+    check_scheduler(scheduler, timeout)
+    try: client = Client(scheduler, timeout=timeout)
+    except (OSError, TimeoutError) as e:
+        raise not_allowed('scheduler', scheduler, f'the address of a running Dask scheduler (connecting failed: {e})') from None
+    with client: yield client
+
+def check_workers_device(client, device):
+    "Raise `not_allowed` when a connected worker cannot train on `device`."
+    if client is None: return
+    problems = {w: p for w, p in client.run(device_problem, device).items() if p}
+    if problems: raise not_allowed('device', device, f'a device every Dask worker has; ' +
+                                   '; '.join(f'worker {w}: {p}' for w, p in sorted(problems.items())))
+
+def _next_done(pending, client, worker_timeout:float, poll:float=0.2):
+    "The next finished future of `pending`; RuntimeError when no worker has been connected for `worker_timeout` s."
+    gone = None
+    while not pending.has_ready():
+        try: n = len(client.nthreads())
+        except (OSError, TimeoutError): n = 0
+        gone = None if n else (gone or time.time())
+        if gone and time.time() - gone > worker_timeout:
+            raise RuntimeError(f'no Dask worker connected to {client.scheduler.address} for {worker_timeout:g} s while '
+                               f'{pending.count()} task(s) were pending: all workers are gone (start workers and rerun: '
+                               'finished runs are kept, the others train then)')
+        time.sleep(poll)
+    return next(pending)
+
+def _finished(path:Path) -> bool:
+    "Whether the run in `path` is finished and its files can be trusted."
+    return not needs_training(path, retry_errors=False)
 
 def run_tasks(tasks:list,            # Tasks to train (plan order)
               root:Path,             # the preset's results folder
-              engine:dict=ENGINE,    # ENGINE or STANDIN
+              engine:dict=ENGINE,    # ENGINE or a stand-in with the same keys
               client=None,           # a distributed.Client; None trains in this process
               device=None, prov:dict|None=None,
               max_in_flight:int|None=None, # tasks submitted at once (None: 2 per worker thread)
-              retry_errors:bool=True, poll:float=1.0, progress:bool=True) -> dict:
+              retry_errors:bool=True, poll:float=1.0, progress:bool=True,
+              keep=lambda cfg: True, # keep(cfg): whether to store a run's weights
+              worker_timeout:float=120, # seconds without any Dask worker before giving up
+              desc:str='runs') -> dict: # label of the progress bar
     "Train every unfinished run of `tasks` once, writing each into the store as it finishes; return counts."
     prov = prov or provenance(device)
     queue, busy, counts = deque(tasks), [], dict(trained=0, failed=0, skipped=0, waited=0)
     n_runs = sum(len(t.runs) for t in tasks)
-    bar = tqdm(total=n_runs, desc='runs', disable=not progress)
+    bar = tqdm(total=n_runs, desc=desc, unit='run', disable=not progress, mininterval=1.0)
     if max_in_flight is None: max_in_flight = 1 if client is None else 2 * max(1, sum(client.nthreads().values()))
-    from distributed import as_completed
+    if client is not None: from distributed import as_completed
     pending = as_completed() if client is not None else None
     in_flight = {}
 
@@ -375,15 +446,15 @@ def run_tasks(tasks:list,            # Tasks to train (plan order)
 
     def finish(claimed, results, error):
         in_flight.pop(id(claimed), None)
-        results = record(claimed, results, error, prov)
+        results = record(claimed, results, error, prov, keep)
         counts['trained'] += len(results); counts['failed'] += sum(bool(r.get('failed')) for r in results)
-        bar.update(len(results))
+        bar.update(len(results)); bar.set_postfix(failed=counts['failed'], refresh=False)
 
     try:
         while True:
             submit_more()
             if client is not None and in_flight:
-                fut = next(pending)
+                fut = _next_done(pending, client, worker_timeout)
                 claimed = in_flight.pop(fut.key)
                 try: results, error = fut.result(), None
                 except Exception as e: results, error = None, e
@@ -408,7 +479,7 @@ def wait_for_others(busy:list, root:Path, queue:deque, counts:dict, poll:float, 
     still = []
     for cfg, seed in busy:
         path = run_path(root, cfg, seed)
-        if read_metrics(path) is not None: counts['waited'] += 1; bar.update(1)
+        if _finished(path): counts['waited'] += 1; bar.update(1)
         elif is_locked(path): still.append((cfg, seed))
         else: queue.append(Task([(cfg, seed)]))
     return still
@@ -416,29 +487,40 @@ def wait_for_others(busy:list, root:Path, queue:deque, counts:dict, poll:float, 
 # %% ../nbs/11_sweep.ipynb #2a05a763
 def prepare_data(runs:list,          # [(cfg, seed), ...] of the sweep
                  root:Path,          # the preset's results folder
-                 engine:dict=ENGINE, # ENGINE or STANDIN
+                 engine:dict=ENGINE, # ENGINE or a stand-in with the same keys
                  retry_errors:bool=True):
     "Load, in this process, each dataset that an unfinished run needs (raising the loader's error, before training)."
     todo = {cfg.data for cfg, seed in runs if needs_training(run_path(root, cfg, seed), retry_errors)}
-    for data in sorted(todo, key=repr): resolve(engine['load'])(data, 'cpu')
+    for data in sorted(todo, key=repr): resolve_name(engine['load'])(data, 'cpu')
 
 # %% ../nbs/11_sweep.ipynb #eaa0236e
+WEIGHTS = ('all', 'none')
+
 def run_sweep(preset:str='smoke', datasets=None, methods=None, hidden=None, levels=None, seeds=None, epochs=None,
               results=None, device=None,
               scheduler:str|None='local', # 'local' (embedded LocalCluster), 'inline' (no Dask) or a scheduler address
               engine:dict=ENGINE, progress:bool=True, retry_errors:bool=True,
               max_batch:int|None=None, # most runs per task (None: the preset's)
+              weights:str='all',       # 'all': keep every run's weights (state.pt); 'none': only Figure 6's networks'
+              worker_timeout:float=120, # seconds without any Dask worker before the sweep gives up
+              desc:str='runs',          # label of the progress bar
              ) -> pd.DataFrame:
     "Plan, train what is unfinished, write the store and `runs.parquet`; return this sweep's rows of the table."
-    spec = sweep_spec(preset, datasets, methods, hidden, levels, seeds, epochs, results, device)
+    remote = scheduler not in (None, 'local', 'inline')
+    spec = sweep_spec(preset, datasets, methods, hidden, levels, seeds, epochs, results, device, check_here=not remote)
+    check_choice('weights', weights, WEIGHTS)
+    if remote: check_scheduler(scheduler)
     runs = plan_runs(spec)
     max_batch = spec.preset.max_batch if max_batch is None else _positive_int('max_batch', max_batch)
-    tasks = make_tasks(runs, resolve(engine['key']), max_batch)
+    tasks = make_tasks(runs, resolve_name(engine['key']), max_batch)
+    claim_folder(spec.results, spec.preset.name)
     prepare_data(runs, spec.results, engine, retry_errors)
     start = time.time()
+    keep = (lambda cfg: True) if weights == 'all' else is_histogram_run
     with dask_client(scheduler, device) as client:
+        if remote: check_workers_device(client, device)
         counts = run_tasks(tasks, spec.results, engine, client, device, provenance(device, spec.preset.name),
-                           retry_errors=retry_errors, progress=progress)
+                           retry_errors=retry_errors, progress=progress, keep=keep, worker_timeout=worker_timeout, desc=desc)
     df = save_runs(spec.results)
     names = {f'{run_id(c)}-s{s}' for c, s in runs}
     df = df[df.run.isin(names)].reset_index(drop=True)
@@ -460,15 +542,34 @@ def summarize(df:pd.DataFrame) -> pd.DataFrame:
     if not len(df): return pd.DataFrame()
     return df.groupby(rows + ['dataset'], dropna=False).test_acc.apply(_cell).unstack('dataset')  # a ConvNet's size is fixed
 
+_COMMON = ('preset', 'results', 'datasets', 'seeds', 'epochs', 'device', 'scheduler', 'weights')
+NOTEBOOK_PARAMETERS = {'pruning': _COMMON + ('methods', 'hidden', 'levels'), 'hashednet': _COMMON + ('levels',),
+                       'convnet': _COMMON}
+
+def notebook_parameters(namespace:dict, # a notebook's globals() after its parameters cell
+                        family:str) -> dict:
+    "The sweep parameters `namespace` defines; `not_allowed` for a data name the `family` notebook does not take."
+    known = NOTEBOOK_PARAMETERS.get(check_choice('family', family, FAMILIES), _COMMON + ('methods', 'hidden', 'levels'))
+    given = {k for k, v in namespace.items() if not k.startswith('_') and k not in ('In', 'Out')
+             and not callable(v) and not isinstance(v, type(os))}
+    if unknown := sorted(given - set(known)):
+        raise not_allowed('parameter', unknown[0], f'the {family} notebook\'s parameters: {", ".join(known)}')
+    return {k: namespace[k] for k in known if k in namespace}
+
+def family_methods_of(family:str, preset:str, methods=None) -> list:
+    "The methods a `family` sweep runs: `methods` (each of that family), else the preset's methods of the family."
+    allowed = in_family(check_choice('family', family, FAMILIES))
+    if methods is None:
+        p = PRESETS.get(preset)
+        return [m for m in (p.methods if p else allowed) if m in allowed]
+    return [check_choice('method', get_method(m).name, allowed) for m in as_list('method', methods)]
+
 def sweep_notebook(family:str,      # 'pruning', 'hashednet' or 'convnet'
-                   preset:str='smoke', results=None, progress:bool=False, **params) -> pd.DataFrame:
+                   preset:str='smoke', results=None, progress:bool=True, methods=None, **params) -> pd.DataFrame:
     "What a sweep notebook calls: run the preset's methods of `family` (results None: a temporary folder)."
-    if family not in FAMILIES: raise _bad('family', family, ', '.join(FAMILIES))
-    if params.get('methods') is None:
-        p = PRESETS[preset] if preset in PRESETS else None
-        params['methods'] = [m for m in (p.methods if p else FAMILIES[family]) if m in FAMILIES[family]]
+    methods = family_methods_of(family, preset, methods)
     if results is None: results = Path(tempfile.mkdtemp(prefix=f'nncomp-{preset}-'))  # tests never write into results/
-    df = run_sweep(preset, results=results, progress=progress, **params)
+    df = run_sweep(preset, results=results, progress=progress, methods=methods, desc=f'{preset} {family}', **params)
     print(f"{df.attrs['label']}\n{family}: {df.attrs['planned']} runs in {df.attrs['tasks']} tasks; "
           f"trained {df.attrs['trained']}, already done {df.attrs['skipped'] + df.attrs['waited']}, "
           f"failed {int(df.failed.sum())}; {df.attrs['seconds']} s; store: {df.attrs['results']}")

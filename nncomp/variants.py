@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from .mnist import atomic_write_bytes, cache_dir, sha256
+from .core import atomic_write_bytes, check_choice
+from .mnist import cache_dir, sha256
 
 # %% auto #0
 __all__ = ['VARIANTS', 'BACKGROUND_IMAGES', 'MIN_PATCH_VARIANCE', 'GENERATOR_VERSION', 'GENERATORS', 'check_variant', 'to_uint8',
@@ -25,7 +26,7 @@ GENERATOR_VERSION = 1  # bump when a generator changes its output: old caches ar
 
 def check_variant(name:str): # one of `VARIANTS`
     "Raise ValueError unless `name` is a generated variant."
-    if name not in VARIANTS: raise ValueError(f'unknown variant {name!r}: valid names are {", ".join(VARIANTS)}')
+    check_choice('variant', name, VARIANTS)
 
 # %% ../nbs/01_variants.ipynb #5822183d
 def to_uint8(x:torch.Tensor) -> torch.Tensor:
@@ -64,9 +65,12 @@ def make_back_rand(images:torch.Tensor, seed:int) -> dict:
 # %% ../nbs/01_variants.ipynb #d753a997
 def background_images() -> list[np.ndarray]:
     "The natural images of `BACKGROUND_IMAGES` as grey uint8 arrays (loaded offline from scikit-image)."
-    import skimage.data
-    from skimage.color import rgb2gray
-    from skimage.util import img_as_float
+    try:
+        import skimage.data
+        from skimage.color import rgb2gray
+        from skimage.util import img_as_float
+    except ImportError: raise ImportError("mnist-back-image's backgrounds come from scikit-image, which nncomp's core install "
+                                          "leaves out: pip install 'nncomp[study]' (or scikit-image)") from None
     out = []
     for name in BACKGROUND_IMAGES:
         im = getattr(skimage.data, name)()

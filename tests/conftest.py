@@ -1,7 +1,13 @@
 """Shared pytest fixtures."""
-import os
+import os, sys
 from pathlib import Path
 import pytest, torch
+
+# tests/ importable everywhere a test's code runs: here, in child processes and in Dask worker processes
+# (the stand-in engine is named 'standins:train_batch', resolved where a task runs).
+TESTS = str(Path(__file__).resolve().parent)
+if TESTS not in sys.path: sys.path.insert(0, TESTS)
+os.environ['PYTHONPATH'] = os.pathsep.join(p for p in [TESTS, os.environ.get('PYTHONPATH', '')] if p)
 
 
 @pytest.fixture(scope='session', autouse=True)

@@ -128,10 +128,21 @@ def test_checksum_mismatch_error(isolated):
         load_raw('mnist', isolated / 'root', download=False)
 
 def test_unknown_dataset_error():
-    with pytest.raises(ValueError, match="'emnist': valid names are mnist, fashion-mnist"):
+    with pytest.raises(ValueError, match="dataset='emnist' is not allowed; allowed: mnist, fashion-mnist"):
         load_raw('emnist')
-    with pytest.raises(ValueError, match='valid names are mnist-rot, mnist-back-rand, mnist-back-image'):
+    with pytest.raises(ValueError, match="variant='mnist-rotated' is not allowed; allowed: mnist-rot, mnist-back-rand, mnist-back-image"):
         load_variant('mnist-rotated', np.zeros((1, 28, 28), np.uint8))
+
+@pytest.mark.parametrize('damage', ['truncated', 'corrupted'])
+def test_damaged_gz_names_its_path(isolated, damage):
+    "A truncated or corrupted .gz is an error naming the file (not a bare EOFError / BadGzipFile)."
+    arrays = tiny_arrays()
+    write_files(isolated / 'root', arrays)
+    path = isolated / 'root' / f"{FILES['train_images']}.gz"
+    raw = path.read_bytes()
+    path.write_bytes(raw[:len(raw) // 2] if damage == 'truncated' else raw[:10] + bytes(len(raw) - 18) + raw[-8:])
+    with pytest.raises(ValueError, match=f'corrupt gzip file {path}'):
+        load_raw('mnist', isolated / 'root', download=False, checksums=tiny_checksums(arrays))
 
 def test_bad_idx_header():
     with pytest.raises(ValueError, match='not a uint8 IDX file'):
@@ -289,12 +300,13 @@ def test_split_indices_disjoint_and_fixed():
         allidx = torch.cat(list(s.values()))
         assert len(allidx.unique()) == len(allidx)
     s = split_indices('paper')
-    assert [len(s[k]) for k in ('train', 'valid', 'test')] == [45_000, 5_000, 12_000]
+    assert [len(s[k]) for k in ('train', 'valid', 'test')] == [50_000, 8_000, 12_000]   # PROTOCOL §2: 50k / 12k, 8k left for validation
+    assert len(torch.cat(list(s.values())).unique()) == 70_000
     assert torch.equal(split_indices('paper')['test'], s['test'])
 
 @pytest.mark.parametrize('name', DATASETS)
 def test_load_dataset_every_name_both_splits(data_root, generated, name):
-    sizes = {'paper': (45_000, 5_000, 12_000), 'standard': (55_000, 5_000, 10_000)}
+    sizes = {'paper': (50_000, 8_000, 12_000), 'standard': (55_000, 5_000, 10_000)}
     for split in SPLITS:
         d = load_dataset(name, split, root=data_root, device='cpu')
         assert isinstance(d, DataBundle) and (d.name, d.split) == (name, split)
@@ -317,9 +329,9 @@ def test_load_dataset_standard_split_is_the_canonical_one(data_root):
 def test_load_dataset_bad_name_or_split_before_any_work(monkeypatch):
     def boom(*a, **k): raise AssertionError('data loaded before the arguments were checked')
     monkeypatch.setattr('nncomp.datasets.load_raw', boom)
-    with pytest.raises(ValueError, match='valid datasets are mnist, mnist-rot, mnist-back-rand, mnist-back-image, fashion-mnist'):
+    with pytest.raises(ValueError, match="dataset='cifar10' is not allowed; allowed: mnist, mnist-rot, mnist-back-rand, mnist-back-image, fashion-mnist"):
         load_dataset('cifar10')
-    with pytest.raises(ValueError, match="unknown split 'larochelle': valid splits are paper, standard"):
+    with pytest.raises(ValueError, match="split='larochelle' is not allowed; allowed: paper, standard"):
         load_dataset('mnist', 'larochelle')
 
 def test_subsample():
@@ -337,4 +349,4 @@ def test_main_prints_summary(data_root, capsys, monkeypatch):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:7] == ['dataset', 'split', 'train', 'valid', 'test', 'mean', 'std']
     assert lines[1].split()[:5] == ['mnist', 'standard', '55000', '5000', '10000']
-    with pytest.raises(ValueError, match="unknown dataset 'svhn'"): main(['--datasets', 'svhn'])
+    with pytest.raises(ValueError, match="dataset='svhn' is not allowed"): main(['--datasets', 'svhn'])

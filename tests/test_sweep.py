@@ -1,9 +1,14 @@
-"""Sweeps: bad input, Dask on loopback equals in-process, two sweeps at once, and the real engine end to end."""
-import os, subprocess, sys, time
+"""Sweeps: bad input, Dask on loopback equals in-process, two sweeps at once, vanished workers, exit status, and the
+real engine end to end."""
+import os, re, socket, subprocess, sys, time
 from pathlib import Path
 import pandas as pd
 import pytest
-from nncomp.sweep import STANDIN, PRESETS, plan_runs, run_sweep, sweep_spec, make_tasks, resolve, ENGINE
+import torch
+from pkgutil import resolve_name
+from nncomp.config import LEVELS_H100, LEVELS_H30
+from nncomp.sweep import PRESETS, plan_runs, run_sweep, sweep_spec, make_tasks, ENGINE
+from standins import STANDIN
 from nncomp.store import load_runs, load_state
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,25 +23,29 @@ def env(**extra):
     (dict(preset='fast'), "preset='fast'"), (dict(datasets=['mnist', 'cifar10']), "dataset='cifar10'"),
     (dict(methods=['magl2', 'prune']), "method='prune'"), (dict(levels=[0.5, 1.0]), 'level=1.0'),
     (dict(levels=[-0.01]), 'level=-0.01'), (dict(seeds=0), 'seeds=0'), (dict(seeds=-2), 'seeds=-2'),
-    (dict(epochs=0), 'epochs=0'), (dict(epochs=2.5), 'epochs=2.5'), (dict(device='gpu7'), "device='gpu7'")])
+    (dict(epochs=0), 'epochs=0'), (dict(epochs=2.5), 'epochs=2.5'), (dict(device='gpu7'), "device='gpu7'"),
+    (dict(levels=','), "levels=','"), (dict(levels='[0.5'), "levels='[0.5'"), (dict(weights='most'), "weights='most'"),
+    *([(dict(device='cuda'), "device='cuda' is not allowed; allowed: a torch device this machine has")] if not torch.cuda.is_available() else []),
+    (dict(scheduler='tcp://127.0.0.1:9'), "scheduler='tcp://127.0.0.1:9' is not allowed")])
 def test_bad_input_fails_before_anything_runs(tmp_path, monkeypatch, kw, message):
     monkeypatch.setenv('NNCOMP_STANDIN_LOG', str(tmp_path/'trained.log'))
-    with pytest.raises(ValueError, match=message.replace('(', r'\(')):
-        run_sweep(**{'preset': 'smoke', **kw}, results=tmp_path/'res', scheduler='inline', engine=STANDIN, progress=False)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        run_sweep(**{'preset': 'smoke', 'scheduler': 'inline', **kw}, results=tmp_path/'res', engine=STANDIN, progress=False)
     assert not (tmp_path/'trained.log').exists() and not (tmp_path/'res'/'runs').exists()
 
 def test_unwritable_results_folder(tmp_path):
     (tmp_path/'file').write_text('x')   # a folder below a file cannot be created, even by root
-    with pytest.raises(ValueError, match='not a writable folder'):
+    with pytest.raises(ValueError, match="results='.*' is not allowed; allowed: a folder this user can write"):
         run_sweep('smoke', results=tmp_path/'file'/'res', scheduler='inline', engine=STANDIN)
 
 def test_presets_plan_valid_configs(tmp_path):
     quick = plan_runs(sweep_spec('quick', results=tmp_path))
     assert {c.data.name for c, s in quick} == set(PRESETS['quick'].datasets)
     paper = plan_runs(sweep_spec('paper', methods=['magl2', 'magl1', 'obd', 'hashednet'], results=tmp_path))
-    assert len(paper) == 5 * (3 * (14 + 10) + 10) * 5    # datasets x (3 pruning x (H100 + H30 levels) + HashedNet) x seeds
-    tasks = make_tasks(paper, resolve(ENGINE['key']), PRESETS['paper'].max_batch)
+    assert len(paper) == 5 * (3 * (len(LEVELS_H100) + len(LEVELS_H30)) + 10) * 5 + 2   # datasets x (3 pruning x (H100 + H30 levels) + HashedNet) x seeds, + Figure 6
+    tasks = make_tasks(paper, resolve_name(ENGINE['key']), PRESETS['paper'].max_batch)
     assert sum(len(t.runs) for t in tasks) == len(paper) and max(len(t.runs) for t in tasks) <= 64
+    for t in tasks: assert [s for _, s in t.runs] == sorted(s for _, s in t.runs)   # runs sharing a seed sit together
 
 def test_local_cluster_on_loopback_equals_in_process(tmp_path):
     from distributed import LocalCluster
@@ -45,11 +54,11 @@ def test_local_cluster_on_loopback_equals_in_process(tmp_path):
     with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, host='127.0.0.1', dashboard_address=None) as cluster:
         assert cluster.scheduler_address.startswith('tcp://127.0.0.1:')
         remote = run_sweep(**kw, results=tmp_path/'cluster', scheduler=cluster.scheduler_address)
-    assert remote.attrs['trained'] == len(inline) == 12
+    assert remote.attrs['trained'] == len(inline) == 13      # 3 methods x 2 levels x 2 seeds + Figure 6's MagL2 network
     pd.testing.assert_frame_equal(remote[FIELDS], inline[FIELDS])
 
 def test_two_sweeps_at_once_never_train_a_run_twice(tmp_path):
-    code = ("from nncomp.sweep import run_sweep, STANDIN; "
+    code = ("from nncomp.sweep import run_sweep; from standins import STANDIN; "
             f"df = run_sweep('smoke', methods=['magl2', 'magl1', 'obd', 'random', 'hashednet'], seeds=4, results={str(tmp_path)!r}, "
             "scheduler='inline', engine=STANDIN, progress=False, max_batch=2); print(len(df), df.attrs['trained'], df.attrs['waited'])")
     e = env(NNCOMP_STANDIN_DELAY=0.07, NNCOMP_STANDIN_LOG=tmp_path/'trained.log',
@@ -59,16 +68,16 @@ def test_two_sweeps_at_once_never_train_a_run_twice(tmp_path):
     assert all(p.returncode == 0 for p in procs)
     lines = (tmp_path/'trained.log').read_text().splitlines()
     names = [l.split()[0] for l in lines]
-    assert len(names) == len(set(names)) == 40, 'a run was trained twice (or not at all)'
-    assert [int(o[0]) for o in outs] == [40, 40]               # both sweeps end with the complete table
-    assert sum(int(o[1]) for o in outs) == 40                    # the work was split, not duplicated
+    assert len(names) == len(set(names)) == 42, 'a run was trained twice (or not at all)'
+    assert [int(o[0]) for o in outs] == [42, 42]               # both sweeps end with the complete table
+    assert sum(int(o[1]) for o in outs) == 42                    # the work was split, not duplicated
     assert len({l.split()[1] for l in lines}) == 2, 'both processes should have trained some runs'
-    assert len(load_runs(tmp_path)) == 40
+    assert len(load_runs(tmp_path)) == 42
 
 @pytest.mark.skipif(not os.environ.get('NNCOMP_DATA'), reason='needs the real MNIST files: set NNCOMP_DATA (CI sets it)')
 def test_real_engine_end_to_end(tmp_path):
     df = run_sweep('smoke', methods=['magl1', 'obd', 'hashednet', 'convnet'], results=tmp_path, scheduler='local', progress=False)
-    assert df.attrs['trained'] == len(df) == 7 and not df.failed.any()
+    assert df.attrs['trained'] == len(df) == 8 and not df.failed.any()   # + Figure 6's MagL1 network
     assert df.test_acc.between(0.1, 1).all() and set(df.method) == {'magl1', 'obd', 'hashednet', 'convnet'}
     pruned = df[(df.method == 'obd') & (df.level == 0.9)].iloc[0]
     assert abs(pruned.n_params - (round(0.1 * (784 * 30 + 30 * 10)) + 40)) <= 2   # 10 % of the edges + the biases
@@ -85,3 +94,57 @@ def test_study_notebooks_have_a_parameters_cell():
     for nb in sorted((Path(__file__).parents[1] / 'nbs' / 'study').glob('*.ipynb')):
         code = [c for c in json.loads(nb.read_text())['cells'] if c['cell_type'] == 'code']
         assert 'parameters' in code[0]['metadata'].get('tags', []), f'{nb.name}: first code cell is not tagged parameters'
+
+
+def test_levels_typed_as_text_mean_what_they_say(tmp_path):
+    "papermill -r levels '0.5' (a string) is level 0.5, not '0'."
+    for typed in ('0.5', '0.5,0.9', '[0.5, 0.9]', 0.5):
+        df = run_sweep('smoke', methods=['magl2'], levels=typed, results=tmp_path, scheduler='inline', engine=STANDIN, progress=False)
+        assert df.level.tolist() == [0.5] + ([0.9] if typed != '0.5' and typed != 0.5 else [])
+
+def test_all_workers_gone_is_an_error_not_a_hang(tmp_path):
+    from distributed import LocalCluster
+    with LocalCluster(n_workers=0, host='127.0.0.1', dashboard_address=None) as cluster:   # a scheduler with no worker left
+        start = time.time()
+        with pytest.raises(RuntimeError, match='all workers are gone'):
+            run_sweep('smoke', methods=['magl2'], results=tmp_path, scheduler=cluster.scheduler_address, engine=STANDIN,
+                      progress=False, worker_timeout=2)
+        assert time.time() - start < 30
+    assert not list((tmp_path/'runs').glob('*/metrics.json'))   # nothing recorded as done: the next sweep trains them
+
+def test_study_exit_status(monkeypatch, tmp_path):
+    "nncomp_study exits non-zero when a run failed, and on bad input (an empty --sweeps, a device this torch lacks)."
+    import nncomp.study as study
+    def fake(*a, **k): return dict(pruning=1.0, total=1.0, runs=8, failed=1)
+    monkeypatch.setattr(study, 'run_study', fake)
+    with pytest.raises(SystemExit, match='1 of 8 runs failed') as e: study.main(['--preset', 'smoke'])
+    monkeypatch.setattr(study, 'run_study', lambda *a, **k: dict(total=1.0, runs=8, failed=0))
+    study.main(['--preset', 'smoke'])                                   # all runs fine: exit status 0
+    monkeypatch.undo()
+    with pytest.raises(SystemExit, match=r'sweeps=\(\) is not allowed'): study.main(['--preset', 'smoke', '--sweeps', ','])
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match="device='cuda' is not allowed"):
+            study.main(['--preset', 'smoke', '--device', 'cuda', '--results', str(tmp_path)])
+    with pytest.raises(SystemExit, match="scheduler='tcp://127.0.0.1:9' is not allowed"):
+        study.main(['--preset', 'smoke', '--scheduler', 'tcp://127.0.0.1:9', '--results', str(tmp_path)])
+
+def test_study_progress_counts_finished_runs(tmp_path, capsys):
+    from nncomp.study import Progress, sweep_runs
+    paths = sweep_runs('pruning', 'smoke', tmp_path)
+    assert len(paths) == 4 * 2 + 2                                      # 4 pruning methods x 2 levels + Figure 6
+    with Progress(paths, '[smoke] pruning', every=0.05) as p:
+        for q in paths[:3]: q.mkdir(parents=True); (q/'metrics.json').write_text('{}')
+        time.sleep(0.3)
+    err = capsys.readouterr().err
+    assert p.bar.n == 3 and '[smoke] pruning' in err and '3/10' in err
+
+def test_papermill_parameters_as_typed(tmp_path):
+    "A sweep notebook through papermill's CLI: -p with a float, -r with a list literal, and an unknown name refused."
+    nb = Path(__file__).parents[1]/'nbs'/'study'/'hashednet.ipynb'
+    import papermill
+    from nncomp.sweep import notebook_parameters
+    params = {p['name'] for p in papermill.inspect_notebook(str(nb)).values()}
+    assert {'levels', 'results', 'preset', 'weights'} <= params
+    ns = {'preset': 'smoke', 'levels': '[0.0, 0.9]'}
+    assert notebook_parameters(ns, 'hashednet') == ns
+    with pytest.raises(ValueError, match="parameter='level' is not allowed"): notebook_parameters({**ns, 'level': 0.9}, 'hashednet')
