@@ -43,8 +43,10 @@ def loss_gradients(model:nn.Module, x:Tensor, y:Tensor, # inputs and labels of t
     grads = {n: torch.zeros_like(m.weight) for n, m in layers.items()}
     ws = {n: m.weight for n, m in layers.items()}
     for i in range(0, len(y), batch):
-        loss = F.cross_entropy(model(x[i:i + batch]), y[i:i + batch], reduction='sum') / len(y)
-        for n, g in zip(ws, torch.autograd.grad(loss, list(ws.values()))): grads[n] += g
+        with torch.enable_grad():                          # also inside a caller's no_grad
+            loss = F.cross_entropy(model(x[i:i + batch]), y[i:i + batch], reduction='sum') / len(y)
+            step = torch.autograd.grad(loss, list(ws.values()))
+        for n, g in zip(ws, step): grads[n] += g
         ws = {n: m.weight for n, m in layers.items()}     # pruned layers recompute weight = orig·mask each forward
     return grads
 
