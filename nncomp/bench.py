@@ -90,7 +90,8 @@ def run_program(p:dict) -> dict:
 
 def run_isolated(p:dict, timeout:float=1800) -> dict:
     "`run_program(p)` in a fresh Python process (its own peak memory)."
-    r = subprocess.run([sys.executable, '-m', 'nncomp.bench', '--program', json.dumps(p)], capture_output=True, text=True, timeout=timeout)
+    r = subprocess.run([sys.executable, '-c', 'import sys; from nncomp.bench import main; main(sys.argv[1:])', '--program', json.dumps(p)],
+                       capture_output=True, text=True, timeout=timeout)
     if r.returncode: raise RuntimeError(f'benchmark program {p} failed:\n{r.stderr[-2000:]}')
     return json.loads(r.stdout.strip().splitlines()[-1])
 
