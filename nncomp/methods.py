@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pkgutil import resolve_name
 
 # %% auto #0
-__all__ = ['FLOAT_BYTES', 'SEED_BYTES', 'METHODS', 'FAMILIES', 'Method', 'dense_bytes', 'masked_bytes', 'hashed_bytes',
-           'get_method', 'in_family', 'config_names', 'pruning_names', 'by_config_name', 'method_of', 'stored_size']
+__all__ = ['FLOAT_BYTES', 'METHODS', 'FAMILIES', 'Method', 'masked_bytes', 'get_method', 'in_family', 'config_names',
+           'pruning_names', 'by_config_name', 'method_of', 'stored_size']
 
 # %% ../nbs/03a_methods.ipynb #af070664
 @dataclass(frozen=True)
@@ -42,23 +42,12 @@ class Method:
 
 # %% ../nbs/03a_methods.ipynb #57671424
 FLOAT_BYTES = 4     # fp32 values
-SEED_BYTES = 4      # one 32-bit hash seed per hashed layer (bucket and sign hashes derive from it)
-
-def dense_bytes(cfg, metrics:dict) -> float:
-    "fp32 bytes of every stored parameter (ConvNets, unpruned nets)."
-    n = metrics.get('n_params')
-    return float('nan') if n is None else float(FLOAT_BYTES * n)
 
 def masked_bytes(cfg, metrics:dict) -> float:
     "fp32 values of the alive edges and biases plus a one-bit-per-edge mask."
     n, edges = metrics.get('n_params'), metrics.get('n_edges') or 0
     if n is None: return float('nan')
     return float(FLOAT_BYTES * n + (math.ceil(edges / 8) if cfg.method.amount > 0 else 0))
-
-def hashed_bytes(cfg, metrics:dict) -> float:
-    "fp32 bucket values (and biases) plus one hash seed per layer."
-    n = metrics.get('n_params')
-    return float('nan') if n is None else float(FLOAT_BYTES * n + SEED_BYTES * (len(cfg.model.hidden) + 1))
 
 # %% ../nbs/03a_methods.ipynb #fa05c4a4
 METHODS = {m.name: m for m in [
