@@ -519,6 +519,7 @@ def run_sweep(preset:str='smoke', datasets=None, methods=None, hidden=None, leve
     runs = plan_runs(spec)
     max_batch = spec.preset.max_batch if max_batch is None else _positive_int('max_batch', max_batch)
     tasks = make_tasks(runs, resolve_name(engine['key']), max_batch)
+    if engine is ENGINE: engine = ENGINE | {'checkpoints': str(spec.results/'checkpoints')}   # killed tasks resume mid-training
     claim_folder(spec.results, spec.preset.name)
     prepare_data(runs, spec.results, engine, retry_errors)
     start = time.time()
