@@ -15,13 +15,14 @@ from safetensors.numpy import save as st_save, load as st_load
 from .core import not_allowed, check_choice, atomic_write_bytes
 from .coding import Coded, encode, decode, relative_indices, positions, csr_bytes, csc_bytes, bitmap_bytes, CODERS
 from .quantize import SharedWeight
-from .lowrank import LowRank
+from .lowrank import LowRank, stored_factors, factor_masks
 
 # %% auto #0
-__all__ = ['FORMAT', 'POSITIONS', 'CATEGORIES', 'ITEM_CATEGORY', 'LAYERS', 'SIMPLE', 'FLOAT_BYTES', 'SEED_BYTES', 'Encoding',
-           'check_encoding', 'encode_weight', 'decode_weight', 'HashedLayer', 'weight_parts', 'encode_module',
-           'arch_of', 'build_arch', 'to_bytes', 'write_compressed', 'read_header', 'decoded_state', 'read_compressed',
-           'ledger', 'by_category', 'compare', 'run_as_module', 'dense_size', 'hashed_size', 'measured_size']
+__all__ = ['FORMAT', 'POSITIONS', 'CATEGORIES', 'ITEM_CATEGORY', 'FACTORS', 'LAYERS', 'SIMPLE', 'FLOAT_BYTES', 'SEED_BYTES',
+           'Encoding', 'check_encoding', 'encode_weight', 'decode_weight', 'HashedLayer', 'weight_parts',
+           'encode_factors', 'decode_factors', 'encode_module', 'arch_of', 'build_arch', 'to_bytes', 'write_compressed',
+           'read_header', 'decoded_state', 'read_compressed', 'ledger', 'by_category', 'compare', 'run_as_module',
+           'dense_size', 'hashed_size', 'measured_size']
 
 # %% ../nbs/18_ledger.ipynb #bfb2d757
 FORMAT = 'nncomp-ledger/1'
@@ -30,6 +31,8 @@ CATEGORIES = ('values', 'indices', 'codebooks', 'code tables', 'hash seeds', 'bi
 ITEM_CATEGORY = {'values': 'values', 'codes': 'values', 'factor_a': 'values', 'factor_b': 'values', 'codes_table': 'code tables', 'codebook': 'codebooks',
                  'skips': 'indices', 'skips_table': 'code tables', 'bitmap': 'indices', 'bias': 'biases',
                  'seed': 'hash seeds'}
+FACTORS = ('factor_a', 'factor_b')
+ITEM_CATEGORY |= {f'{f}_{k}': ITEM_CATEGORY[k] for f in FACTORS for k in ('skips', 'skips_table', 'bitmap')}
 
 @dataclass(frozen=True)
 class Encoding:
@@ -117,11 +120,27 @@ LAYERS = (nn.Linear, nn.Conv2d)
 
 def weight_parts(m:nn.Module) -> tuple:
     "(weight, mask, codebook, index) of a Linear / Conv2d layer, whether plain, pruned or shared."
-    w = m.weight.detach()
     p = getattr(getattr(m, 'parametrizations', None), 'weight', None)
-    if p is not None and isinstance(p[0], SharedWeight): return w, p[0].mask.bool(), p.original.detach(), p[0].index
+    if p is not None and isinstance(p[0], SharedWeight): return m.weight.detach(), p[0].mask.bool(), p.original.detach(), p[0].index
     mask = getattr(m, 'weight_mask', None)
-    return w, (w != 0 if mask is None else mask.bool()), None, None
+    if mask is None: return m.weight.detach(), m.weight.detach() != 0, None, None
+    return (m.weight_orig * mask).detach(), mask.bool(), None, None     # not `m.weight`: stale until the next forward
+
+def encode_factors(m:nn.Module, enc:Encoding=Encoding()) -> tuple:
+    "({item: array}, metadata) of a low-rank layer's factors: dense fp32, or a pruned factor's alive values at `enc`'s positions."
+    arrays, meta = {}, {}
+    for f, t, mask in zip(FACTORS, stored_factors(m), factor_masks(m)):
+        if mask is None: arrays[f] = t.cpu().float().numpy(); continue
+        a, meta[f] = encode_weight(t, mask, enc=enc)
+        arrays |= {f if k == 'values' else f'{f}_{k}': v for k, v in a.items()}
+    return arrays, meta
+
+def decode_factors(a:dict, lm:dict) -> Tensor:
+    "The dense weight A·B of a low-rank layer written by `encode_factors` (`lm`: its metadata)."
+    def one(f):
+        if f not in lm.get('factors', {}): return torch.from_numpy(a[f].copy())
+        return decode_weight({'values' if k == f else k[len(f) + 1:]: v for k, v in a.items() if k == f or k.startswith(f'{f}_')}, lm['factors'][f])
+    return (one('factor_a') @ one('factor_b')).reshape(lm['shape'])
 
 def encode_module(model:nn.Module,
                   enc:Encoding|dict=Encoding() # one Encoding for every layer, or {layer name: Encoding} (others: the default)
@@ -131,9 +150,9 @@ def encode_module(model:nn.Module,
     for name, m in model.named_modules():
         p = getattr(getattr(m, 'parametrizations', None), 'weight', None)
         if isinstance(m, LAYERS) and p is not None and isinstance(p[0], LowRank):     # the two factors, (n + m)·d values
-            a = {'factor_a': p.original0.detach().cpu().float().numpy(), 'factor_b': p.original1.detach().cpu().float().numpy()}
+            a, fm = encode_factors(m, enc.get(name, Encoding()) if isinstance(enc, dict) else enc)
             if m.bias is not None: a['bias'] = m.bias.detach().cpu().float().numpy()
-            meta = {'kind': 'lowrank', 'shape': list(m.weight.shape), 'rank': p[0].rank}
+            meta = {'kind': 'lowrank', 'shape': list(m.weight.shape), 'rank': p[0].rank} | ({'factors': fm} if fm else {})
         elif isinstance(m, LAYERS):
             w, mask, cb, idx = weight_parts(m)
             a, meta = encode_weight(w, mask, cb, idx, enc.get(name, Encoding()) if isinstance(enc, dict) else enc)
@@ -219,7 +238,7 @@ def decoded_state(path) -> dict:
         a = {k[len(name) + 1:]: v for k, v in arrays.items() if k.startswith(name + '.')} if name else arrays
         pre = f'{name}.' if name else ''
         if lm['kind'] == 'layer': out[pre + 'weight'] = decode_weight(a, lm)
-        elif lm['kind'] == 'lowrank': out[pre + 'weight'] = (torch.from_numpy(a['factor_a'].copy()) @ torch.from_numpy(a['factor_b'].copy())).reshape(lm['shape'])
+        elif lm['kind'] == 'lowrank': out[pre + 'weight'] = decode_factors(a, lm)
         elif lm['kind'] == 'hashed':
             out[pre + 'values'] = torch.from_numpy(a['values'].copy())
             out[pre + 'seed'] = int(a['seed'][0])

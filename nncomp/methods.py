@@ -25,10 +25,11 @@ class Method:
     color: str                  # matplotlib colour in every plot
     marker: str = 'o'           # matplotlib marker
     saliency: str|None = None   # 'module:function' scoring weights (pruning methods; higher = keep)
-    needs: tuple = ()           # what the saliency takes besides the weights: 'hessian', 'gradient', 'generator'
+    needs: tuple = ()           # what the saliency takes besides the weights: 'hessian', 'gradient', 'noise'
     levelled: bool = True       # swept over compression levels (False: a grid of architectures)
     size: str = 'nncomp.methods:masked_bytes'  # 'module:function' (cfg, metrics) -> stored bytes
     transform: str|None = None  # 'module:function' (plain module of a trained run, data, **kw) -> {'stored_bytes', 'error', ...}
+    base: str|None = None       # coding methods: the study method whose finished runs `transform` post-processes
 
     def score_fn(self):
         "The saliency function, imported on first use."
@@ -55,13 +56,13 @@ METHODS = {m.name: m for m in [
     Method('magl1', 'MagL1', 'fc', 'magnitude', 'l1', 'pruning', 'C1', saliency='nncomp.prune:magnitude'),
     Method('obd', 'OBD', 'fc', 'obd', 'l2', 'pruning', 'C2', saliency='nncomp.prune:obd', needs=('hessian',)),
     Method('taylor', 'Taylor', 'fc', 'taylor', 'l2', 'pruning', 'C4', saliency='nncomp.prune:taylor', needs=('gradient',)),
-    Method('random', 'Random', 'fc', 'random', 'l2', 'pruning', 'C7', saliency='nncomp.prune:random_saliency', needs=('generator',)),
+    Method('random', 'Random', 'fc', 'random', 'l2', 'pruning', 'C7', saliency='nncomp.prune:random_saliency', needs=('noise',)),
     Method('hashednet', 'HashedNet', 'hashed', 'hashednet', 'l2', 'hashednet', 'C3', marker='s', size='nncomp.ledger:hashed_size'),
     Method('convnet', 'ConvNet', 'conv', 'none', 'l2', 'convnet', 'k', marker='^', levelled=False, size='nncomp.ledger:dense_size'),
     Method('dc-huffman', 'MagL2+Share+Huffman', 'fc', 'magnitude', 'l2', 'coding', 'C5', marker='D', saliency='nncomp.prune:magnitude',
-           size='nncomp.ledger:measured_size', transform='nncomp.posttrain:huffman_coded'),
+           size='nncomp.ledger:measured_size', transform='nncomp.posttrain:huffman_coded', base='magl2'),
     Method('dc-ans', 'MagL2+Share+ANS', 'fc', 'magnitude', 'l2', 'coding', 'C6', marker='P', saliency='nncomp.prune:magnitude',
-           size='nncomp.ledger:measured_size', transform='nncomp.posttrain:ans_coded'),
+           size='nncomp.ledger:measured_size', transform='nncomp.posttrain:ans_coded', base='magl2'),
 ]}
 FAMILIES = ('pruning', 'hashednet', 'convnet', 'coding')
 

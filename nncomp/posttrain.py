@@ -184,10 +184,14 @@ def compress(model:nn.Module, data, # a trained module; data: a DataBundle (trai
 def coded(model:nn.Module, data, # a trained (pruned) run as a plain module; a DataBundle
           coder:str='huffman',    # 'huffman' or 'ans'
           bits:int=5, centroid_epochs:int=1, lr:float=1e-4, folder=None) -> dict:
-    "Share a trained run's alive weights among 2**bits values, train the centroids, write it: stored bytes and test error."
+    "Share a trained run's alive weights among 2**bits values, train the centroids, write it: stored bytes, test error, the file."
     check_choice('coder', coder, ('huffman', 'ans'))
+    for m in layers_of(model).values():   # a stored run comes as plain layers with zeros where edges were removed
+        if not prune.is_pruned(m): prune.custom_from_mask(m, 'weight', m.weight.detach() != 0)
+    folder = Path(folder or tempfile.mkdtemp())
     r = compress(model, data, PostTrain(keep=1.0, bits=bits, retrain_epochs=0, centroid_epochs=centroid_epochs, centroid_lr=lr), folder)
-    return {'stored_bytes': r[f'bytes_{coder}'], 'error': r['error_final'], 'weights_kept': r['weights_kept']}
+    return {'stored_bytes': r[f'bytes_{coder}'], 'error': r['error_final'], 'weights_kept': r['weights_kept'],
+            'file': str(folder/f'{coder}.safetensors')}
 
 def huffman_coded(model:nn.Module, data, **kw) -> dict:
     "`coded` with canonical Huffman coding (Deep Compression's third stage)."
@@ -244,7 +248,7 @@ def demo(net:str, data, # a key of NETS; the MNIST DataBundle
     t0 = time.time(); row |= compress(model, data, pt, seed=seed, stages=stages); row['compress_seconds'] = round(time.time() - t0, 1)
     if stages is not None: stages['compressed'] = model
     row |= {f'dc_{k}': v for k, v in DEEP_COMPRESSION[net].items()}
-    return row | provenance() | {'config': json.dumps({'lr': lr, 'seed': seed, **asdict(pt)}, sort_keys=True)}
+    return row | provenance() | {'config': json.dumps({'train_lr': lr, 'seed': seed, **asdict(pt)}, sort_keys=True)}   # pt.lr is the retraining's
 
 def write_rows(rows:list, path) -> Path:
     "Write result rows (dicts) to a CSV at `path`, atomically; columns in first-seen order."

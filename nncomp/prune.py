@@ -33,9 +33,11 @@ def taylor(w:Tensor, # weights
     "First-order Taylor saliency |g·w|: the loss change a first-order expansion predicts for removing w (Molchanov et al.)."
     return (g * w).abs()
 
-def random_saliency(w:Tensor, gen:torch.Generator) -> Tensor:
-    "Uniform random scores shaped like `w`, drawn on `gen`'s device (a baseline)."
-    return torch.rand(w.shape, generator=gen, device=gen.device).to(w.device)
+def random_saliency(w:Tensor,    # weights (unused: the baseline ignores them)
+                    noise:Tensor  # uniform draws shaped like `w`, from the run's own random stream
+                   ) -> Tensor:
+    "Random scores (a baseline): the run's noise, whatever the weights."
+    return noise
 
 SALIENCIES = {'magnitude': magnitude, 'obd': obd, 'taylor': taylor, 'random': random_saliency}
 
@@ -178,7 +180,7 @@ def run_scores(model,                  # batched model with `prunable()` (and `l
         rows = torch.tensor([x is not None and x.config_name == m.config_name for x in methods], device=next(iter(ws.values())).device)
         fn = m.score_fn()
         for k, w in ws.items():
-            s = fn(w, *(got[need][k] for need in m.needs)) if m.needs != ('generator',) else got['generator'][k]
+            s = fn(w, *(got[need][k] for need in m.needs))
             scores[k] = torch.where(rows.view(-1, *[1] * (w.dim() - 1)), s, scores[k])
     return scores
 

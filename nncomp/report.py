@@ -14,14 +14,14 @@ from scipy import stats
 import nncomp
 from .core import atomic_write, atomic_write_bytes, not_allowed
 from .datasets import DATASETS
-from .methods import METHODS
+from .methods import METHODS, in_family
 
 # %% auto #0
 __all__ = ['DATASET_ORDER', 'CONV_KEYS', 'ROI', 'STYLES', 'HIST_HIDDEN', 'HIST_LEVEL', 'HIST_DATASET', 'HIST_METHODS', 'HIST_TOL',
            'CONFIDENCE', 'CLAIM_A', 'VERY_HIGH', 'MARGIN', 'CLAIMS', 'REASONS', 'READING_FIELDS', 'label', 'color',
            'marker', 'finished', 'percent', 'preset_folder', 'has_runs', 'choose_preset', 'load_results', 'repo_root',
-           'shown_path', 'preset_label', 'demo_note', 'describe_runs', 'fmt_cell', 'formatted', 'cell_stats',
-           'study_table', 'study_tables', 'table_name', 'atomic_write_text', 'save_tables', 'failed_runs',
+           'shown_path', 'preset_label', 'demo_note', 'planned_counts', 'describe_runs', 'fmt_cell', 'formatted',
+           'cell_stats', 'study_table', 'study_tables', 'table_name', 'atomic_write_text', 'save_tables', 'failed_runs',
            'convnet_configs', 'convnet_front', 'conv_name', 'accuracy_panel', 'accuracy_vs_size', 'size_points',
            'fronts', 'accuracy_vs_bytes', 'front_table', 'save_figure', 'surviving_weights', 'histogram_runs',
            'histogram_weights', 'figure6_note', 'weight_histograms', 'weight_summary', 't_interval', 'wilcoxon_p',
@@ -89,7 +89,7 @@ _EMPTY = ['run', 'dataset', 'method', 'hidden', 'level', 'seed', 'test_acc', 'va
 
 def load_results(folder:str|Path, # a preset's results folder
                 ) -> pd.DataFrame:
-    "The runs table of `folder` (`runs.parquet`, else the store), failed runs' accuracies blanked; empty when there are no runs."
+    "The runs table of `folder` (`runs.parquet`, else the store), failed runs' accuracies blanked, ConvNet screening runs left out; empty when there are no runs."
     folder = Path(folder)
     if (folder/'runs.parquet').exists(): runs = pd.read_parquet(folder/'runs.parquet')
     elif (folder/'runs').is_dir():
@@ -100,7 +100,8 @@ def load_results(folder:str|Path, # a preset's results folder
     failed = runs.failed.astype(bool)
     for c in ('test_acc', 'valid_acc'):
         if c in runs: runs[c] = runs[c].astype(float).mask(failed)
-    return runs
+    from nncomp.screen import is_screening   # short ConvNet runs that choose what trains in full (23_screen): not the study's
+    return runs[~is_screening(runs)].reset_index(drop=True)
 
 def repo_root() -> Path:
     "The source tree nncomp is imported from."
@@ -127,6 +128,20 @@ def demo_note(preset:str) -> str:
     what = 'the CPU demo' if preset == 'quick' else f'preset {preset!r}, not the paper preset'
     return f"NOT the study's numbers: this is {what}; the full-fidelity study is the 'paper' preset (results/paper)."
 
+def planned_counts(runs:pd.DataFrame, # the runs table
+                   preset:str) -> pd.DataFrame:
+    "Per training sweep of `preset`, on the datasets `runs` has: how many runs the preset plans and how many have finished."
+    from nncomp.sweep import PRESETS, sweep_spec, plan_runs, family_methods_of
+    from nncomp.store import run_name
+    if preset not in PRESETS or not len(runs): return pd.DataFrame(columns=['sweep', 'planned', 'finished'])
+    ds, have, rows = [d for d in _datasets(runs) if d in PRESETS[preset].datasets], set(runs.run), []
+    for family in ('pruning', 'hashednet', 'convnet'):
+        methods = family_methods_of(family, preset)
+        if not (methods and ds): continue
+        names = {run_name(c, s) for c, s in plan_runs(sweep_spec(preset, ds, methods, check_here=False))}
+        rows.append(dict(sweep=family, planned=len(names), finished=len(names & have)))
+    return pd.DataFrame(rows, columns=['sweep', 'planned', 'finished'])
+
 def describe_runs(runs:pd.DataFrame|None, # the runs table, or None when no folder was given
                   folder:Path|None, # where they came from
                   preset:str) -> str:
@@ -142,6 +157,11 @@ def describe_runs(runs:pd.DataFrame|None, # the runs table, or None when no fold
         if col in runs and runs[col].notna().any():
             v = runs[col].dropna()
             parts.append(f'{what}: {v.nunique() if col == "seed" else ", ".join(str(int(x)) for x in sorted(v.unique())[:8])}')
+    plan = planned_counts(runs, preset)
+    if len(plan):   # a study still running (or stopped) says how far it got
+        parts.append(f'finished of those the {preset} preset plans for {", ".join(d for d in _datasets(runs))}: '
+                     + ', '.join(f'{r.sweep} {r.finished}/{r.planned}' for r in plan.itertuples())
+                     + ('' if (plan.finished == plan.planned).all() else ' — a partial study: tables and claims cover the finished runs only'))
     return '\n'.join(parts + ([demo_note(preset)] if demo_note(preset) else []))
 
 # %% ../nbs/13_report.ipynb #2136e278
@@ -255,6 +275,7 @@ def _lines(runs, x):
 def accuracy_panel(ax, runs:pd.DataFrame, dataset:str, x:str='n_params', roi=ROI, hidden=(100, 30)):
     "Draw one dataset's accuracy-against-size panel on `ax` (the lines of the widths in `hidden`)."
     d = runs[runs.dataset == dataset]
+    if x == 'n_params': d = d[~d.method.isin(in_family('coding'))]   # coded runs keep their parent's parameters: bytes tell them apart
     lines = _lines(d[d.hidden.isin(hidden) | d.hidden.isna()], x)
     order = {m: i for i, m in enumerate(METHODS)}
     for (m, h), l in sorted(lines.groupby(['method', 'hidden']), key=lambda g: (order.get(g[0][0], 99), -g[0][1])):

@@ -14,12 +14,12 @@ from .core import atomic_write, atomic_write_bytes, not_allowed
 from .methods import method_of, stored_size
 
 # %% auto #0
-__all__ = ['CONV_COLUMNS', 'COLUMNS', 'PRESET_FILE', 'dumps', 'atomic_write_json', 'run_name', 'run_path', 'RunFileError',
-           'read_json', 'read_metrics', 'is_done', 'RunLock', 'is_locked', 'git_commit', 'device_name', 'provenance',
-           'start_run', 'finish_run', 'compact', 'failed_result', 'load_state', 'load_config', 'check_metrics',
-           'read_run', 'run_problem', 'set_aside', 'quarantine_run', 'run_row', 'load_runs', 'save_runs',
-           'unfinished_runs', 'folder_presets', 'check_folder_preset', 'claim_folder', 'batched_model', 'load_module',
-           'export_safetensors']
+__all__ = ['CONV_COLUMNS', 'COLUMNS', 'DERIVED', 'PRESET_FILE', 'dumps', 'atomic_write_json', 'run_name', 'run_path',
+           'RunFileError', 'read_json', 'read_metrics', 'is_done', 'RunLock', 'is_locked', 'git_commit', 'device_name',
+           'provenance', 'start_run', 'finish_run', 'compact', 'failed_result', 'load_state', 'load_config',
+           'check_metrics', 'read_run', 'run_problem', 'set_aside', 'quarantine_run', 'run_row', 'derived_row',
+           'load_runs', 'save_runs', 'unfinished_runs', 'folder_presets', 'check_folder_preset', 'claim_folder',
+           'batched_model', 'load_module', 'export_safetensors']
 
 # %% ../nbs/10_store.ipynb #dff66c0c
 def dumps(obj) -> str:
@@ -270,6 +270,25 @@ def run_row(path:Path) -> dict|None:
     row['failed'] = bool(metrics.get('failed', False))
     return row
 
+DERIVED = 'derived'   # folder of the derived runs (a coding method applied to a finished run: `nncomp.derived`)
+
+def derived_row(path:Path,      # a derived run's folder
+                parents:dict,   # {run name: its row} of the trained runs
+               ) -> dict|None:
+    "Row of a derived run: its parent's data, width, level and seed with its own method, accuracy, bytes and provenance."
+    metrics = read_metrics(path)
+    if metrics is None: return None
+    check_metrics(metrics, Path(path)/'metrics.json')
+    parent = parents.get(metrics.get('parent'))
+    if parent is None: raise RunFileError(f'{path}: no parent run {metrics.get("parent")!r} in the table (removed or set aside)')
+    prov = metrics.get('provenance', {})
+    row = dict(parent, run=Path(path).name, method=metrics.get('method'), path=f'{DERIVED}/{Path(path).name}',
+               valid_acc=None, epochs=None, best_epoch=None, finished=prov.get('finished'),
+               **{k: prov.get(k) for k in ('device', 'commit', 'nncomp_version')})
+    for k in ('test_acc', 'n_params', 'n_alive_edges', 'stored_bytes', 'wall_time', 'reason'): row[k] = metrics.get(k)
+    row['failed'] = bool(metrics.get('failed', False))
+    return row
+
 _DTYPES = {'hidden': 'Int64', 'seed': 'Int64', 'n_params': 'Int64', 'epochs': 'Int64', 'best_epoch': 'Int64',
            'kernel': 'Int64', 'channels': 'Int64', 'stride': 'Int64', 'pool': 'Int64', 'n_train': 'Int64',
            'n_test': 'Int64', 'n_edges': 'Int64', 'n_alive_edges': 'Int64', 'failed': 'bool',
@@ -291,6 +310,12 @@ def load_runs(folder:Path,            # a preset's results folder
             moved = quarantine_run(p, str(e)) if quarantine else None
             warnings.warn(f'run left out: {e}' + (f'; set aside in {moved}, it trains again at the next sweep' if moved else ''))
             continue
+        if row is not None: rows.append(row)
+    parents = {r['run']: r for r in rows}
+    for p in sorted(p for p in (Path(folder)/DERIVED).iterdir() if p.is_dir()) if (Path(folder)/DERIVED).exists() else []:
+        try: row = derived_row(p, parents)
+        except RunFileError as e:
+            bad[p.name] = str(e); warnings.warn(f'derived run left out: {e}'); continue
         if row is not None: rows.append(row)
     df = pd.DataFrame(rows, columns=list(COLUMNS))
     df = df.astype(_DTYPES).sort_values(['method', 'dataset', 'hidden', 'level', 'seed', 'run'], ignore_index=True)

@@ -8,7 +8,7 @@ import argparse, datetime, json, re, sys, tempfile, threading, time, warnings
 from pathlib import Path
 import nncomp
 from .core import not_allowed, check_choice
-from .store import atomic_write_json, provenance, save_runs, run_path, is_done
+from .store import atomic_write_json, read_json, provenance, save_runs, run_path, is_done
 from .sweep import FAMILIES, PRESETS, sweep_spec, plan_runs, family_methods_of, check_scheduler
 with warnings.catch_warnings():
     warnings.simplefilter('ignore'); from tqdm.auto import tqdm
@@ -18,7 +18,7 @@ __all__ = ['SWEEPS', 'PARAMETERS_MARK', 'PACKAGED', 'study_folder', 'kernel_name
            'Progress', 'run_study', 'parse_args', 'main']
 
 # %% ../nbs/12_study.ipynb #1fe539d8
-SWEEPS = ('pruning', 'hashednet', 'convnet')
+SWEEPS = ('pruning', 'hashednet', 'convnet', 'coding')   # coding derives runs from the pruning sweep's: it comes after
 PARAMETERS_MARK = '# Parameters'   # first line of a sweep notebook's parameters cell
 PACKAGED = 'study_notebooks'       # the study notebooks' folder inside an installed package (setup.py copies them)
 
@@ -57,9 +57,12 @@ def run_notebook(src:Path,   # notebook to execute
                                progress_bar=False, log_output=False)
     return round(time.time() - start, 1)
 
-def sweep_runs(family:str, preset:str, folder:Path, device=None) -> list[Path]:
-    "Run folders the `family` notebook of `preset` plans (what its progress counts)."
-    spec = sweep_spec(preset, methods=family_methods_of(family, preset), results=folder, device=device, check_here=False)
+def sweep_runs(family:str, preset:str, folder:Path, device=None, datasets=None) -> list[Path]:
+    "Run folders the `family` notebook of `preset` plans (what its progress counts); for `coding`, the derived runs."
+    if family == 'coding':
+        from nncomp.derived import plan_derived
+        return [dest for *_, dest in plan_derived(folder)[0]]
+    spec = sweep_spec(preset, datasets, family_methods_of(family, preset), results=folder, device=device, check_here=False)
     return [run_path(folder, cfg, seed) for cfg, seed in plan_runs(spec)]
 
 class Progress:
@@ -84,6 +87,7 @@ def run_study(preset:str='quick',       # 'quick', 'paper' or 'smoke'
               scheduler:str='local',   # 'local' (embedded LocalCluster) or a Dask scheduler address
               notebooks=None,          # folder of the study notebooks (None: `study_folder()`)
               sweeps=SWEEPS,           # which sweep notebooks to run
+              datasets=None,           # the sweeps' datasets (None: the preset's), e.g. ['mnist']
               report:bool=True,
               progress:bool=True) -> dict: # a progress bar per sweep (runs done / total, elapsed, ETA) on stderr
     "Run the sweep notebooks of a preset, rebuild `runs.parquet`, run the report; return the timings and run counts."
@@ -91,13 +95,14 @@ def run_study(preset:str='quick',       # 'quick', 'paper' or 'smoke'
     if not sweeps: raise not_allowed('sweeps', sweeps, f'a non-empty subset of {", ".join(SWEEPS)}')
     check_scheduler(scheduler)                      # answers, or a clear error before the first notebook starts
     remote = scheduler not in (None, 'local', 'inline')
-    spec = sweep_spec(preset, results=results, device=device, check_here=not remote)  # checks everything else up front
+    spec = sweep_spec(preset, datasets, results=results, device=device, check_here=not remote)  # checks everything else up front
     folder, notebooks = spec.results.resolve(), Path(notebooks or study_folder())
-    params = dict(preset=preset, results=str(folder), device=device, scheduler=scheduler)
+    trains = dict(preset=preset, results=str(folder), device=device, scheduler=scheduler) | ({'datasets': list(datasets)} if datasets else {})
     timings, start = {}, time.time()
     for name in sweeps:
         print(f'[{preset}] {name} sweep ...', flush=True)
-        with Progress(sweep_runs(name, preset, folder, device), f'[{preset}] {name}', enabled=progress):
+        params = dict(preset=preset, results=str(folder)) if name == 'coding' else trains   # coding trains nothing
+        with Progress(sweep_runs(name, preset, folder, device, datasets), f'[{preset}] {name}', enabled=progress):
             timings[name] = run_notebook(notebooks/f'{name}.ipynb', folder/f'{name}.ipynb', params)
         print(f'[{preset}] {name} sweep done in {timings[name]} s', flush=True)
     runs = save_runs(folder)
@@ -108,6 +113,9 @@ def run_study(preset:str='quick',       # 'quick', 'paper' or 'smoke'
         print(f'[{preset}] report done in {timings["report"]} s: {folder/"report.ipynb"}', flush=True)
     elif report: print(f'[{preset}] no report notebook at {notebooks/"report.ipynb"} yet: skipped', flush=True)
     timings['total'] = round(time.time() - start, 1)
+    before = read_json(folder/'study.json') or {}
+    sweeps_before = {k: v for k, v in before.get('seconds', {}).items() if k in SWEEPS and k not in timings}
+    timings = dict(sweeps_before, **timings)          # a study run sweep by sweep keeps each sweep's last wall time
     atomic_write_json(folder/'study.json', {**provenance(device, preset), 'label': spec.preset.label, 'seconds': timings,
                                             'runs': len(runs), 'failed': failed, 'scheduler': scheduler,
                                             'finished': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')})
@@ -122,6 +130,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument('--device', default=None, help="torch device of the runs, e.g. cpu, cuda (default cpu)")
     ap.add_argument('--scheduler', default='local', help="'local' (embedded Dask LocalCluster, default) or a scheduler address tcp://host:8786")
     ap.add_argument('--sweeps', default=','.join(SWEEPS), help=f'comma-separated subset of {",".join(SWEEPS)}')
+    ap.add_argument('--datasets', default=None, help='comma-separated datasets, e.g. mnist (default: the preset\'s)')
     ap.add_argument('--no-report', action='store_true', help='skip the report notebook')
     ap.add_argument('--no-progress', action='store_true', help='no progress bars')
     return ap.parse_args(argv)
@@ -130,7 +139,8 @@ def main(argv=None):
     "Console script `nncomp_study`: exit status 1 when the input is bad, a notebook fails, or any run failed."
     a = parse_args(argv)
     sweeps = tuple(s.strip() for s in a.sweeps.split(',') if s.strip())
-    try: out = run_study(a.preset, a.results, a.device, a.scheduler, sweeps=sweeps, report=not a.no_report,
+    datasets = [d.strip() for d in a.datasets.split(',') if d.strip()] if a.datasets else None
+    try: out = run_study(a.preset, a.results, a.device, a.scheduler, sweeps=sweeps, datasets=datasets, report=not a.no_report,
                          progress=not a.no_progress)
     except ValueError as e: sys.exit(f'nncomp_study: {e}')
     except Exception as e:

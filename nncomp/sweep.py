@@ -27,11 +27,11 @@ from .store import (RunLock, is_locked, read_metrics, run_path, start_run, finis
 __all__ = ['STUDY', 'PAPER_SCOPE', 'PAPER_C', 'PRESETS', 'HIST_METHODS', 'HIST_HIDDEN', 'HIST_LEVEL', 'HIST_DATASET', 'ENGINE',
            'WEIGHTS', 'NOTEBOOK_PARAMETERS', 'family_methods', 'Preset', 'conv_train', 'SweepSpec', 'as_list',
            'check_levels', 'check_writable', 'device_problem', 'check_device', 'sweep_spec', 'fit_schedule',
-           'conv_models', 'method_configs', 'histogram_configs', 'is_histogram_run', 'plan_runs', 'Task', 'make_tasks',
-           'load_data', 'torch_threads', 'train_task', 'needs_training', 'Claimed', 'claim', 'record',
+           'conv_models', 'method_configs', 'histogram_configs', 'is_histogram_run', 'plan_runs', 'conv_runs', 'Task',
+           'make_tasks', 'load_data', 'torch_threads', 'train_task', 'needs_training', 'Claimed', 'claim', 'record',
            'scheduler_problem', 'check_scheduler', 'dask_client', 'check_workers_device', 'run_tasks',
-           'wait_for_others', 'prepare_data', 'run_sweep', 'summarize', 'notebook_parameters', 'family_methods_of',
-           'sweep_notebook']
+           'wait_for_others', 'prepare_data', 'train_runs', 'run_sweep', 'summarize', 'notebook_parameters',
+           'family_methods_of', 'sweep_notebook']
 
 # %% ../nbs/11_sweep.ipynb #60be1f79
 def family_methods(family:str) -> tuple:
@@ -259,6 +259,17 @@ def plan_runs(spec:SweepSpec) -> list[tuple[RunConfig, int]]:
     runs += [(validate(cfg), seed) for cfg in histogram_configs(spec) for seed in range(p.hist_seeds)]
     return list(dict.fromkeys(runs))  # a run listed twice (e.g. two methods sharing a config) is planned once
 
+# %% ../nbs/11_sweep.ipynb #d0da234f
+def conv_runs(p:Preset,                   # the preset: its data split and subsample, ConvNet training, seeds
+              dataset:str,                # a dataset name
+              models:list[ModelConfig],   # ConvNet configurations, e.g. `conv_models(p)` or a screening's candidates
+              train:TrainConfig|None=None, # None: the preset's ConvNet training (`p.conv_train`)
+              seeds:int|None=None,        # runs per configuration, seeds 0..seeds-1 (None: the preset's)
+             ) -> list[tuple[RunConfig, int]]:
+    "The validated `(cfg, seed)` runs of an explicit list of ConvNet configurations, as the preset's ConvNet sweep plans them."
+    data, method = DataConfig(dataset, p.split, p.n_train, p.n_test), MethodConfig(get_method('convnet').config_name)
+    return [(validate(RunConfig(data, m, train or p.conv_train, method)), s) for m in models for s in range(seeds or p.seeds)]
+
 # %% ../nbs/11_sweep.ipynb #bdd03651
 ENGINE = {'train': 'nncomp.train:train_batch', 'key': 'nncomp.train:batch_key', 'load': 'nncomp.sweep:load_data'}
 
@@ -271,11 +282,12 @@ class Task:
 def make_tasks(runs:list,            # [(cfg, seed), ...] in plan order
                key, # function cfg -> hashable batch key
                max_batch:int) -> list[Task]:
-    "Group runs by batch key (first appearance order), order each group by seed, cut it into tasks of at most `max_batch` runs."
+    "Group runs by batch key, order each group by seed, cut it into tasks of at most `max_batch` runs, lowest seeds first."
     groups = {}
     for cfg, seed in runs: groups.setdefault(key(cfg), []).append((cfg, seed))
     groups = {k: sorted(g, key=lambda r: r[1]) for k, g in groups.items()}   # stable: plan order within a seed
-    return [Task(g[i:i + max_batch], k) for k, g in groups.items() for i in range(0, len(g), max_batch)]
+    tasks = [Task(g[i:i + max_batch], k) for k, g in groups.items() for i in range(0, len(g), max_batch)]
+    return sorted(tasks, key=lambda t: t.runs[0][1])   # a sweep stopped early holds every group's first seeds, not one group's all
 
 # %% ../nbs/11_sweep.ipynb #c34f540c
 def load_data(data:DataConfig, # what to load
@@ -499,9 +511,39 @@ def prepare_data(runs:list,          # [(cfg, seed), ...] of the sweep
     todo = {cfg.data for cfg, seed in runs if needs_training(run_path(root, cfg, seed), retry_errors)}
     for data in sorted(todo, key=repr): resolve_name(engine['load'])(data, 'cpu')
 
-# %% ../nbs/11_sweep.ipynb #eaa0236e
+# %% ../nbs/11_sweep.ipynb #7962e756
 WEIGHTS = ('all', 'none')
 
+def train_runs(spec:SweepSpec,        # where the runs go and on which device (`sweep_spec`)
+               runs:list,             # [(cfg, seed), ...], e.g. from `conv_runs`
+               scheduler:str|None='local', # 'local' (embedded LocalCluster), 'inline' (no Dask) or a scheduler address
+               engine:dict=ENGINE, progress:bool=True, retry_errors:bool=True,
+               max_batch:int|None=None,    # most runs per task (None: the preset's)
+               weights:str='all',          # 'all': keep every run's weights (state.pt); 'none': only Figure 6's networks'
+               worker_timeout:float=120,   # seconds without any Dask worker before the sweep gives up
+               desc:str='runs') -> pd.DataFrame: # label of the progress bar
+    "Train the unfinished runs of an explicit list into the store (as `run_sweep` does); return their rows of the table."
+    remote = scheduler not in (None, 'local', 'inline')
+    check_choice('weights', weights, WEIGHTS)
+    if remote: check_scheduler(scheduler)
+    runs = list(dict.fromkeys((validate(c), s) for c, s in runs))
+    max_batch = spec.preset.max_batch if max_batch is None else _positive_int('max_batch', max_batch)
+    tasks = make_tasks(runs, resolve_name(engine['key']), max_batch)
+    if engine is ENGINE: engine = ENGINE | {'checkpoints': str(spec.results/'checkpoints')}   # killed tasks resume mid-training
+    claim_folder(spec.results, spec.preset.name)
+    prepare_data(runs, spec.results, engine, retry_errors)
+    start, keep = time.time(), (lambda cfg: True) if weights == 'all' else is_histogram_run
+    with dask_client(scheduler, spec.device) as client:
+        if remote: check_workers_device(client, spec.device)
+        counts = run_tasks(tasks, spec.results, engine, client, spec.device, provenance(spec.device, spec.preset.name),
+                           retry_errors=retry_errors, progress=progress, keep=keep, worker_timeout=worker_timeout, desc=desc)
+    df = save_runs(spec.results)
+    df = df[df.run.isin({f'{run_id(c)}-s{s}' for c, s in runs})].reset_index(drop=True)
+    df.attrs.update(counts, planned=len(runs), tasks=len(tasks), seconds=round(time.time() - start, 1),
+                    results=str(spec.results), label=spec.preset.label)
+    return df
+
+# %% ../nbs/11_sweep.ipynb #eaa0236e
 def run_sweep(preset:str='smoke', datasets=None, methods=None, hidden=None, levels=None, seeds=None, epochs=None,
               results=None, device=None,
               scheduler:str|None='local', # 'local' (embedded LocalCluster), 'inline' (no Dask) or a scheduler address
@@ -514,26 +556,7 @@ def run_sweep(preset:str='smoke', datasets=None, methods=None, hidden=None, leve
     "Plan, train what is unfinished, write the store and `runs.parquet`; return this sweep's rows of the table."
     remote = scheduler not in (None, 'local', 'inline')
     spec = sweep_spec(preset, datasets, methods, hidden, levels, seeds, epochs, results, device, check_here=not remote)
-    check_choice('weights', weights, WEIGHTS)
-    if remote: check_scheduler(scheduler)
-    runs = plan_runs(spec)
-    max_batch = spec.preset.max_batch if max_batch is None else _positive_int('max_batch', max_batch)
-    tasks = make_tasks(runs, resolve_name(engine['key']), max_batch)
-    if engine is ENGINE: engine = ENGINE | {'checkpoints': str(spec.results/'checkpoints')}   # killed tasks resume mid-training
-    claim_folder(spec.results, spec.preset.name)
-    prepare_data(runs, spec.results, engine, retry_errors)
-    start = time.time()
-    keep = (lambda cfg: True) if weights == 'all' else is_histogram_run
-    with dask_client(scheduler, device) as client:
-        if remote: check_workers_device(client, device)
-        counts = run_tasks(tasks, spec.results, engine, client, device, provenance(device, spec.preset.name),
-                           retry_errors=retry_errors, progress=progress, keep=keep, worker_timeout=worker_timeout, desc=desc)
-    df = save_runs(spec.results)
-    names = {f'{run_id(c)}-s{s}' for c, s in runs}
-    df = df[df.run.isin(names)].reset_index(drop=True)
-    df.attrs.update(counts, planned=len(runs), tasks=len(tasks), seconds=round(time.time() - start, 1),
-                    results=str(spec.results), label=spec.preset.label)
-    return df
+    return train_runs(spec, plan_runs(spec), scheduler, engine, progress, retry_errors, max_batch, weights, worker_timeout, desc)
 
 # %% ../nbs/11_sweep.ipynb #483fae43
 def _cell(acc:pd.Series) -> str:
@@ -551,7 +574,7 @@ def summarize(df:pd.DataFrame) -> pd.DataFrame:
 
 _COMMON = ('preset', 'results', 'datasets', 'seeds', 'epochs', 'device', 'scheduler', 'weights')
 NOTEBOOK_PARAMETERS = {'pruning': _COMMON + ('methods', 'hidden', 'levels'), 'hashednet': _COMMON + ('levels',),
-                       'convnet': _COMMON}
+                       'convnet': _COMMON + ('stage', 'screen_epochs', 'delta', 'top_k', 'subset')}   # stage: nncomp.screen
 
 def notebook_parameters(namespace:dict, # a notebook's globals() after its parameters cell
                         family:str) -> dict:

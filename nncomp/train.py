@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from .config import RunConfig, validate, PRUNING_METHODS
 from .models import build_model, MLP
 from .mnist import atomic_write_bytes
-from .prune import pruning_steps, prune_step, saliency_batches, hessian_diagonals, mean_gradients, random_saliency
+from .prune import pruning_steps, prune_step, saliency_batches, hessian_diagonals, mean_gradients
 
 # %% auto #0
 __all__ = ['FUSE_MIN', 'CHECKPOINT_EVERY', 'batch_key', 'is_bias', 'ParamViews', 'FlatState', 'RunHyper', 'update_block',
@@ -229,18 +229,18 @@ def fc_step(model:MLP,           # batched FC model, runs sorted by seed group
 # %% ../nbs/05_train.ipynb #2d1cb0a6
 def saliency_needs(model:nn.Module, x:Tensor, y:Tensor, # training inputs and labels on the device
                    order:DataOrder,                      # the runs' saliency stream
-                   rand_gens:dict                        # {seed: CPU generator} for random scores
+                   rand_gens:dict                        # {seed: CPU generator} of the runs' noise (random pruning)
                   ) -> dict:
     "What a saliency may need, as callables for `prune.run_scores`: each is computed only if a method asks for it."
     def batches(): return saliency_batches(x, y, order, width=max(model.sizes[1:]))
-    def randoms():
+    def noise():
         out = {}
-        for k, w in model.prunable().items():
-            per_seed = {s: random_saliency(w[0].detach().cpu(), g) for s, g in rand_gens.items()}
+        for k, w in model.prunable().items():   # one draw per seed: runs sharing a seed share their noise
+            per_seed = {s: torch.rand(w.shape[1:], generator=g) for s, g in rand_gens.items()}
             out[k] = torch.stack([per_seed[s] for s in order.seeds]).to(w.device)
         return out
     return {'hessian': lambda: hessian_diagonals(model, batches()), 'gradient': lambda: mean_gradients(model, batches()),
-            'generator': randoms}
+            'noise': noise}
 
 # %% ../nbs/05_train.ipynb #20fa45d7
 CHECKPOINT_EVERY = 120.0   # seconds between a batch's checkpoints

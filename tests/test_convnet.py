@@ -1,5 +1,7 @@
-"""ConvNet baseline: weight counts by hand, grouped conv = reference, batched run = run alone, grid, Pareto filter, bad input."""
+"""ConvNet baseline: weight counts by hand, grouped conv = reference, batched run = run alone, grid, Pareto filter, bad input;
+the screening design (nncomp.screen): its rule and recall on hand-made points, its costs, its stages, bad input."""
 from dataclasses import replace
+from pathlib import Path
 import pandas as pd
 import pytest, torch
 from torch import nn
@@ -7,6 +9,11 @@ from nncomp.config import RunConfig, ModelConfig, MethodConfig, DataConfig, Trai
 from nncomp.convnet import (ConvNet, conv_counts, check_conv, conv_grid, sample_grid, conv_run_configs, pareto_front,
                             pareto_mask, with_weights, CONV_TRAIN, CONV_FIELDS)
 from nncomp.models import model_class
+from nncomp.screen import (Design, candidate_bound, check_design, config_keys, convnet_notebook, design_cost, is_screening,
+                           read_ranking, recall_table, rank_screened, run_stage, screening_files, screening_recall,
+                           select_candidates, subset_models)
+from nncomp.sweep import NOTEBOOK_PARAMETERS, PRESETS, conv_models, conv_runs, plan_runs, sweep_spec
+from standins import STANDIN
 
 
 @pytest.mark.parametrize('C,k,s,p,weights,biases', [
@@ -113,3 +120,154 @@ def test_cuda_matches_cpu():
     from nncomp.train import train_batch, toy_data
     run = conv_run_configs([cfg], train=replace(CONV_TRAIN, epochs=1, patience=1))[0]
     assert not any(r['failed'] for r in train_batch([run] * 2, [0, 1], toy_data(128, 32, 32), device='cuda', progress=False))
+
+
+# ---- the screening design (nncomp.screen): rule, recall, costs, stages, bad input ----
+
+
+def _pts():
+    "Hand-made screening results: (name, parameters, validation accuracy %)."
+    return pd.DataFrame(dict(name=list('ABCDEFGHIJ'), n_params=[150, 200, 250, 400, 400, 800, 1200, 1500, 2000, 4000],
+                             valid_acc=[92.0, 91.0, 93.5, 93.0, 95.0, 94.8, 96.0, 95.9, 95.2, 97.0]))
+
+
+def test_selection_rule_hand_made_points():
+    "Front staircase 92.0 | 93.5 | 95.0 | 96.0 | 97.0; buckets of half a decade: [100, 316), [316, 1000), [1000, 3162), [3162, 10000)."
+    r = rank_screened(_pts(), delta=0.5, top_k=1, per_decade=2)
+    assert r.gap.round(2).tolist() == [0.0, 1.0, 0.0, 2.0, 0.0, 0.2, 0.0, 0.1, 0.8, 0.0]
+    assert r.bucket.tolist() == [4, 4, 4, 5, 5, 5, 6, 6, 6, 7] and r['rank'].tolist() == [1, 3, 2, 3, 1, 2, 1, 2, 3, 1]
+    def kept(**kw): return select_candidates(_pts(), per_decade=2, **kw).name.tolist()
+    assert kept(delta=0.5, top_k=1) == list('AEGJ')                  # the cap: one per bucket, the smallest gap first
+    assert kept(delta=0.5, top_k=2) == kept(delta=0.5, top_k=None) == list('ACEFGHJ')
+    assert kept(delta=1.0, top_k=None) == list('ABCEFGHIJ')          # D is 2 pp below the front
+    assert kept(delta=0.0, top_k=None) == list('ACEGJ')              # δ = 0: the screening front itself
+    c = select_candidates(_pts(), delta=0.5, top_k=2, per_decade=2)
+    assert c.set_index('name').why['F'] == '0.20 pp below the screening front, #2 of its size bucket [316, 1,000)'
+    assert r.set_index('name').why['D'] == '2.00 pp below the screening front (more than δ = 0.5 pp)'
+
+
+def test_recall_hand_made():
+    cols = list(CONV_FIELDS) + ['n_params', 'test_acc']
+    full = pd.DataFrame([(5, 4, 3, 4, 0.0, 300, 96.0), (5, 4, 3, 4, 0.2, 300, 95.0), (6, 6, 3, 4, 0.0, 500, 97.5),
+                         (7, 6, 2, 2, 0.0, 800, 97.0), (5, 9, 2, 3, 0.1, 1000, 98.0)], columns=cols)
+    cands = full.iloc[[1, 3, 4]]                # the front is 300 (96.0), 500 (97.5), 1000 (98.0): only 1000 was kept
+    res = screening_recall(full, cands)
+    assert (res['front'], res['kept']) == (3, 1) and res['recall'] == pytest.approx(1 / 3)
+    assert res['table'].shortfall.tolist() == pytest.approx([1.0, 2.5, 0.0])   # best kept at ≤ 300: 95.0; at ≤ 500: 95.0
+    assert screening_recall(full, full)['recall'] == 1.0 and screening_recall(full, full)['max_shortfall'] == 0.0
+
+
+def test_planning_counts_paper_mnist():
+    cost = design_cost('paper', 'mnist')
+    assert cost.stage.tolist() == ['screen', 'full: candidates', 'recall: subset', 'design', 'full grid (PROTOCOL §3)']
+    assert cost.configurations.tolist() == [1458, 114, 100, 1458, 1458]
+    assert cost.runs.tolist() == [1458, 570, 500, 2528, 7290]
+    assert cost.network_epochs.tolist() == [4374, 17100, 15000, 36474, 218700]
+    assert cost['share_%'].tolist() == [2.0, 7.8, 6.9, 16.7, 100.0]
+    assert cost['hours_at_0.5'].tolist() == [2.4, 9.5, 8.3, 20.3, 121.5]
+    grid = conv_models(PRESETS['paper'])
+    assert candidate_bound(grid, 15, 4) == 9 + 7 * 15 and candidate_bound(grid, None, 4) == 1458
+    assert design_cost('paper', 'mnist', Design(screen_epochs=2, screen_seeds=2)).network_epochs[0] == 1458 * 2 * 2
+    known = grid_frame_of(subset_models(grid, Design())[:30])      # 30 of the subset's configurations are candidates
+    assert design_cost('paper', 'mnist', candidates=known).configurations.tolist()[1:3] == [30, 70]
+
+
+def grid_frame_of(models):
+    return pd.DataFrame([{f: getattr(m, f) for f in CONV_FIELDS} for m in models])
+
+
+def test_full_runs_are_the_sweeps_runs(tmp_path):
+    "A candidate's full runs are the very runs the preset's ConvNet sweep plans: shared in the store."
+    spec = sweep_spec('paper', ['mnist'], ['convnet'], results=tmp_path)
+    assert conv_runs(spec.preset, 'mnist', conv_models(spec.preset)) == plan_runs(spec)
+
+
+@pytest.mark.parametrize('kw,msg', [
+    (dict(design=Design(delta=-1)), 'delta=-1 is not allowed; allowed: percentage points ≥ 0'),
+    (dict(design=Design(delta=float('nan'))), 'delta=nan is not allowed'),
+    (dict(design=Design(subset=1459)), 'subset=1459 is not allowed; allowed: an int in 1..1458 (the 1458 configurations screened)'),
+    (dict(design=Design(screen_epochs=30)), "screen_epochs=30 is not allowed; allowed: an int in 1..29 (fewer than the preset's 30"),
+    (dict(design=Design(top_k=0)), 'top_k=0 is not allowed; allowed: an int ≥ 1 or None'),
+    (dict(dataset='mnist-upside-down'), "dataset='mnist-upside-down' is not allowed; allowed: mnist, mnist-rot"),
+    (dict(preset='smoke'), "preset='smoke' is not allowed; allowed: a preset whose ConvNets train at least 2 epochs"),
+    (dict(stage='pilot'), "stage='pilot' is not allowed; allowed: plan, screen, full, recall, summary")])
+def test_bad_input_fails_before_training(tmp_path, kw, msg):
+    kw = dict(stage='screen', preset='paper', dataset='mnist') | kw
+    with pytest.raises(ValueError, match='allowed') as e:
+        run_stage(kw.pop('stage'), results=tmp_path/'res', engine=STANDIN, scheduler='inline', progress=False, **kw)
+    assert msg in str(e.value)
+    assert not (tmp_path/'res').exists()
+
+
+def _count(log): return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+def test_stages_resume_and_stay_fixed(tmp_path, monkeypatch, capsys):
+    "The whole design with the stand-in engine: each stage resumes, the candidates are fixed once, the report never sees screening runs."
+    from nncomp.report import load_results
+    log = tmp_path/'trained.log'; monkeypatch.setenv('NNCOMP_STANDIN_LOG', str(log))
+    grid = conv_grid(kernel=(5, 9), channels=(4, 12), stride=(1, 3), pool=(2, 4), dropout=(0.0,))
+    d, res = Design(delta=1.0, top_k=2, subset=6), tmp_path/'res'
+    kw = dict(preset='quick', dataset='mnist', results=res, design=d, scheduler='inline', engine=STANDIN, progress=False, models=grid)
+    with pytest.raises(ValueError, match="stage='full' is not allowed; allowed: after the screening of mnist has finished"): run_stage('full', **kw)
+    ranking = run_stage('screen', **kw)
+    assert len(ranking) == 16 and _count(log) == 16 and all(f.exists() for f in screening_files(res, 'mnist'))
+    cands = ranking[ranking.kept]
+    assert 0 < len(cands) <= candidate_bound(grid, 2, 4)
+    run_stage('screen', **kw); assert _count(log) == 16                        # resumed: nothing trained again
+    with pytest.raises(ValueError, match=r"top_k=3 is not allowed; allowed: 2, the value the candidates were fixed with"):
+        run_stage('full', **(kw | dict(design=Design(delta=1.0, top_k=3, subset=6))))
+    full = run_stage('full', **kw)
+    assert sorted(config_keys(full)) == sorted(config_keys(cands)) and full.runs.tolist() == [3] * len(cands)
+    assert _count(log) == 16 + 3 * len(cands)
+    subset = set(config_keys(grid_frame_of(subset_models(grid, d))))
+    run_stage('recall', **kw)
+    new = len(subset - set(config_keys(cands)))
+    assert _count(log) == 16 + 3 * len(cands) + 3 * new                         # subset configurations that are candidates train once
+    cost = run_stage('summary', **kw)
+    assert cost.configurations.tolist()[:3] == [16, len(cands), new] and 'screening recall' in capsys.readouterr().out
+    every = load_results(res)                                                   # the report's table
+    assert len(every) == 3 * (len(cands) + new) and set(every.epochs) == {3}    # no screening run in it
+    assert read_ranking(res, 'mnist', check_design(d, PRESETS['quick'], 16), 16).kept.sum() == len(cands)
+
+
+def toy_bundle(data, device=None):
+    "A loader for the real engine in tests: the engine's synthetic data, whatever the dataset."
+    from nncomp.train import toy_data
+    return toy_data(n_train=192, n_valid=64, n_test=64)
+
+
+def test_real_engine_screening_runs_are_told_apart(tmp_path):
+    "Real training on toy data: screening runs record fewer epochs, the report leaves them out, the recall is the report's front's."
+    from nncomp.report import convnet_front, load_results
+    engine = {'train': 'nncomp.train:train_batch', 'key': 'nncomp.train:batch_key', 'load': f'{__name__}:toy_bundle'}
+    grid = conv_grid(kernel=(5, 9), channels=(4, 8), stride=(2, 3), pool=(2,), dropout=(0.0,))
+    d, res = Design(delta=0.5, top_k=None, subset=4), tmp_path/'res'
+    kw = dict(preset='quick', dataset='mnist', results=res, design=d, scheduler='inline', engine=engine, progress=False, models=grid)
+    for stage in ('screen', 'full', 'recall'): run_stage(stage, **kw)
+    from nncomp.store import load_runs
+    every = load_runs(res)
+    assert sorted(every[is_screening(every)].epochs.unique()) == [1] and is_screening(every).sum() == 8
+    shown = load_results(res)
+    assert len(shown) == len(every) - 8 and set(shown.epochs) == {3}
+    p, dd = PRESETS['quick'], check_design(d, PRESETS['quick'], len(grid))
+    ranked = read_ranking(res, 'mnist', dd, len(grid))
+    r = recall_table(res, p, 'mnist', dd, grid, ranked)
+    subset = set(config_keys(grid_frame_of(subset_models(grid, dd))))
+    sub = shown[[k in subset for k in config_keys(shown)]]
+    front = set(config_keys(convnet_front(sub)))                               # the report's front of the subset's full runs
+    kept = set(config_keys(ranked[ranked.kept]))
+    assert r['front'] == len(front) and r['recall'] == pytest.approx(len(front & kept) / len(front))
+
+
+def test_convnet_notebook_parameters_and_dispatch(tmp_path):
+    import papermill
+    nb = Path(__file__).parents[1]/'nbs'/'study'/'convnet.ipynb'
+    assert {p['name'] for p in papermill.inspect_notebook(str(nb)).values()} == set(NOTEBOOK_PARAMETERS['convnet'])
+    summary = convnet_notebook('smoke', tmp_path/'sweep', scheduler='inline', engine=STANDIN, progress=False)   # stage None: the sweep
+    assert list(summary.columns) == ['mnist'] and len(summary) == 1
+    plan = convnet_notebook('paper', tmp_path/'none', datasets='mnist', stage='plan', top_k=10)
+    assert plan.configurations.tolist()[1] == 79 and set(plan.dataset) == {'mnist'}
+    with pytest.raises(ValueError, match="epochs=3 is not allowed; allowed: None with a screening stage"): convnet_notebook('paper', stage='screen', epochs=3)
+    with pytest.raises(ValueError, match="delta=0.5 is not allowed; allowed: None unless `stage`"): convnet_notebook('paper', delta=0.5)
+    with pytest.raises(ValueError, match="parameter='deltas' is not allowed"): convnet_notebook('paper', stage='plan', deltas=0.5)

@@ -175,6 +175,32 @@ def test_low_rank_layers_store_their_factors(tmp_path):
     assert led[('1', 'factor_a')] + led[('1', 'factor_b')] == 4 * lowrank_params(4, 9, 2)
 
 
+@pytest.mark.parametrize('pos', POSITIONS)
+def test_pruned_low_rank_factors_stored_sparse(tmp_path, pos):
+    from nncomp.lowrank import low_rank_layers, prune_factors, factor_counts
+    net = _net(); low_rank_layers(net, {'1': 2, '5': 4, '7': 3}); prune_factors(net, {'1': 1, '5': 0.25, '7': 0.5})
+    p = write_compressed(net, tmp_path / 'plr.safetensors', Encoding(positions=pos, gap_bits=3))
+    x = torch.randn(5, 100)
+    with torch.no_grad(): torch.testing.assert_close(read_compressed(p)(x), net(x))
+    led = ledger(p).set_index(['layer', 'item'])['bytes']
+    assert led[('1', 'factor_a')] + led[('1', 'factor_b')] == 4 * (4 + 9) * 2            # keep 1: dense factors
+    alive = factor_counts(net)[0] - (4 + 9) * 2                                          # alive entries of layers 5 and 7
+    stored = sum(led[(l, f)] for l in ('5', '7') for f in ('factor_a', 'factor_b')) // 4
+    if pos == 'dense': assert stored == factor_counts(net)[1] - (4 + 9) * 2             # every entry, pruned ones as 0
+    elif pos == 'bitmap': assert stored == alive
+    else: assert stored >= alive                                                          # alive entries and fillers
+    assert ledger(p)['bytes'].sum() == p.stat().st_size
+
+
+def test_lowrank_prune_pipeline_bad_input():
+    from types import SimpleNamespace as NS
+    from nncomp.lowrank import lowrank_prune, LowRankPrune
+    data = NS(train=NS(x=torch.randn(20, 100), y=torch.randint(0, 10, (20,))), test=NS(x=torch.randn(8, 100), y=torch.randint(0, 10, (8,))))
+    with pytest.raises(ValueError, match=r'rank=10 is not allowed; allowed: an integer from 1 to min\(n, m\) = 4'): lowrank_prune(_net(), data, LowRankPrune(rank=10))
+    with pytest.raises(ValueError, match=r'keep=0 is not allowed; allowed: a fraction in \(0, 1\]'): lowrank_prune(_net(), data, LowRankPrune(rank=2, keep=0))
+    with pytest.raises(ValueError, match=r"model='Sequential' is not allowed"): lowrank_prune(nn.Sequential(nn.ReLU()), data)
+
+
 def test_non_contiguous_weights_are_written_correctly(tmp_path):
     lin = nn.Linear(6, 4)
     with torch.no_grad(): lin.weight = nn.Parameter(torch.randn(6, 4).t())     # a transposed view
