@@ -109,13 +109,13 @@ def is_locked(path:Path) -> bool:
 
 # %% ../nbs/10_store.ipynb #c361ee66
 def git_commit(repo:Path|None=None) -> str:
-    "Commit of the source tree nncomp is imported from (`-dirty` if modified), or 'unknown' outside git."
+    "Commit of the source tree nncomp is imported from (`-dirty` if its code is modified: `results/` does not count), or 'unknown' outside git."
     repo = Path(repo or Path(nncomp.__file__).resolve().parents[1])
     def git(*args): return subprocess.run(['git', '-C', str(repo), *args], capture_output=True, text=True, timeout=20)
     try:
         head = git('rev-parse', 'HEAD')
         if head.returncode: return 'unknown'
-        dirty = git('status', '--porcelain', '--untracked-files=no').stdout.strip()
+        dirty = git('status', '--porcelain', '--untracked-files=no', '--', '.', ':!results').stdout.strip()   # results are outputs, not code
         return head.stdout.strip() + ('-dirty' if dirty else '')
     except (OSError, subprocess.SubprocessError): return 'unknown'
 

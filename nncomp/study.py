@@ -116,6 +116,7 @@ def run_study(preset:str='quick',       # 'quick', 'paper' or 'smoke'
     before = read_json(folder/'study.json') or {}
     sweeps_before = {k: v for k, v in before.get('seconds', {}).items() if k in SWEEPS and k not in timings}
     timings = dict(sweeps_before, **timings)          # a study run sweep by sweep keeps each sweep's last wall time
+    timings['total'] = round(sum(v for k, v in timings.items() if k != 'total'), 1)
     atomic_write_json(folder/'study.json', {**provenance(device, preset), 'label': spec.preset.label, 'seconds': timings,
                                             'runs': len(runs), 'failed': failed, 'scheduler': scheduler,
                                             'finished': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')})
