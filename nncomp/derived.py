@@ -4,7 +4,7 @@
 
 # %% ../nbs/22_derived.ipynb #da4dfbcb
 from __future__ import annotations
-import hashlib, json, time, traceback, warnings
+import dataclasses, hashlib, json, time, traceback, warnings
 from pathlib import Path
 from pkgutil import resolve_name
 import pandas as pd
@@ -13,13 +13,15 @@ from .core import not_allowed, check_choice
 from .config import run_id
 from .methods import get_method, in_family, method_of
 from .store import (RunLock, RunFileError, atomic_write_json, read_json, read_run, load_module, provenance,
-                          save_runs, DERIVED)
+                          save_runs, DERIVED, SIZE_FILE, file_size, batched_model)
+from .ledger import FORMAT, smallest_file, by_category, run_as_module
+from .coding import CODERS
 with warnings.catch_warnings():
     warnings.simplefilter('ignore'); from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['CODING_PARAMS', 'DERIVED_FILE', 'params_digest', 'derived_name', 'check_coding', 'check_params', 'plan_derived',
-           'derive', 'run_derived', 'coding_notebook']
+__all__ = ['CODING_PARAMS', 'DERIVED_FILE', 'MEASURE_CODERS', 'params_digest', 'derived_name', 'check_coding', 'check_params',
+           'plan_derived', 'derive', 'run_derived', 'plain_module', 'measure_run', 'measure_runs', 'coding_notebook']
 
 # %% ../nbs/22_derived.ipynb #ff3b17dc
 CODING_PARAMS = {'bits': 5, 'centroid_epochs': 1, 'lr': 1e-4}   # Deep Compression's FC layers: 5 bits, centroids fine-tuned
@@ -126,19 +128,62 @@ def run_derived(root,                   # a preset's results folder
         counts['failed' if m['failed'] else 'derived'] += 1
     return counts
 
+# %% ../nbs/22_derived.ipynb #f6e5f0c6
+MEASURE_CODERS = CODERS   # coders of the relative indices `measure_run` tries: at high sparsity a fixed-width code beats Huffman's table
+
+def plain_module(path:Path) -> torch.nn.Module:
+    "The network of the finished run in folder `path` as the plain module its file holds: a HashedNet's K values and seeds, every other kind's layers."
+    cfg = read_run(path)[0]
+    return run_as_module(batched_model(path)) if cfg.model.kind == 'hashed' else load_module(path)
+
+def measure_run(path:Path,            # a finished, not failed run's folder, with its `state.pt`
+                prov:dict|None=None   # provenance of the measuring process (None: `provenance()` with the run's preset)
+               ) -> dict:
+    "Write the run's smallest file's size, bytes by category and encodings to `<run>/size.json`; return them."
+    path = Path(path); run = read_run(path)
+    if run is None or run[2].get('failed'): raise not_allowed('run', path.name, 'a finished run that did not fail')
+    if not (path/'state.pt').exists(): raise not_allowed('run', path.name, 'a run stored with its weights (state.pt)')
+    with torch.no_grad(): raw, encs = smallest_file(plain_module(path), MEASURE_CODERS)
+    out = {'stored_bytes': len(raw), 'by_category': by_category(raw), 'format': FORMAT, 'coders': list(MEASURE_CODERS),
+           'encodings': {k: dataclasses.asdict(e) for k, e in encs.items()},
+           'run_finished': run[2].get('provenance', {}).get('finished'),
+           'provenance': dict(prov or provenance(None, run[2].get('provenance', {}).get('preset')), measured=time.strftime('%Y-%m-%dT%H:%M:%S+00:00', time.gmtime()))}
+    atomic_write_json(path/SIZE_FILE, out)
+    return out
+
+def measure_runs(root,                # a preset's results folder
+                 progress:bool=True) -> dict:
+    "Measure every finished trained run of `root/runs` with weights and no usable `size.json`; return counts (a run that cannot be measured is warned about and counted)."
+    # No lock: two processes measuring one run write the same file size (the result is deterministic), each atomically.
+    counts, prov = dict(measured=0, skipped=0, no_weights=0, failed=0), None
+    runs = Path(root)/'runs'
+    for p in tqdm(sorted(runs.iterdir()) if runs.exists() else [], desc='measuring', unit='run', disable=not progress, mininterval=1.0):
+        try: run = read_run(p) if p.is_dir() else None
+        except RunFileError: continue                         # the sweep sets these aside
+        if run is None or run[2].get('failed'): continue
+        if not (p/'state.pt').exists(): counts['no_weights'] += 1; continue
+        if file_size(p, run[2], warn=False) is not None: counts['skipped'] += 1; continue
+        try: measure_run(p, prov := prov or provenance(None, run[2].get('provenance', {}).get('preset')))
+        except Exception as e:
+            warnings.warn(f'{p}: not measured ({type(e).__name__}: {e}); the size rule counts it'); counts['failed'] += 1; continue
+        counts['measured'] += 1
+    return counts
+
 # %% ../nbs/22_derived.ipynb #a8704578
 def coding_notebook(preset:str='smoke',  # the preset whose results are coded (a label only: the folder decides)
                     results=None,        # the preset's results folder (None: nothing to do)
                     methods=None, bits:int|None=None, centroid_epochs:int|None=None, progress:bool=True) -> pd.DataFrame:
-    "What the coding notebook calls: derive every coded run of `results`, rebuild `runs.parquet`; a summary table of the coded runs."
+    "What the coding notebook calls: derive every coded run of `results`, measure every trained run's file (`measure_runs`), rebuild `runs.parquet`; a summary table of the coded runs."
     if results is None:
         print('coding: no results folder given (a test run): nothing to code'); return pd.DataFrame()
     params = {k: v for k, v in dict(bits=bits, centroid_epochs=centroid_epochs).items() if v is not None}
     start = time.time()
     c = run_derived(results, methods, params, progress=progress)
+    s = measure_runs(results, progress=progress)
     df = save_runs(Path(results))
     print(f"{preset} coding: derived {c['derived']}, already done {c['skipped']}, held elsewhere {c['busy']}, "
-          f"failed {c['failed']}, without weights {c['no_weights']}; {round(time.time() - start, 1)} s; store: {results}")
+          f"failed {c['failed']}, without weights {c['no_weights']}; sizes measured {s['measured']}, already measured "
+          f"{s['skipped']}, not measured {s['failed']}, without weights {s['no_weights']}; {round(time.time() - start, 1)} s; store: {results}")
     coded = df[df.method.isin(check_coding(methods))]
     if not len(coded): return pd.DataFrame()
     return (coded.assign(acc=coded.test_acc * 100).groupby(['dataset', 'method', 'hidden', 'level'])

@@ -18,11 +18,11 @@ from .quantize import SharedWeight
 from .lowrank import LowRank, stored_factors, factor_masks
 
 # %% auto #0
-__all__ = ['FORMAT', 'POSITIONS', 'CATEGORIES', 'ITEM_CATEGORY', 'FACTORS', 'LAYERS', 'SIMPLE', 'FLOAT_BYTES', 'SEED_BYTES',
-           'Encoding', 'check_encoding', 'encode_weight', 'decode_weight', 'HashedLayer', 'weight_parts',
+__all__ = ['FORMAT', 'POSITIONS', 'CATEGORIES', 'ITEM_CATEGORY', 'FACTORS', 'LAYERS', 'SIMPLE', 'GAP_BITS', 'FLOAT_BYTES',
+           'SEED_BYTES', 'Encoding', 'check_encoding', 'encode_weight', 'decode_weight', 'HashedLayer', 'weight_parts',
            'encode_factors', 'decode_factors', 'encode_module', 'arch_of', 'build_arch', 'to_bytes', 'write_compressed',
-           'read_header', 'decoded_state', 'read_compressed', 'ledger', 'by_category', 'compare', 'run_as_module',
-           'dense_size', 'hashed_size', 'measured_size']
+           'read_header', 'decoded_state', 'read_compressed', 'ledger', 'by_category', 'compare', 'encodings',
+           'best_encoding', 'smallest_file', 'run_as_module', 'dense_size', 'hashed_size', 'measured_size']
 
 # %% ../nbs/18_ledger.ipynb #bfb2d757
 FORMAT = 'nncomp-ledger/1'
@@ -223,16 +223,20 @@ def write_compressed(model:nn.Module, path, enc:Encoding|dict=Encoding()) -> Pat
     "Write `model` compressed to the one file `path` (atomically)."
     return atomic_write_bytes(path, to_bytes(model, enc))
 
+def _raw(src) -> bytes:
+    "The file's content: `src` itself when it is bytes, else the file at path `src`."
+    return bytes(src) if isinstance(src, (bytes, bytearray)) else Path(src).read_bytes()
+
 def read_header(path) -> dict:
-    "The `nncomp` metadata of a compressed file (the format checked)."
-    raw = Path(path).read_bytes(); n = int.from_bytes(raw[:8], 'little')
+    "The `nncomp` metadata of a compressed file (a path, or its content as bytes; the format checked)."
+    raw = _raw(path); n = int.from_bytes(raw[:8], 'little')
     meta = json.loads(json.loads(raw[8:8 + n]).get('__metadata__', {}).get('nncomp', 'null') or 'null')
     if not meta or meta.get('format') != FORMAT: raise not_allowed('format', (meta or {}).get('format'), FORMAT)
     return meta
 
 def decoded_state(path) -> dict:
-    "{state_dict key: tensor} of a compressed file, every weight decoded to a dense tensor."
-    meta, arrays = read_header(path), st_load(Path(path).read_bytes())
+    "{state_dict key: tensor} of a compressed file (a path, or its content as bytes), every weight decoded to a dense tensor."
+    raw = _raw(path); meta, arrays = read_header(raw), st_load(raw)
     out = {}
     for name, lm in meta['layers'].items():
         a = {k[len(name) + 1:]: v for k, v in arrays.items() if k.startswith(name + '.')} if name else arrays
@@ -264,8 +268,8 @@ def read_compressed(path, model:nn.Module|None=None) -> nn.Module:
 
 # %% ../nbs/18_ledger.ipynb #edd55a64
 def ledger(path) -> pd.DataFrame:
-    "One row per array of the file (layer, item, category, bytes) and one for the header (metadata)."
-    raw = Path(path).read_bytes(); meta = read_header(path); arrays = st_load(raw)
+    "One row per array of the file (a path, or its content as bytes: layer, item, category, bytes) and one for the header (metadata)."
+    raw = _raw(path); meta = read_header(raw); arrays = st_load(raw)
     rows = []
     for key, a in arrays.items():
         layer = max((n for n in meta['layers'] if key.startswith(f'{n}.') or not n), key=len)
@@ -295,6 +299,48 @@ def compare(path) -> dict:
             n = 4 * lm['n_in'] * lm['n_out'] + 4 * lm['n_out']; add(n, n, n, n)
         else: n = 4 * state[name].numel(); add(n, n, n, n)
     return out
+
+# %% ../nbs/18_ledger.ipynb #b2e5f0c2
+GAP_BITS = tuple(range(1, 17))   # relative index widths `best_encoding` tries
+
+def _encoded_bytes(arrays:dict, meta:dict) -> int:
+    "Bytes an encoding adds to the file: its arrays and its entries in the safetensors header (the padding left out)."
+    raw = st_save({k: np.ascontiguousarray(v) for k, v in arrays.items()}, metadata={'nncomp': json.dumps(meta, separators=(',', ':'))})
+    n = int.from_bytes(raw[:8], 'little')
+    return len(raw[8:8 + n].rstrip(b' ')) + sum(int(v.nbytes) for v in arrays.values())
+
+def encodings(coders=('huffman',)) -> list:
+    "The candidate encodings of unshared fp32 values: dense, bitmap, and relative indices of each width in `GAP_BITS` with each coder."
+    for c in coders: check_choice('gap_coder', c, CODERS)
+    return [Encoding(positions='dense'), Encoding(positions='bitmap'),
+            *(Encoding(positions='gaps', gap_bits=b, gap_coder=c) for c in coders for b in GAP_BITS)]
+
+def best_encoding(w:Tensor,                   # one weight tensor (unshared fp32 values)
+                  mask:Tensor|None=None,       # alive entries (None: the nonzero ones)
+                  coders=('huffman',)          # coders of the relative indices to try (`CODERS`)
+                 ) -> Encoding:
+    "The `Encoding` whose `encode_weight` output is smallest (the first of `encodings(coders)` on ties)."
+    sizes = [(_encoded_bytes(*encode_weight(w, mask, enc=e)), i, e) for i, e in enumerate(encodings(coders))]
+    return min(sizes)[2]
+
+def _plain(m:nn.Module) -> bool:
+    "A Linear / Conv2d layer whose weight is plain fp32 values (pruned or not; not shared, not low-rank)."
+    p = getattr(getattr(m, 'parametrizations', None), 'weight', None)
+    return isinstance(m, LAYERS) and p is None
+
+def smallest_file(model:nn.Module,
+                  coders=('huffman',)   # coders of the relative indices to try
+                 ) -> tuple[bytes, dict]:
+    "(file content, {layer: Encoding}): every plain Linear / Conv2d layer of `model` at its `best_encoding`, checked to read back exactly."
+    encs = {}
+    for name, m in model.named_modules():
+        if _plain(m): w, mask, _, _ = weight_parts(m); encs[name] = best_encoding(w, mask, coders)
+    raw = to_bytes(model, encs); state = decoded_state(raw)
+    for name in encs:
+        w = weight_parts(model.get_submodule(name))[0].detach().cpu().float()
+        if not torch.equal(state[f'{name}.weight' if name else 'weight'], w):
+            raise ValueError(f'layer {name!r} does not read back equal at {encs[name]}')
+    return raw, encs
 
 # %% ../nbs/18_ledger.ipynb #9453120a
 def _linear(w:Tensor, b:Tensor, mask:Tensor|None) -> nn.Linear:

@@ -23,12 +23,12 @@ __all__ = ['DATASET_ORDER', 'CONV_KEYS', 'ROI', 'STYLES', 'HIST_HIDDEN', 'HIST_L
            'shown_path', 'preset_label', 'demo_note', 'planned_counts', 'describe_runs', 'fmt_cell', 'formatted',
            'cell_stats', 'study_table', 'study_tables', 'table_name', 'atomic_write_text', 'save_tables', 'failed_runs',
            'convnet_configs', 'convnet_front', 'conv_name', 'accuracy_panel', 'accuracy_vs_size', 'size_points',
-           'fronts', 'accuracy_vs_bytes', 'front_table', 'save_figure', 'surviving_weights', 'histogram_runs',
-           'histogram_weights', 'figure6_note', 'weight_histograms', 'weight_summary', 't_interval', 'wilcoxon_p',
-           'same_computation', 'left_out', 'paired', 'seed_level', 'verdicts', 'verdict', 'compare', 'claim_a',
-           'convnet_vs_hashednet', 'claim_b', 'claim_c', 'claim_d', 'check_claims', 'claim_summary', 'claims_display',
-           'preset_configs', 'split_sizes', 'unstated_choices', 'with_reading', 'load_reference', 'calibration_table',
-           'reference_path', 'calibration_report', 'render_report']
+           'fronts', 'accuracy_vs_bytes', 'front_table', 'size_note', 'save_figure', 'surviving_weights',
+           'histogram_runs', 'histogram_weights', 'figure6_note', 'weight_histograms', 'weight_summary', 't_interval',
+           'wilcoxon_p', 'same_computation', 'left_out', 'paired', 'seed_level', 'verdicts', 'verdict', 'compare',
+           'claim_a', 'convnet_vs_hashednet', 'claim_b', 'claim_c', 'claim_d', 'check_claims', 'claim_summary',
+           'claims_display', 'preset_configs', 'split_sizes', 'unstated_choices', 'with_reading', 'load_reference',
+           'calibration_table', 'reference_path', 'calibration_report', 'render_report']
 
 # %% ../nbs/13_report.ipynb #650cebec
 DATASET_ORDER = DATASETS
@@ -129,15 +129,26 @@ def demo_note(preset:str) -> str:
     return f"NOT the study's numbers: this is {what}; the full-fidelity study is the 'paper' preset (results/paper)."
 
 def planned_counts(runs:pd.DataFrame, # the runs table
-                   preset:str) -> pd.DataFrame:
+                   preset:str,
+                   folder:Path|None=None, # the store (screening design: its fixed candidates and screening runs)
+                  ) -> pd.DataFrame:
     "Per training sweep of `preset`, on the datasets `runs` has: how many runs the preset plans and how many have finished."
     from nncomp.sweep import PRESETS, sweep_spec, plan_runs, family_methods_of
-    from nncomp.store import run_name
+    from nncomp.store import run_name, run_path, is_done
     if preset not in PRESETS or not len(runs): return pd.DataFrame(columns=['sweep', 'planned', 'finished'])
-    ds, have, rows = [d for d in _datasets(runs) if d in PRESETS[preset].datasets], set(runs.run), []
+    p = PRESETS[preset]
+    ds, have, rows = [d for d in _datasets(runs) if d in p.datasets], set(runs.run), []
     for family in ('pruning', 'hashednet', 'convnet'):
         methods = family_methods_of(family, preset)
         if not (methods and ds): continue
+        if family == 'convnet' and p.conv_design == 'screen':   # the design's full runs (candidates bounded until fixed), and its screening
+            from nncomp.screen import design_runs
+            plans = [design_runs(folder, p, d) for d in ds]
+            full = {run_name(c, s) for d in plans for c, s in d['full']}
+            screen = [(c, s) for d in plans for c, s in d['screen']]
+            rows.append(dict(sweep='convnet', planned=len(full) + sum(d['unknown'] for d in plans), finished=len(full & have)))
+            done = sum(is_done(run_path(folder, c, s)) for c, s in screen) if folder is not None else 0
+            rows.append(dict(sweep='convnet screening', planned=len(screen), finished=done)); continue
         names = {run_name(c, s) for c, s in plan_runs(sweep_spec(preset, ds, methods, check_here=False))}
         rows.append(dict(sweep=family, planned=len(names), finished=len(names & have)))
     return pd.DataFrame(rows, columns=['sweep', 'planned', 'finished'])
@@ -157,7 +168,7 @@ def describe_runs(runs:pd.DataFrame|None, # the runs table, or None when no fold
         if col in runs and runs[col].notna().any():
             v = runs[col].dropna()
             parts.append(f'{what}: {v.nunique() if col == "seed" else ", ".join(str(int(x)) for x in sorted(v.unique())[:8])}')
-    plan = planned_counts(runs, preset)
+    plan = planned_counts(runs, preset, folder)
     if len(plan):   # a study still running (or stopped) says how far it got
         parts.append(f'finished of those the {preset} preset plans for {", ".join(d for d in _datasets(runs))}: '
                      + ', '.join(f'{r.sweep} {r.finished}/{r.planned}' for r in plan.itertuples())
@@ -363,6 +374,14 @@ def front_table(runs:pd.DataFrame) -> pd.DataFrame:
     f = fronts(size_points(runs))
     f = f[f.front == 'all'].assign(method=lambda d: d.method.map(label))
     return f[['dataset', 'method', 'point', 'x', 'acc', 'n']].rename(columns={'x': 'stored bytes', 'acc': 'test acc. (%)', 'n': 'runs'}).reset_index(drop=True)
+
+# %% ../nbs/13_report.ipynb #d4e5f6a1
+def size_note(runs:pd.DataFrame) -> str:
+    "How the stored bytes of the finished runs were obtained: measured from files, or counted by a size rule."
+    if 'size_from' not in runs: return 'stored bytes: counted by the size rules (this table predates measured sizes)'
+    n = finished(runs).size_from.fillna('rule').value_counts()
+    return (f"stored bytes: {int(n.get('file', 0))} runs measured from their files (smallest file in nncomp's format, header included), "
+            f"{int(n.get('rule', 0))} counted by their method's size rule (no stored weights)")
 
 # %% ../nbs/13_report.ipynb #e3c5edef
 def save_figure(fig:matplotlib.figure.Figure, # a figure

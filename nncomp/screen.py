@@ -17,11 +17,11 @@ from .store import COLUMNS, RunFileError, atomic_write_json, read_json, run_path
 from .sweep import ENGINE, PRESETS, Preset, as_list, conv_models, conv_runs, sweep_notebook, sweep_spec, train_runs
 
 # %% auto #0
-__all__ = ['RULE', 'STAGES', 'is_screening', 'Design', 'check_design', 'screen_train', 'screen_runs', 'subset_models',
-           'network_epochs', 'front_gap', 'size_bucket', 'bucket_range', 'rank_screened', 'select_candidates',
-           'config_keys', 'models_of', 'grid_frame', 'shortfall', 'screening_recall', 'candidate_bound', 'design_cost',
-           'stored_rows', 'per_config', 'screening_files', 'read_ranking', 'fixed_ranking', 'recall_table', 'run_stage',
-           'convnet_notebook']
+__all__ = ['RULE', 'STAGES', 'CONV_DESIGNS', 'is_screening', 'Design', 'check_design', 'screen_train', 'screen_runs',
+           'subset_models', 'network_epochs', 'front_gap', 'size_bucket', 'bucket_range', 'rank_screened',
+           'select_candidates', 'config_keys', 'models_of', 'grid_frame', 'shortfall', 'screening_recall',
+           'candidate_bound', 'design_cost', 'stored_rows', 'per_config', 'screening_files', 'read_ranking',
+           'fixed_ranking', 'recall_table', 'run_stage', 'design_runs', 'convnet_notebook']
 
 # %% ../nbs/23_screen.ipynb #295a4968
 def is_screening(runs:pd.DataFrame) -> pd.Series:
@@ -210,7 +210,8 @@ def design_cost(preset:str='paper',       # a preset name
     return df.astype({'seeds': 'Int64', 'epochs': 'Int64'})
 
 # %% ../nbs/23_screen.ipynb #a39f7ac9
-STAGES = ('plan', 'screen', 'full', 'recall', 'summary')
+STAGES = ('plan', 'screen', 'full', 'recall', 'summary', 'all')
+CONV_DESIGNS = ('grid', 'screen')   # `Preset.conv_design`: train the whole grid, or find the front by this design
 
 def stored_rows(root:Path, # the preset's results folder
                 runs:list, # [(cfg, seed), ...]
@@ -272,8 +273,9 @@ def fixed_ranking(root:Path, p:Preset, dataset:str, d:Design, grid:list) -> pd.D
 # %% ../nbs/23_screen.ipynb #09fc11dd
 def _say(df:pd.DataFrame, what:str):
     "One line on what a stage trained."
+    held = f", held by other processes {df.attrs['held']}" if df.attrs.get('held') else ''
     print(f"{what}: {df.attrs['planned']} runs in {df.attrs['tasks']} tasks; trained {df.attrs['trained']}, "
-          f"already done {df.attrs['skipped'] + df.attrs['waited']}, failed {int(df.failed.sum())}; {df.attrs['seconds']} s")
+          f"already done {df.attrs['skipped'] + df.attrs['waited']}{held}, failed {int(df.failed.sum())}; {df.attrs['seconds']} s")
 
 def _recall_line(r:dict) -> str:
     "The recall of `recall_table` in one line."
@@ -309,9 +311,15 @@ def run_stage(stage:str,              # 'plan', 'screen', 'full', 'recall' or 's
               weights:str|None=None,  # None: 'none' for screening runs (never looked at again), 'all' for full runs
               models:list|None=None,  # the configurations screened (None: the preset's, the whole grid at 'paper')
               rate:float=0.5,         # network-epochs per second, for the hours of the cost table
+              wait:bool=True,         # wait for runs other processes hold (False: leave them to those)
              ) -> pd.DataFrame:
     "Run one stage of the screening design on `dataset`, resumably through the store; return what it shows."
     check_choice('stage', stage, STAGES)
+    if stage == 'all':   # what needs no ranking first, then the screening complete (waiting if need be), then the candidates
+        kw = dict(preset=preset, dataset=dataset, results=results, design=design, device=device, scheduler=scheduler,
+                  engine=engine, progress=progress, weights=weights, models=models, rate=rate)
+        for s, w in (('screen', False), ('recall', False), ('screen', True), ('full', wait)): run_stage(s, wait=w, **kw)
+        return run_stage('recall', wait=wait, **kw)
     p = PRESETS[check_choice('preset', preset, tuple(PRESETS))]
     check_choice('dataset', dataset, DATASETS)
     grid = list(models or conv_models(p)); d = check_design(design, p, len(grid))
@@ -323,7 +331,7 @@ def run_stage(stage:str,              # 'plan', 'screen', 'full', 'recall' or 's
         return cost
     remote = scheduler not in (None, 'local', 'inline')
     spec = sweep_spec(preset, [dataset], results=results, device=device, check_here=not remote)
-    def train(runs, what, keep): return train_runs(spec, runs, scheduler, engine, progress, weights=weights or keep, desc=f'{preset} {what} {dataset}')
+    def train(runs, what, keep): return train_runs(spec, runs, scheduler, engine, progress, weights=weights or keep, desc=f'{preset} {what} {dataset}', wait=wait)
     if stage == 'screen':
         _say(train(screen_runs(p, dataset, grid, d), 'screen', 'none'), f'{preset} screen {dataset}')
         ranked = fixed_ranking(spec.results, p, dataset, d, grid)
@@ -342,18 +350,34 @@ def run_stage(stage:str,              # 'plan', 'screen', 'full', 'recall' or 's
     print(f'{preset} {dataset}: {_recall_line(r)}')
     return r['table']
 
+# %% ../nbs/23_screen.ipynb #b7d1e2a1
+def design_runs(root,                   # the preset's results folder (None: no store, candidates not fixed)
+                p:Preset, dataset:str,
+                d:Design=Design(),      # the design's parameters
+                grid:list|None=None,    # the configurations screened (None: the preset's)
+               ) -> dict:
+    "{'screen': [(cfg, seed)], 'full': [(cfg, seed)] known so far, 'unknown': most full runs of candidates not fixed yet}."
+    grid = list(grid or conv_models(p)); d = check_design(d, p, len(grid))
+    ranked = None if root is None else read_ranking(Path(root), dataset, d, len(grid))
+    subset = conv_runs(p, dataset, subset_models(grid, d))
+    if ranked is None: cands, unknown = [], candidate_bound(grid, d.top_k, d.per_decade) * p.seeds
+    else: cands, unknown = conv_runs(p, dataset, models_of(_candidates(ranked, dataset))), 0
+    return dict(screen=screen_runs(p, dataset, grid, d), full=list(dict.fromkeys(cands + subset)), unknown=unknown)
+
 # %% ../nbs/23_screen.ipynb #233628a5
 def convnet_notebook(preset:str='smoke', results=None, datasets=None,
                      seeds=None, epochs=None,   # the ordinary sweep only
                      device=None, scheduler:str='local',
                      weights:str|None=None,     # None: 'all' for the sweep; per stage for the design (see `run_stage`)
-                     stage:str|None=None,       # None: the preset's ConvNet sweep; else a stage of the design (`STAGES`)
+                     stage:str|None=None,       # None: the preset's way (`Preset.conv_design`: the grid, or the whole design); else a stage (`STAGES`)
                      progress:bool=True, engine:dict=ENGINE,
                      **design) -> pd.DataFrame: # `Design` fields; None: its default
-    "The ConvNet study notebook: the preset's ConvNet sweep, or one stage of the screening design per dataset."
+    "The ConvNet study notebook: the preset's ConvNet sweep or screening design, or one stage of the design, per dataset."
     design = {k: v for k, v in design.items() if v is not None}
     if unknown := sorted(set(design) - {f.name for f in fields(Design)}):
         raise not_allowed('parameter', unknown[0], ', '.join(f.name for f in fields(Design)))
+    p = PRESETS[check_choice('preset', preset, tuple(PRESETS))]
+    if stage is None and check_choice('conv_design', p.conv_design, CONV_DESIGNS) == 'screen': stage = 'all'
     if stage is None:
         if design: raise not_allowed(next(iter(design)), next(iter(design.values())), 'None unless `stage` names a stage of the screening design')
         return sweep_notebook('convnet', preset, results, progress, datasets=datasets, seeds=seeds, epochs=epochs, device=device,
@@ -362,6 +386,6 @@ def convnet_notebook(preset:str='smoke', results=None, datasets=None,
     for k, v in dict(seeds=seeds, epochs=epochs).items():
         if v is not None: raise not_allowed(k, v, "None with a screening stage (full runs: the preset's; screening: screen_seeds, screen_epochs)")
     if results is None and stage not in ('plan', 'summary'): results = Path(tempfile.mkdtemp(prefix=f'nncomp-{preset}-screen-'))
-    names = PRESETS[check_choice('preset', preset, tuple(PRESETS))].datasets if datasets is None else as_list('dataset', datasets)
+    names = p.datasets if datasets is None else as_list('dataset', datasets)
     return pd.concat([run_stage(stage, preset, ds, results, Design(**design), device, scheduler, engine, progress, weights).assign(dataset=ds)
                       for ds in names], ignore_index=True)

@@ -14,12 +14,12 @@ from .core import atomic_write, atomic_write_bytes, not_allowed
 from .methods import method_of, stored_size
 
 # %% auto #0
-__all__ = ['CONV_COLUMNS', 'COLUMNS', 'DERIVED', 'PRESET_FILE', 'dumps', 'atomic_write_json', 'run_name', 'run_path',
+__all__ = ['CONV_COLUMNS', 'COLUMNS', 'SIZE_FILE', 'DERIVED', 'PRESET_FILE', 'dumps', 'atomic_write_json', 'run_name', 'run_path',
            'RunFileError', 'read_json', 'read_metrics', 'is_done', 'RunLock', 'is_locked', 'git_commit', 'device_name',
            'provenance', 'start_run', 'finish_run', 'compact', 'failed_result', 'load_state', 'load_config',
-           'check_metrics', 'read_run', 'run_problem', 'set_aside', 'quarantine_run', 'run_row', 'derived_row',
-           'load_runs', 'save_runs', 'unfinished_runs', 'folder_presets', 'check_folder_preset', 'claim_folder',
-           'batched_model', 'load_module', 'export_safetensors']
+           'check_metrics', 'read_run', 'run_problem', 'set_aside', 'quarantine_run', 'file_size', 'run_row',
+           'derived_row', 'load_runs', 'save_runs', 'unfinished_runs', 'folder_presets', 'check_folder_preset',
+           'claim_folder', 'batched_model', 'load_module', 'export_safetensors']
 
 # %% ../nbs/10_store.ipynb #dff66c0c
 def dumps(obj) -> str:
@@ -247,22 +247,47 @@ def quarantine_run(path:Path, reason:str) -> Path|None:
 
 # %% ../nbs/10_store.ipynb #28dae65f
 CONV_COLUMNS = ('kernel', 'channels', 'stride', 'pool', 'dropout')
-COLUMNS = ('run', 'dataset', 'method', 'hidden', 'level', 'seed', 'test_acc', 'valid_acc', 'n_params', 'stored_bytes',
+COLUMNS = ('run', 'dataset', 'method', 'hidden', 'level', 'seed', 'test_acc', 'valid_acc', 'n_params', 'stored_bytes', 'size_from',
            'epochs', 'best_epoch', 'wall_time', 'failed', 'reason', 'device', 'commit', 'nncomp_version', 'preset',
            *CONV_COLUMNS, 'split', 'n_train', 'n_test', 'n_edges', 'n_alive_edges', 'removed_fraction', 'finished', 'path')
 
 # %% ../nbs/10_store.ipynb #53d316c2
+SIZE_FILE = 'size.json'   # a trained run's measured size: its smallest file in nncomp's format (`nncomp.derived.measure_run`)
+
+def _usable_size(d, finished) -> str|None:
+    "Why the parsed `size.json` `d` cannot give the run's size (None when it can)."
+    v = d.get('stored_bytes') if isinstance(d, dict) else None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < math.inf: return f'stored_bytes={v!r} is not a finite positive number'
+    if d.get('run_finished') != finished: return f"measured on the run finished at {d.get('run_finished')}, not the one finished at {finished}"
+    return None
+
+def file_size(path:Path,      # a finished run's folder
+              metrics:dict,   # its metrics
+              warn:bool=True  # warn when `size.json` is there but cannot be used
+             ) -> float|None:
+    "The `stored_bytes` of the run's `size.json`; None when it is absent, unreadable, not a finite positive number or measured on an earlier run of the folder."
+    f = Path(path)/SIZE_FILE
+    try: d = read_json(f)
+    except RunFileError as e: why = str(e)
+    else:
+        if d is None: return None
+        why = _usable_size(d, metrics.get('provenance', {}).get('finished'))
+        if why is None: return float(d['stored_bytes'])
+    if warn: warnings.warn(f'{f} ignored ({why}): the size rule counts the run')
+    return None
+
 def run_row(path:Path) -> dict|None:
     "One row of the table for the run in folder `path`; None while it is unfinished; `RunFileError` when it cannot be trusted."
     run = read_run(path)
     if run is None: return None
     cfg, seed, metrics = run
     prov, m = metrics.get('provenance', {}), cfg.model
-    conv = m.kind == 'conv'
+    conv, measured = m.kind == 'conv', file_size(path, metrics)
     row = dict(run=Path(path).name, dataset=cfg.data.name, method=method_of(cfg),
                hidden=None if conv else int(m.hidden[0]), level=None if conv else float(cfg.method.amount), seed=seed,
-               stored_bytes=stored_size(cfg, metrics), split=cfg.data.split, n_train=cfg.data.n_train,
-               n_test=cfg.data.n_test, finished=prov.get('finished'), path=f'runs/{Path(path).name}',  # relative: the folder may move
+               stored_bytes=stored_size(cfg, metrics) if measured is None else measured,
+               size_from='rule' if measured is None and metrics.get('stored_bytes') is None else 'file',
+               split=cfg.data.split, n_train=cfg.data.n_train, n_test=cfg.data.n_test, finished=prov.get('finished'), path=f'runs/{Path(path).name}',  # relative: the folder may move
                **{k: prov.get(k) for k in ('device', 'commit', 'nncomp_version', 'preset')},
                **{k: (getattr(m, k) if conv else None) for k in CONV_COLUMNS})
     for k in ('test_acc', 'valid_acc', 'n_params', 'epochs', 'best_epoch', 'wall_time', 'reason', 'n_edges',
@@ -283,7 +308,7 @@ def derived_row(path:Path,      # a derived run's folder
     if parent is None: raise RunFileError(f'{path}: no parent run {metrics.get("parent")!r} in the table (removed or set aside)')
     prov = metrics.get('provenance', {})
     row = dict(parent, run=Path(path).name, method=metrics.get('method'), path=f'{DERIVED}/{Path(path).name}',
-               valid_acc=None, epochs=None, best_epoch=None, finished=prov.get('finished'),
+               valid_acc=None, epochs=None, best_epoch=None, finished=prov.get('finished'), size_from='file',
                **{k: prov.get(k) for k in ('device', 'commit', 'nncomp_version')})
     for k in ('test_acc', 'n_params', 'n_alive_edges', 'stored_bytes', 'wall_time', 'reason'): row[k] = metrics.get(k)
     row['failed'] = bool(metrics.get('failed', False))
@@ -294,7 +319,7 @@ _DTYPES = {'hidden': 'Int64', 'seed': 'Int64', 'n_params': 'Int64', 'epochs': 'I
            'n_test': 'Int64', 'n_edges': 'Int64', 'n_alive_edges': 'Int64', 'failed': 'bool',
            **{k: 'float64' for k in ('level', 'test_acc', 'valid_acc', 'stored_bytes', 'wall_time', 'dropout', 'removed_fraction')},
            **{k: 'string' for k in ('run', 'dataset', 'method', 'reason', 'device', 'commit', 'nncomp_version',
-                                     'preset', 'split', 'finished', 'path')}}
+                                     'preset', 'split', 'finished', 'path', 'size_from')}}
 
 def load_runs(folder:Path,            # a preset's results folder
               quarantine:bool=False,  # set aside the runs that cannot be trusted (the sweep does; readers do not)
@@ -362,13 +387,19 @@ def claim_folder(folder:Path, preset:str) -> Path:
     return Path(folder)
 
 # %% ../nbs/10_store.ipynb #dfb33182
+def _one_run(t:torch.Tensor, shape) -> torch.Tensor:
+    "A stored tensor fitted to one run's parameter `shape`: HashedNet values padded with zeros to the largest K of their training batch are cut to the run's K."
+    if t.shape == shape or t.dim() != len(shape) or t.shape[:-1] != shape[:-1] or t.shape[-1] < shape[-1] or bool((t[..., shape[-1]:] != 0).any()):
+        return t                                              # as stored (`copy_` names any other mismatch)
+    return t[..., :shape[-1]]
+
 def batched_model(path:Path): # a finished run's folder
     "The engine's batched model (one run) of a stored run, with its stored weights."
     from nncomp.models import build_model
     cfg, seed = load_config(path)
     state, model = load_state(path), build_model(cfg.model, [cfg.method], [seed])
     with torch.no_grad():
-        for name, prm in model.named_parameters(): prm.copy_(state[name].unsqueeze(0))
+        for name, prm in model.named_parameters(): prm.copy_(_one_run(state[name], prm.shape[1:]).unsqueeze(0))
         for name, mask in state.items():
             if name.endswith('_mask'): getattr(model, name[:-5]).mul_(mask.to(torch.float32).unsqueeze(0))
     return model.eval()

@@ -9,13 +9,13 @@ from pathlib import Path
 import nncomp
 from .core import not_allowed, check_choice
 from .store import atomic_write_json, read_json, provenance, save_runs, run_path, is_done
-from .sweep import FAMILIES, PRESETS, sweep_spec, plan_runs, family_methods_of, check_scheduler
+from .sweep import ENGINE, FAMILIES, PRESETS, sweep_spec, plan_runs, family_methods_of, check_scheduler, run_sweep, _positive_int
 with warnings.catch_warnings():
     warnings.simplefilter('ignore'); from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['SWEEPS', 'PARAMETERS_MARK', 'PACKAGED', 'study_folder', 'kernel_name', 'tag_parameters', 'run_notebook', 'sweep_runs',
-           'Progress', 'run_study', 'parse_args', 'main']
+           'Progress', 'run_study', 'train_study', 'parse_args', 'main']
 
 # %% ../nbs/12_study.ipynb #1fe539d8
 SWEEPS = ('pruning', 'hashednet', 'convnet', 'coding')   # coding derives runs from the pruning sweep's: it comes after
@@ -63,6 +63,10 @@ def sweep_runs(family:str, preset:str, folder:Path, device=None, datasets=None) 
         from nncomp.derived import plan_derived
         return [dest for *_, dest in plan_derived(folder)[0]]
     spec = sweep_spec(preset, datasets, family_methods_of(family, preset), results=folder, device=device, check_here=False)
+    if family == 'convnet' and spec.preset.conv_design == 'screen':   # the screening design's runs, as far as they are known
+        from nncomp.screen import design_runs
+        plans = [design_runs(folder, spec.preset, ds) for ds in spec.preset.datasets]
+        return [run_path(folder, cfg, seed) for d in plans for cfg, seed in d['screen'] + d['full']]
     return [run_path(folder, cfg, seed) for cfg, seed in plan_runs(spec)]
 
 class Progress:
@@ -122,6 +126,38 @@ def run_study(preset:str='quick',       # 'quick', 'paper' or 'smoke'
                                             'finished': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')})
     return dict(timings, runs=len(runs), failed=failed)
 
+# %% ../nbs/12_study.ipynb #c3a1f0b1
+def train_study(preset:str='quick',       # 'quick', 'paper' or 'smoke'
+                results=None,            # results folder (None: results/<preset>)
+                device:str|None=None,    # torch device the runs train on
+                scheduler:str='inline',  # 'inline' (this process), 'local' or a Dask scheduler address
+                sweeps=SWEEPS,           # which sweeps, in this order
+                datasets=None,           # the sweeps' datasets (None: the preset's)
+                max_batch:int|None=None, # most runs per task (None: the preset's)
+                engine:dict=ENGINE, progress:bool=True) -> dict:
+    "Train (and code) what the sweeps of `preset` plan, leaving runs other processes hold to them; {sweep: {planned, finished}} after."
+    sweeps = tuple(check_choice('sweep', s, SWEEPS) for s in sweeps)
+    if not sweeps: raise not_allowed('sweeps', sweeps, f'a non-empty subset of {", ".join(SWEEPS)}')
+    check_scheduler(scheduler)
+    if max_batch is not None: _positive_int('max_batch', max_batch)
+    remote = scheduler not in (None, 'local', 'inline')
+    spec = sweep_spec(preset, datasets, results=results, device=device, check_here=not remote)
+    folder, out = spec.results.resolve(), {}
+    for name in sweeps:
+        if name == 'coding':
+            from nncomp.derived import run_derived
+            run_derived(folder, progress=progress)
+        elif name == 'convnet' and spec.preset.conv_design == 'screen':
+            from nncomp.screen import run_stage
+            for ds in spec.preset.datasets:
+                run_stage('all', preset, ds, folder, device=device, scheduler=scheduler, engine=engine, progress=progress, wait=False)
+        elif family_methods_of(name, preset):
+            run_sweep(preset, spec.preset.datasets, family_methods_of(name, preset), results=folder, device=device, scheduler=scheduler,
+                      engine=engine, progress=progress, max_batch=max_batch, wait=False, desc=f'{preset} {name}')
+        paths = sweep_runs(name, preset, folder, device, spec.preset.datasets)
+        out[name] = dict(planned=len(paths), finished=sum(map(is_done, paths)))
+    return out
+
 # %% ../nbs/12_study.ipynb #aa9eac7f
 def parse_args(argv=None) -> argparse.Namespace:
     "Command-line arguments of `nncomp_study`."
@@ -134,6 +170,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument('--datasets', default=None, help='comma-separated datasets, e.g. mnist (default: the preset\'s)')
     ap.add_argument('--no-report', action='store_true', help='skip the report notebook')
     ap.add_argument('--no-progress', action='store_true', help='no progress bars')
+    ap.add_argument('--train-only', action='store_true', help='train what the sweeps plan, no notebooks, no report, never waiting for '
+                    'runs another process holds (start one per core with --scheduler inline; a plain run renders afterwards)')
+    ap.add_argument('--max-batch', type=int, default=None, help="with --train-only: most runs per task (default: the preset's)")
     return ap.parse_args(argv)
 
 def main(argv=None):
@@ -141,6 +180,11 @@ def main(argv=None):
     a = parse_args(argv)
     sweeps = tuple(s.strip() for s in a.sweeps.split(',') if s.strip())
     datasets = [d.strip() for d in a.datasets.split(',') if d.strip()] if a.datasets else None
+    if a.train_only:
+        try: counts = train_study(a.preset, a.results, a.device, a.scheduler, sweeps, datasets, a.max_batch, progress=not a.no_progress)
+        except ValueError as e: sys.exit(f'nncomp_study: {e}')
+        print('finished of the runs planned: ' + ', '.join(f"{k} {v['finished']}/{v['planned']}" for k, v in counts.items()))
+        return
     try: out = run_study(a.preset, a.results, a.device, a.scheduler, sweeps=sweeps, datasets=datasets, report=not a.no_report,
                          progress=not a.no_progress)
     except ValueError as e: sys.exit(f'nncomp_study: {e}')

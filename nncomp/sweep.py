@@ -63,6 +63,7 @@ class Preset:
     hash: str = 'xxh32'             # HashedNet bucket assignment (ModelConfig.hash): 'xxh32' or 'lua'
     hash_bias: bool = False         # HashedNet hashes the biases too (ModelConfig.hash_bias)
     hist_seeds: int = 1             # seeds of Figure 6's networks (0: none)
+    conv_design: str = 'grid'       # how the ConvNet front is found: 'grid' (train every configuration) or 'screen' (`nncomp.screen`)
 
 # %% ../nbs/11_sweep.ipynb #6ac49593
 def conv_train(epochs:int=30, **kw) -> TrainConfig:
@@ -77,10 +78,10 @@ STUDY = ('magl2', 'magl1', 'obd', 'random', 'hashednet', 'convnet')   # the stud
 PAPER_SCOPE, PAPER_C = 'first', 2.0
 
 PRESETS = {
-    'paper': Preset('paper', 'paper preset: the full grid of PROTOCOL §5 on the full data',
+    'paper': Preset('paper', 'paper preset: the full grid of PROTOCOL §5 on the full data (ConvNet front by screening)',
                     DATASETS, STUDY, (100, 30), {100: LEVELS_H100, 30: LEVELS_H30},
                     tuple(l for l in LEVELS_H100 if l <= 0.99), 5, TrainConfig(), ScheduleConfig(c=PAPER_C), conv_train(),
-                    max_batch=64, hash='lua', hash_bias=True, scope=PAPER_SCOPE),
+                    max_batch=64, hash='lua', hash_bias=True, scope=PAPER_SCOPE, conv_design='screen'),
     'quick': Preset('quick', 'quick preset (CPU demo): subsampled data, few levels, seeds and epochs — NOT the study\'s numbers',
                     DATASETS, STUDY, (100, 30), {100: (0.0, 0.5, 0.9, 0.98, 0.99, 0.995), 30: (0.9, 0.95, 0.98)},
                     (0.0, 0.9, 0.98), 3, TrainConfig(epochs=6, batch_size=64, lr=0.05, patience=2),
@@ -438,10 +439,11 @@ def run_tasks(tasks:list,            # Tasks to train (plan order)
               retry_errors:bool=True, poll:float=1.0, progress:bool=True,
               keep=lambda cfg: True, # keep(cfg): whether to store a run's weights
               worker_timeout:float=120, # seconds without any Dask worker before giving up
-              desc:str='runs') -> dict: # label of the progress bar
+              desc:str='runs',       # label of the progress bar
+              wait:bool=True) -> dict: # wait for the runs other processes hold (False: leave them, counted as `held`)
     "Train every unfinished run of `tasks` once, writing each into the store as it finishes; return counts."
     prov = prov or provenance(device)
-    queue, busy, counts = deque(tasks), [], dict(trained=0, failed=0, skipped=0, waited=0)
+    queue, busy, counts = deque(tasks), [], dict(trained=0, failed=0, skipped=0, waited=0, held=0)
     n_runs = sum(len(t.runs) for t in tasks)
     bar = tqdm(total=n_runs, desc=desc, unit='run', disable=not progress, mininterval=1.0)
     if max_in_flight is None: max_in_flight = 1 if client is None else 2 * max(1, sum(client.nthreads().values()))
@@ -479,6 +481,7 @@ def run_tasks(tasks:list,            # Tasks to train (plan order)
                 finish(claimed, results, error); continue
             if queue: continue
             if not busy: break
+            if not wait: counts['held'] = len(busy); break
             busy = wait_for_others(busy, root, queue, counts, poll, bar)
     finally:
         for claimed in in_flight.values():  # interrupted: give the runs back unfinished
@@ -521,7 +524,8 @@ def train_runs(spec:SweepSpec,        # where the runs go and on which device (`
                max_batch:int|None=None,    # most runs per task (None: the preset's)
                weights:str='all',          # 'all': keep every run's weights (state.pt); 'none': only Figure 6's networks'
                worker_timeout:float=120,   # seconds without any Dask worker before the sweep gives up
-               desc:str='runs') -> pd.DataFrame: # label of the progress bar
+               desc:str='runs',            # label of the progress bar
+               wait:bool=True) -> pd.DataFrame: # wait for runs other processes hold (False: leave them to those)
     "Train the unfinished runs of an explicit list into the store (as `run_sweep` does); return their rows of the table."
     remote = scheduler not in (None, 'local', 'inline')
     check_choice('weights', weights, WEIGHTS)
@@ -536,7 +540,7 @@ def train_runs(spec:SweepSpec,        # where the runs go and on which device (`
     with dask_client(scheduler, spec.device) as client:
         if remote: check_workers_device(client, spec.device)
         counts = run_tasks(tasks, spec.results, engine, client, spec.device, provenance(spec.device, spec.preset.name),
-                           retry_errors=retry_errors, progress=progress, keep=keep, worker_timeout=worker_timeout, desc=desc)
+                           retry_errors=retry_errors, progress=progress, keep=keep, worker_timeout=worker_timeout, desc=desc, wait=wait)
     df = save_runs(spec.results)
     df = df[df.run.isin({f'{run_id(c)}-s{s}' for c, s in runs})].reset_index(drop=True)
     df.attrs.update(counts, planned=len(runs), tasks=len(tasks), seconds=round(time.time() - start, 1),
@@ -552,11 +556,12 @@ def run_sweep(preset:str='smoke', datasets=None, methods=None, hidden=None, leve
               weights:str='all',       # 'all': keep every run's weights (state.pt); 'none': only Figure 6's networks'
               worker_timeout:float=120, # seconds without any Dask worker before the sweep gives up
               desc:str='runs',          # label of the progress bar
+              wait:bool=True,           # wait for runs other processes hold (False: leave them to those)
              ) -> pd.DataFrame:
     "Plan, train what is unfinished, write the store and `runs.parquet`; return this sweep's rows of the table."
     remote = scheduler not in (None, 'local', 'inline')
     spec = sweep_spec(preset, datasets, methods, hidden, levels, seeds, epochs, results, device, check_here=not remote)
-    return train_runs(spec, plan_runs(spec), scheduler, engine, progress, retry_errors, max_batch, weights, worker_timeout, desc)
+    return train_runs(spec, plan_runs(spec), scheduler, engine, progress, retry_errors, max_batch, weights, worker_timeout, desc, wait)
 
 # %% ../nbs/11_sweep.ipynb #483fae43
 def _cell(acc:pd.Series) -> str:

@@ -269,5 +269,15 @@ def test_convnet_notebook_parameters_and_dispatch(tmp_path):
     plan = convnet_notebook('paper', tmp_path/'none', datasets='mnist', stage='plan', top_k=10)
     assert plan.configurations.tolist()[1] == 79 and set(plan.dataset) == {'mnist'}
     with pytest.raises(ValueError, match="epochs=3 is not allowed; allowed: None with a screening stage"): convnet_notebook('paper', stage='screen', epochs=3)
-    with pytest.raises(ValueError, match="delta=0.5 is not allowed; allowed: None unless `stage`"): convnet_notebook('paper', delta=0.5)
+    with pytest.raises(ValueError, match="delta=0.5 is not allowed; allowed: None unless `stage`"): convnet_notebook('quick', delta=0.5)
     with pytest.raises(ValueError, match="parameter='deltas' is not allowed"): convnet_notebook('paper', stage='plan', deltas=0.5)
+
+
+def test_paper_preset_finds_its_front_by_the_design(tmp_path, monkeypatch):
+    "`conv_design='screen'`: the ConvNet notebook of the paper preset runs the whole design (stage 'all'), the quick one its grid."
+    import nncomp.screen as screen
+    calls = []
+    monkeypatch.setattr(screen, 'run_stage', lambda stage, preset, ds, *a, **k: calls.append((stage, preset, ds)) or pd.DataFrame())
+    convnet_notebook('paper', tmp_path, datasets='mnist', progress=False, delta=1.0)
+    assert calls == [('all', 'paper', 'mnist')]
+    assert PRESETS['quick'].conv_design == 'grid' and PRESETS['paper'].conv_design == 'screen'

@@ -1,6 +1,6 @@
 """Sweeps: bad input, Dask on loopback equals in-process, two sweeps at once, vanished workers, exit status, and the
 real engine end to end."""
-import os, re, socket, subprocess, sys, time
+import ast, os, re, socket, subprocess, sys, time
 from pathlib import Path
 import pandas as pd
 import pytest
@@ -73,6 +73,19 @@ def test_two_sweeps_at_once_never_train_a_run_twice(tmp_path):
     assert sum(int(o[1]) for o in outs) == 42                    # the work was split, not duplicated
     assert len({l.split()[1] for l in lines}) == 2, 'both processes should have trained some runs'
     assert len(load_runs(tmp_path)) == 42
+
+def test_not_waiting_leaves_held_runs_to_their_owner(tmp_path):
+    "With wait=False a sweep trains what it can and returns; runs another process holds stay theirs (counted as held)."
+    from nncomp.store import RunLock, run_path, is_done
+    kw = dict(methods=['magl2'], results=tmp_path, scheduler='inline', engine=STANDIN, progress=False)
+    cfg, seed = plan_runs(sweep_spec('smoke', **{k: kw[k] for k in ('methods', 'results')}))[0]
+    lock = RunLock(run_path(tmp_path, cfg, seed)); assert lock.acquire()    # another sweep's run, as far as run_sweep can tell
+    try:
+        df = run_sweep('smoke', wait=False, **kw)
+        assert (df.attrs['held'], df.attrs['trained'], len(df)) == (1, 2, 2)   # 2 levels + Figure 6's MagL2 network, one held
+        assert not is_done(run_path(tmp_path, cfg, seed))
+    finally: lock.release()
+    assert run_sweep('smoke', **kw).attrs['trained'] == 1                       # let go: the next sweep trains it
 
 @pytest.mark.skipif(not os.environ.get('NNCOMP_DATA'), reason='needs the real MNIST files: set NNCOMP_DATA (CI sets it)')
 def test_real_engine_end_to_end(tmp_path):
@@ -148,3 +161,23 @@ def test_papermill_parameters_as_typed(tmp_path):
     ns = {'preset': 'smoke', 'levels': '[0.0, 0.9]'}
     assert notebook_parameters(ns, 'hashednet') == ns
     with pytest.raises(ValueError, match="parameter='level' is not allowed"): notebook_parameters({**ns, 'level': 0.9}, 'hashednet')
+
+
+def test_train_only_workers_share_a_study(tmp_path):
+    "Two `train_study` processes on one store: every planned run trained exactly once, and neither waits for the other."
+    code = ("from nncomp.study import train_study; from standins import STANDIN; "
+            f"print(train_study('smoke', {str(tmp_path)!r}, sweeps=('pruning', 'hashednet'), engine=STANDIN, max_batch=2, progress=False))")
+    e = env(NNCOMP_STANDIN_DELAY=0.05, NNCOMP_STANDIN_LOG=tmp_path/'trained.log', NNCOMP_STANDIN_BARRIER=f"{tmp_path/'barrier'}:2")
+    procs = [subprocess.Popen([sys.executable, '-c', code], env=e, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    from nncomp.study import sweep_runs
+    planned = {s: len(sweep_runs(s, 'smoke', tmp_path)) for s in ('pruning', 'hashednet')}
+    assert planned == {'pruning': 4 * 2 + 2, 'hashednet': 2}     # 4 methods x 2 levels + Figure 6's pair; 2 levels
+    lines = (tmp_path/'trained.log').read_text().splitlines()
+    names = [l.split()[0] for l in lines]
+    assert len(names) == len(set(names)) == 12, 'a run was trained twice (or not at all)'
+    assert len({l.split()[1] for l in lines}) == 2, 'both processes should have trained some runs'
+    counts = [ast.literal_eval(o.strip().splitlines()[-1]) for o in outs]
+    assert {k: max(c[k]['finished'] for c in counts) for k in planned} == planned   # the last to finish saw every run done
+    assert len(load_runs(tmp_path)) == 12
