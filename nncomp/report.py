@@ -302,8 +302,8 @@ def accuracy_panel(ax, runs:pd.DataFrame, dataset:str, x:str='n_params', roi=ROI
     ax.set(xscale='log', title=dataset, xlabel='parameters' if x == 'n_params' else 'stored bytes', ylabel='test accuracy (%)')
 
 def _panels(n:int, ncols:int):
-    "A figure with `n` panels on a grid of `ncols` columns (the spare ones switched off)."
-    nrows = max(1, math.ceil(n / ncols))
+    "A figure with `n` panels on a grid of `ncols` columns (fewer when `n` is smaller; the spare ones switched off)."
+    ncols = max(1, min(ncols, n)); nrows = max(1, math.ceil(n / ncols))
     fig, axs = plt.subplots(nrows, ncols, figsize=(5.5 * ncols, 4 * nrows), squeeze=False)
     for ax in axs.flat[n:]: ax.axis('off')
     return fig, axs.flat
