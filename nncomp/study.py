@@ -145,8 +145,8 @@ def train_study(preset:str='quick',       # 'quick', 'paper' or 'smoke'
     folder, out = spec.results.resolve(), {}
     for name in sweeps:
         if name == 'coding':
-            from nncomp.derived import run_derived
-            run_derived(folder, progress=progress)
+            from nncomp.derived import run_derived, measure_runs
+            run_derived(folder, progress=progress); measure_runs(folder, progress=progress)   # as the coding notebook does
         elif name == 'convnet' and spec.preset.conv_design == 'screen':
             from nncomp.screen import run_stage
             for ds in spec.preset.datasets:

@@ -181,3 +181,14 @@ def test_train_only_workers_share_a_study(tmp_path):
     counts = [ast.literal_eval(o.strip().splitlines()[-1]) for o in outs]
     assert {k: max(c[k]['finished'] for c in counts) for k in planned} == planned   # the last to finish saw every run done
     assert len(load_runs(tmp_path)) == 12
+
+
+@pytest.mark.skipif(not os.environ.get('NNCOMP_DATA'), reason='needs the real MNIST files: set NNCOMP_DATA (CI sets it)')
+def test_train_only_codes_and_measures(tmp_path):
+    "The coding sweep of `train_study` derives the coded runs and measures every trained run's file, as the coding notebook does."
+    from nncomp.study import train_study
+    out = train_study('smoke', tmp_path, sweeps=('pruning', 'coding'), progress=False)
+    assert out['pruning']['finished'] == out['pruning']['planned'] == 10
+    assert out['coding']['finished'] == out['coding']['planned'] > 0
+    runs = load_runs(tmp_path)
+    assert set(runs.size_from) == {'file'} and runs.stored_bytes.gt(0).all()
