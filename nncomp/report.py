@@ -17,18 +17,19 @@ from .datasets import DATASETS
 from .methods import METHODS, in_family
 
 # %% auto #0
-__all__ = ['DATASET_ORDER', 'CONV_KEYS', 'ROI', 'STYLES', 'HIST_HIDDEN', 'HIST_LEVEL', 'HIST_DATASET', 'HIST_METHODS', 'HIST_TOL',
-           'CONFIDENCE', 'CLAIM_A', 'VERY_HIGH', 'MARGIN', 'CLAIMS', 'REASONS', 'READING_FIELDS', 'label', 'color',
-           'marker', 'finished', 'percent', 'preset_folder', 'has_runs', 'choose_preset', 'load_results', 'repo_root',
-           'shown_path', 'preset_label', 'demo_note', 'planned_counts', 'describe_runs', 'fmt_cell', 'formatted',
-           'cell_stats', 'study_table', 'study_tables', 'table_name', 'atomic_write_text', 'save_tables', 'failed_runs',
-           'convnet_configs', 'convnet_front', 'conv_name', 'accuracy_panel', 'accuracy_vs_size', 'size_points',
-           'fronts', 'accuracy_vs_bytes', 'front_table', 'size_note', 'save_figure', 'surviving_weights',
-           'histogram_runs', 'histogram_weights', 'figure6_note', 'weight_histograms', 'weight_summary', 't_interval',
-           'wilcoxon_p', 'same_computation', 'left_out', 'paired', 'seed_level', 'verdicts', 'verdict', 'compare',
-           'claim_a', 'convnet_vs_hashednet', 'claim_b', 'claim_c', 'claim_d', 'check_claims', 'claim_summary',
-           'claims_display', 'preset_configs', 'split_sizes', 'unstated_choices', 'with_reading', 'load_reference',
-           'calibration_table', 'reference_path', 'calibration_report', 'render_report']
+__all__ = ['DATASET_ORDER', 'CONV_KEYS', 'ROI', 'STYLES', 'SWEEP_ORDER', 'HIST_HIDDEN', 'HIST_LEVEL', 'HIST_DATASET',
+           'HIST_METHODS', 'HIST_TOL', 'CONFIDENCE', 'CLAIM_A', 'VERY_HIGH', 'MARGIN', 'CLAIMS', 'REASONS',
+           'READING_FIELDS', 'label', 'color', 'marker', 'finished', 'percent', 'preset_folder', 'has_runs',
+           'choose_preset', 'load_results', 'repo_root', 'shown_path', 'preset_label', 'demo_note', 'planned_counts',
+           'describe_runs', 'fmt_cell', 'formatted', 'cell_stats', 'study_table', 'study_tables', 'table_name',
+           'atomic_write_text', 'save_tables', 'failed_runs', 'convnet_configs', 'convnet_front', 'conv_name',
+           'accuracy_panel', 'accuracy_vs_size', 'size_points', 'fronts', 'accuracy_vs_bytes', 'front_table',
+           'size_note', 'compute_spent', 'save_figure', 'surviving_weights', 'histogram_runs', 'histogram_weights',
+           'figure6_note', 'weight_histograms', 'weight_summary', 't_interval', 'wilcoxon_p', 'same_computation',
+           'left_out', 'paired', 'seed_level', 'verdicts', 'verdict', 'compare', 'claim_a', 'convnet_vs_hashednet',
+           'claim_b', 'claim_c', 'claim_d', 'check_claims', 'claim_summary', 'claims_display', 'preset_configs',
+           'split_sizes', 'unstated_choices', 'with_reading', 'load_reference', 'calibration_table', 'reference_path',
+           'calibration_report', 'render_report']
 
 # %% ../nbs/13_report.ipynb #650cebec
 DATASET_ORDER = DATASETS
@@ -88,6 +89,7 @@ def choose_preset(results:str|Path|None, # `results` or `results/<preset>`
 _EMPTY = ['run', 'dataset', 'method', 'hidden', 'level', 'seed', 'test_acc', 'valid_acc', 'n_params', 'stored_bytes', 'failed', 'reason']
 
 def load_results(folder:str|Path, # a preset's results folder
+                 screening:bool=False, # keep the ConvNet screening runs (`compute_spent` counts them; the study leaves them out)
                 ) -> pd.DataFrame:
     "The runs table of `folder` (`runs.parquet`, else the store), failed runs' accuracies blanked, ConvNet screening runs left out; empty when there are no runs."
     folder = Path(folder)
@@ -101,7 +103,7 @@ def load_results(folder:str|Path, # a preset's results folder
     for c in ('test_acc', 'valid_acc'):
         if c in runs: runs[c] = runs[c].astype(float).mask(failed)
     from nncomp.screen import is_screening   # short ConvNet runs that choose what trains in full (23_screen): not the study's
-    return runs[~is_screening(runs)].reset_index(drop=True)
+    return runs if screening else runs[~is_screening(runs)].reset_index(drop=True)
 
 def repo_root() -> Path:
     "The source tree nncomp is imported from."
@@ -382,6 +384,29 @@ def size_note(runs:pd.DataFrame) -> str:
     n = finished(runs).size_from.fillna('rule').value_counts()
     return (f"stored bytes: {int(n.get('file', 0))} runs measured from their files (smallest file in nncomp's format, header included), "
             f"{int(n.get('rule', 0))} counted by their method's size rule (no stored weights)")
+
+# %% ../nbs/13_report.ipynb #b29eef40
+SWEEP_ORDER = ('pruning', 'hashednet', 'convnet screening', 'convnet', 'coding')
+
+def compute_spent(runs:pd.DataFrame, # the runs table with the screening runs: `load_results(folder, screening=True)`
+                 ) -> pd.DataFrame:
+    "Per sweep and dataset: runs, network-epochs, process-hours, devices, first and last finish."
+    cols = ['sweep', 'dataset', 'runs', 'network_epochs', 'process_hours', 'resumes_not_counted', 'devices', 'first_finished', 'last_finished']
+    if not len(runs) or 'wall_time' not in runs: return pd.DataFrame(columns=cols)
+    from nncomp.methods import get_method
+    from nncomp.screen import is_screening
+    sweep = runs.method.map(lambda m: get_method(m).family).where(~is_screening(runs), 'convnet screening')
+    epochs = runs.epochs.astype('Float64').fillna(0) if 'epochs' in runs else pd.Series(0.0, index=runs.index)
+    resumes = runs.resumes if 'resumes' in runs else pd.Series(pd.NA, index=runs.index)
+    df = runs.assign(sweep=sweep, network_epochs=epochs, process_hours=runs.wall_time.astype(float) / 3600,
+                     resumes_not_counted=(epochs > 0) & resumes.isna(), first_finished=runs.finished, last_finished=runs.finished)
+    out = df.groupby(['sweep', 'dataset']).agg(
+        runs=('run', 'size'), network_epochs=('network_epochs', 'sum'), process_hours=('process_hours', 'sum'),
+        resumes_not_counted=('resumes_not_counted', 'sum'), devices=('device', lambda d: ', '.join(sorted(set(d.dropna())))),
+        first_finished=('first_finished', 'min'), last_finished=('last_finished', 'max')).reset_index()
+    out['network_epochs'] = out.network_epochs.astype(int)
+    key = out.sweep.map(SWEEP_ORDER.index) * 100 + out.dataset.map(lambda d: list(DATASET_ORDER).index(d) if d in DATASET_ORDER else 99)
+    return out.iloc[key.argsort(kind='stable')][cols].reset_index(drop=True)
 
 # %% ../nbs/13_report.ipynb #e3c5edef
 def save_figure(fig:matplotlib.figure.Figure, # a figure
@@ -776,7 +801,9 @@ def calibration_report(folder:str|Path, # the preset's results folder; calibrati
 def render_report(runs:pd.DataFrame, # the runs table
                   folder:str|Path|None, # where tables (CSV) and figures (PNG + SVG) go; None = nowhere
                   weights:dict|None=None, # Figure 6's surviving weights, if any
-                  label:str='') -> dict:
+                  label:str='',
+                  spent:pd.DataFrame|None=None, # `compute_spent` of the folder, saved as compute.csv
+                 ) -> dict:
     "Tables, figures and claim tests of `runs`, saved under `folder`; a dict of them for display."
     out = {'tables': study_tables(runs), 'failed': failed_runs(runs), 'front': convnet_front(runs),
            'figures': {'accuracy_vs_params': accuracy_vs_size(runs, title=label)}}
@@ -786,14 +813,15 @@ def render_report(runs:pd.DataFrame, # the runs table
     if weights: out['figures']['weight_histograms'] = weight_histograms(weights, f'surviving weights, 784-50-10, 96 % of edges removed\n{label}')
     out['claims'] = check_claims(runs, weights)
     out['summary'] = claim_summary(out['claims'])
+    if spent is not None: out['compute'] = spent
     if folder is not None:
         folder = Path(folder)
         save_tables(out['tables'], folder)
-        for name in ('failed', 'claims', 'front', 'bytes_front'):
+        for name in ('failed', 'claims', 'front', 'bytes_front', 'compute'):
             if name in out: atomic_write_text(folder/f'{_FILES[name]}.csv', out[name].to_csv(index=False))
         atomic_write_text(folder/'claims.txt', out['summary'] + '\n')
         for name, fig in out['figures'].items(): save_figure(fig, folder, name)
     for fig in out['figures'].values(): plt.close(fig)   # shown where the notebook displays them, not all at once here
     return out
 
-_FILES = {'failed': 'failed_runs', 'claims': 'claims', 'front': 'convnet_front', 'bytes_front': 'bytes_front'}
+_FILES = {'failed': 'failed_runs', 'claims': 'claims', 'front': 'convnet_front', 'bytes_front': 'bytes_front', 'compute': 'compute'}

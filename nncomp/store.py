@@ -193,7 +193,7 @@ def load_config(path:Path) -> tuple[RunConfig, int]:
 # %% ../nbs/10_store.ipynb #a8a7a133
 _NUMBERS = {'test_acc': (0, 1), 'valid_acc': (0, 1), 'removed_fraction': (0, 1), 'wall_time': (0, math.inf),
             'stored_bytes': (0, math.inf)}
-_COUNTS = ('n_params', 'n_edges', 'n_alive_edges', 'n_biases', 'epochs', 'best_epoch')
+_COUNTS = ('n_params', 'n_edges', 'n_alive_edges', 'n_biases', 'epochs', 'best_epoch', 'resumes')
 
 def check_metrics(m, # parsed metrics.json
                   f:Path): # its path, named in the error
@@ -248,7 +248,7 @@ def quarantine_run(path:Path, reason:str) -> Path|None:
 # %% ../nbs/10_store.ipynb #28dae65f
 CONV_COLUMNS = ('kernel', 'channels', 'stride', 'pool', 'dropout')
 COLUMNS = ('run', 'dataset', 'method', 'hidden', 'level', 'seed', 'test_acc', 'valid_acc', 'n_params', 'stored_bytes', 'size_from',
-           'epochs', 'best_epoch', 'wall_time', 'failed', 'reason', 'device', 'commit', 'nncomp_version', 'preset',
+           'epochs', 'best_epoch', 'wall_time', 'resumes', 'failed', 'reason', 'device', 'commit', 'nncomp_version', 'preset',
            *CONV_COLUMNS, 'split', 'n_train', 'n_test', 'n_edges', 'n_alive_edges', 'removed_fraction', 'finished', 'path')
 
 # %% ../nbs/10_store.ipynb #53d316c2
@@ -290,8 +290,8 @@ def run_row(path:Path) -> dict|None:
                split=cfg.data.split, n_train=cfg.data.n_train, n_test=cfg.data.n_test, finished=prov.get('finished'), path=f'runs/{Path(path).name}',  # relative: the folder may move
                **{k: prov.get(k) for k in ('device', 'commit', 'nncomp_version', 'preset')},
                **{k: (getattr(m, k) if conv else None) for k in CONV_COLUMNS})
-    for k in ('test_acc', 'valid_acc', 'n_params', 'epochs', 'best_epoch', 'wall_time', 'reason', 'n_edges',
-              'n_alive_edges', 'removed_fraction'): row[k] = metrics.get(k)
+    for k in ('test_acc', 'valid_acc', 'n_params', 'epochs', 'best_epoch', 'wall_time', 'resumes', 'reason', 'n_edges',
+              'n_alive_edges', 'removed_fraction'): row[k] = metrics.get(k)   # resumes: None for runs trained before it was counted
     row['failed'] = bool(metrics.get('failed', False))
     return row
 
@@ -308,13 +308,13 @@ def derived_row(path:Path,      # a derived run's folder
     if parent is None: raise RunFileError(f'{path}: no parent run {metrics.get("parent")!r} in the table (removed or set aside)')
     prov = metrics.get('provenance', {})
     row = dict(parent, run=Path(path).name, method=metrics.get('method'), path=f'{DERIVED}/{Path(path).name}',
-               valid_acc=None, epochs=None, best_epoch=None, finished=prov.get('finished'), size_from='file',
+               valid_acc=None, epochs=None, best_epoch=None, resumes=None, finished=prov.get('finished'), size_from='file',
                **{k: prov.get(k) for k in ('device', 'commit', 'nncomp_version')})
     for k in ('test_acc', 'n_params', 'n_alive_edges', 'stored_bytes', 'wall_time', 'reason'): row[k] = metrics.get(k)
     row['failed'] = bool(metrics.get('failed', False))
     return row
 
-_DTYPES = {'hidden': 'Int64', 'seed': 'Int64', 'n_params': 'Int64', 'epochs': 'Int64', 'best_epoch': 'Int64',
+_DTYPES = {'hidden': 'Int64', 'seed': 'Int64', 'n_params': 'Int64', 'epochs': 'Int64', 'best_epoch': 'Int64', 'resumes': 'Int64',
            'kernel': 'Int64', 'channels': 'Int64', 'stride': 'Int64', 'pool': 'Int64', 'n_train': 'Int64',
            'n_test': 'Int64', 'n_edges': 'Int64', 'n_alive_edges': 'Int64', 'failed': 'bool',
            **{k: 'float64' for k in ('level', 'test_acc', 'valid_acc', 'stored_bytes', 'wall_time', 'dropout', 'removed_fraction')},

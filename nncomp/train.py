@@ -370,10 +370,11 @@ def _train_sorted(cfgs, seeds, data, device, progress, fused, by_hand, checkpoin
     history = [[] for _ in range(R)]; epochs_run = [0] * R
     ckpt = Checkpoint(checkpoint, cfgs, seeds) if checkpoint is not None else None
     live = dict(state=state, hyper=hyper, orders=[order, sal_order], rand_gens=rand_gens)
-    first = 1
+    first, before, resumes = 1, 0.0, 0       # before: seconds the batch trained before this process resumed it
     if ckpt is not None and (saved := ckpt.load()) is not None:
         best_acc, best_epoch, best_w, done = (saved[k].to(device) for k in ('best_acc', 'best_epoch', 'best_w', 'done'))
         failed, reasons, history, epochs_run, first = saved['failed'], saved['reasons'], saved['history'], saved['epochs_run'], saved['epoch'] + 1
+        before, resumes = saved.get('elapsed', 0.0), saved.get('resumes', 0) + 1
         ckpt.restore(saved, **live)
         if after is not None: after()
     bar = tqdm(total=int(caps.max()), initial=first - 1, unit='epoch', disable=not progress, desc=f'{R} runs')
@@ -410,11 +411,12 @@ def _train_sorted(cfgs, seeds, data, device, progress, fused, by_hand, checkpoin
             bar.update(1); bar.set_postfix(running=int((~done).sum()), valid_acc=f'{float(va[active].mean()) if active.any() else float("nan"):.4f}')
             if bool(done.all()): break
             if ckpt is not None: ckpt.maybe_save(epoch, live, best_acc=best_acc, best_epoch=best_epoch, best_w=best_w, done=done,
-                                                 failed=failed, reasons=reasons, history=history, epochs_run=epochs_run)
+                                                 failed=failed, reasons=reasons, history=history, epochs_run=epochs_run,
+                                                 elapsed=before + time.time() - t0, resumes=resumes)
     bar.close()
     if ckpt is not None: ckpt.remove()
     with torch.no_grad(): state.w.copy_(best_w)
-    return _results(model, state, cfgs, best_epoch, epochs_run, failed, reasons, history, xva, yva, xte, yte, n_edges, time.time() - t0)
+    return _results(model, state, cfgs, best_epoch, epochs_run, failed, reasons, history, xva, yva, xte, yte, n_edges, before + time.time() - t0, resumes)
 
 def _stepper(model, state, order, x, y, precision, by_hand=True):
     "(step, after_update) for `train_epoch`: the FC fast path for MLPs, autograd for the rest."
@@ -425,7 +427,7 @@ def _stepper(model, state, order, x, y, precision, by_hand=True):
     return (lambda idx: fc_step(model, x_low, y, idx, groups, w_low)), (lambda: w_low.copy_(model.w0.detach()))
 
 # %% ../nbs/05_train.ipynb #c29b3804
-def _results(model, state, cfgs, best_epoch, epochs_run, failed, reasons, history, xva, yva, xte, yte, n_edges, wall) -> list[dict]:
+def _results(model, state, cfgs, best_epoch, epochs_run, failed, reasons, history, xva, yva, xte, yte, n_edges, wall, resumes=0) -> list[dict]:
     "One result dict per run, from the selected weights now in `model`."
     R = len(cfgs)
     te, va = accuracy(model, xte, yte).tolist(), accuracy(model, xva, yva).tolist()
@@ -443,7 +445,7 @@ def _results(model, state, cfgs, best_epoch, epochs_run, failed, reasons, histor
                     'best_epoch': int(best_epoch[r]) if has_best[r] else None, 'epochs': epochs_run[r],
                     'n_edges': int(n_edges), 'n_alive_edges': alive, 'n_biases': int(n_bias), 'n_params': int(n_par[r]),
                     'removed_fraction': float(removed[r]), 'failed': failed[r], 'reason': reasons[r],
-                    'wall_time': wall / R, 'batch_wall_time': wall, 'batch_runs': R, 'device': str(state.w.device),
+                    'wall_time': wall / R, 'batch_wall_time': wall, 'batch_runs': R, 'resumes': resumes, 'device': str(state.w.device),
                     'history': history[r], 'state': st})
     return out
 
