@@ -9,12 +9,12 @@ from dataclasses import replace
 import torch
 import torch.nn.functional as F
 from torch import nn
-from .config import RunConfig, ModelConfig, TrainConfig, MethodConfig
-from .train import train_batch, toy_data, DataOrder
+from .config import RunConfig, ModelConfig, TrainConfig, MethodConfig, ScheduleConfig
+from .train import train_batch, toy_data, DataOrder, SPARSE_BELOW
 
 # %% auto #0
-__all__ = ['FULL_EPOCH', 'bf16_matmul_units', 'naive_loop', 'engine', 'run_program', 'run_isolated', 'fc_programs',
-           'conv_programs', 'with_ratios', 'run_bench', 'table', 'main']
+__all__ = ['FULL_EPOCH', 'PRUNED_LEVELS', 'PRUNED_EXTRA', 'bf16_matmul_units', 'naive_loop', 'engine', 'run_program',
+           'run_isolated', 'fc_programs', 'conv_programs', 'with_ratios', 'run_bench', 'table', 'main']
 
 # %% ../nbs/09_bench.ipynb #d08bbecc
 FULL_EPOCH = 45_000   # training examples of one network-epoch (the paper split's training part)
@@ -55,14 +55,20 @@ def naive_loop(data, device, hidden:int=100, batch:int=64, epochs:int=1, network
     _sync(device)
     return _rates(time.perf_counter() - t0, networks, epochs, steps, batch, 784 * hidden + hidden * 10)
 
+PRUNED_LEVELS = (0.0, 0.5, 0.9, 0.95, 0.97, 0.98, 0.985, 0.988, 0.989, 0.99, 0.993, 0.995, 0.997, 0.998)   # the paper preset's H = 100 rows
+
 def engine(data, device, runs:int, model:ModelConfig, batch:int=64, epochs:int=1, lr:float=1e-2,
-           precision:str='fp32', previous:bool=False) -> dict:
+           precision:str='fp32', previous:bool=False,
+           pruned:bool=False,            # runs cycle through `PRUNED_LEVELS` (magnitude, first layer), pruned at the end of epoch 1
+           sparse_below:float|None=SPARSE_BELOW) -> dict:
     "Train `runs` nets of one seed as one batch with `train_batch` (`previous`: autograd and the eager update); rate and timings."
     cfg = RunConfig(model=model, train=TrainConfig(epochs=epochs, batch_size=batch, lr=lr, momentum=0.9 if model.kind != 'conv' else 0.0,
                                                    patience=epochs + 1, precision=precision))
-    kw = dict(by_hand=False, fused=False) if previous else {}
+    cfgs = [replace(cfg, method=MethodConfig('magnitude', PRUNED_LEVELS[r % len(PRUNED_LEVELS)], 'first'),
+                    schedule=ScheduleConfig('oneshot', steps=1, every=1)) for r in range(runs)] if pruned else [cfg] * runs
+    kw = dict(by_hand=False, fused=False) if previous else dict(sparse_below=sparse_below)
     _sync(device); t0 = time.perf_counter()
-    res = train_batch([cfg] * runs, [0] * runs, data, device=device, progress=False, **kw)
+    res = train_batch(cfgs, [0] * runs, data, device=device, progress=False, **kw)
     _sync(device)
     out = _rates(time.perf_counter() - t0, runs, epochs, len(data.train.x) // batch, batch, res[0]['n_edges'])
     return out | {'valid_acc_mean': round(sum(r['valid_acc'] for r in res) / runs, 4)}
@@ -82,7 +88,8 @@ def run_program(p:dict) -> dict:
         naive_loop(data, device, p['hidden'], p['batch'], 1, 1)                                  # warm-up
         out = naive_loop(data, device, p['hidden'], p['batch'], p['epochs'], p['runs'])
     else:
-        kw = dict(runs=p['runs'], model=_model(p), batch=p['batch'], precision=p.get('precision', 'fp32'), previous=p['program'] == 'previous')
+        kw = dict(runs=p['runs'], model=_model(p), batch=p['batch'], precision=p.get('precision', 'fp32'), previous=p['program'] == 'previous',
+                  pruned=p['program'].startswith('pruned'), sparse_below=SPARSE_BELOW if p['program'] != 'pruned, dense path' else None)
         engine(data, device, epochs=1, **kw)                                                      # warm-up: compile, allocator
         out = engine(data, device, epochs=p['epochs'], **kw)
     peak = torch.cuda.max_memory_allocated(device) if device.type == 'cuda' else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -97,11 +104,14 @@ def run_isolated(p:dict, timeout:float=1800) -> dict:
 
 # %% ../nbs/09_bench.ipynb #3b5e6296
 def fc_programs(device:str, hidden:int, runs:int, naive_networks:int, batch:int, n_train:int, epochs:int, bf16:bool) -> list[dict]:
-    "The FC programs of one width: naive, previous engine, engine fp32 (and bf16)."
+    "The FC programs of one width: naive, previous engine, engine fp32 (and bf16); a pruned batch with and without sparse first layers."
     base = dict(device=device, hidden=hidden, batch=batch, n_train=n_train, epochs=epochs)
     out = [base | dict(program='naive', runs=naive_networks), base | dict(program='previous', runs=runs),
            base | dict(program='engine', runs=runs, precision='fp32')]
-    return out + ([base | dict(program='engine', runs=runs, precision='bf16')] if bf16 else [])
+    pruned = [base | dict(program=name, runs=runs, precision='fp32', epochs=epochs + PRUNED_EXTRA) for name in ('pruned, dense path', 'pruned')]
+    return out + ([base | dict(program='engine', runs=runs, precision='bf16')] if bf16 else []) + pruned
+
+PRUNED_EXTRA = 3   # a pruned program trains 1 dense epoch, then this many more epochs at its levels (all timed)
 
 def conv_programs(device:str, runs:int, n_train:int, epochs:int) -> list[dict]:
     "ConvNet programs: the grid's smallest, a middle and the largest configuration by weight count."
@@ -112,13 +122,15 @@ def conv_programs(device:str, runs:int, n_train:int, epochs:int) -> list[dict]:
                  conv={k: getattr(m, k) for k in ('channels', 'kernel', 'stride', 'pool', 'dropout')}) for m in picks]
 
 def with_ratios(rows:list[dict]) -> list[dict]:
-    "Add each FC row's speed relative to the naive loop and to the previous engine of the same device and width."
+    "Add each FC row's speed relative to the naive loop and to the previous engine of the same device and width (a pruned batch: to its dense path)."
     ref = {(r['device'], r.get('hidden'), r['program']): r['network_epochs_per_s'] for r in rows if not r.get('conv')}
     for r in rows:
         if r.get('conv'): continue
         for name in ('naive', 'previous'):
             base = ref.get((r['device'], r['hidden'], name))
-            if base: r[f'x_{name}'] = round(r['network_epochs_per_s'] / base, 2)
+            if base and not r['program'].startswith('pruned'): r[f'x_{name}'] = round(r['network_epochs_per_s'] / base, 2)
+        base = ref.get((r['device'], r['hidden'], 'pruned, dense path'))
+        if base and r['program'].startswith('pruned'): r['x_dense_path'] = round(r['network_epochs_per_s'] / base, 2)
     return rows
 
 # %% ../nbs/09_bench.ipynb #e4222e20
@@ -138,10 +150,11 @@ def run_bench(devices:list[str], runs:int=32, hidden:tuple=(100, 30), n_train:in
 
 def table(rows:list[dict]) -> str:
     "A markdown table of the benchmark rows."
-    head = '| device | network | program | precision | R | network-epochs/s | GFLOP/s | × naive | × previous | peak MiB |\n|---|---|---|---|---|---|---|---|---|---|'
+    head = ('| device | network | program | precision | R | network-epochs/s | GFLOP/s | × naive | × previous | × dense path | peak MiB |\n'
+            '|---|---|---|---|---|---|---|---|---|---|---|')
     def net(r): return 'conv k{kernel} C{channels} s{stride} p{pool}'.format(**r['conv']) if r.get('conv') else f"FC-{r['hidden']}"
     lines = [f"| {r['device']} | {net(r)} | {r['program']} | {r.get('precision', 'fp32')} | {r['runs']} | {r['network_epochs_per_s']} | {r['gflops']} | "
-             f"{r.get('x_naive', '')} | {r.get('x_previous', '')} | {r['peak_mb']} |" for r in rows]
+             f"{r.get('x_naive', '')} | {r.get('x_previous', '')} | {r.get('x_dense_path', '')} | {r['peak_mb']} |" for r in rows]
     return '\n'.join([head, *lines])
 
 def main(argv=None):

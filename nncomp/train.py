@@ -20,9 +20,10 @@ from .mnist import atomic_write_bytes
 from .prune import pruning_steps, prune_step, saliency_batches, hessian_diagonals, mean_gradients
 
 # %% auto #0
-__all__ = ['FUSE_MIN', 'CHECKPOINT_EVERY', 'batch_key', 'is_bias', 'ParamViews', 'FlatState', 'RunHyper', 'update_block',
-           'fused_update', 'sgd_step', 'stream_generator', 'DataOrder', 'accuracy', 'fc_step', 'saliency_needs',
-           'Checkpoint', 'train_epoch', 'autograd_step', 'check_batch', 'train_batch', 'toy_data', 'precision_check']
+__all__ = ['FUSE_MIN', 'SPARSE_BELOW', 'CHECKPOINT_EVERY', 'batch_key', 'is_bias', 'ParamViews', 'FlatState', 'RunHyper',
+           'update_block', 'fused_update', 'sgd_step', 'stream_generator', 'DataOrder', 'accuracy', 'fc_step',
+           'SparseGroup', 'SparseFirstLayer', 'saliency_needs', 'Checkpoint', 'train_epoch', 'autograd_step',
+           'check_batch', 'train_batch', 'toy_data', 'precision_check']
 
 # %% ../nbs/05_train.ipynb #61c13305
 def batch_key(cfg:RunConfig) -> tuple:
@@ -198,16 +199,20 @@ def fc_step(model:MLP,           # batched FC model, runs sorted by seed group
             x:Tensor, y:Tensor,  # device-resident training inputs (N, in) (bf16 for bf16 precision) and labels (N,)
             idx:Tensor,          # (U, B) example indices of this step, one row per seed group
             groups:list,         # [(first, stop)] run range of each seed group (`DataOrder.groups`)
-            w_low:Tensor|None=None # bf16 copy of the first layer's weights (R, H, in), or None for fp32
+            w_low:Tensor|None=None, # bf16 copy of the first layer's weights (R, H, in), or None for fp32
+            sparse=None          # `SparseFirstLayer` (fp32): groups with runs sparse enough take their first layer as a sparse matrix
            ) -> Tensor:          # (R,) mean cross-entropy of each run on its mini-batch
     "Loss of every run, and its exact gradient written into the parameters' `.grad`; the first layer is one GEMM per seed group."
     layers, B = model.layers(), idx.shape[1]
     (w0, b0), H = layers[0], layers[0][0].shape[1]
+    plans = sparse.plans(w0.grad) if sparse is not None else [None] * len(groups)
     losses = []
     for u, (r0, r1) in enumerate(groups):
-        K, xb, yb = r1 - r0, x[idx[u]], y[idx[u]]
-        W = (w0 if w_low is None else w_low)[r0:r1].reshape(K * H, -1)
-        z = torch.addmm(b0[r0:r1].reshape(1, -1).to(xb.dtype), xb, W.t()).float().view(B, K, H).transpose(0, 1)
+        K, xb, yb, plan = r1 - r0, x[idx[u]], y[idx[u]], plans[u]
+        if plan is not None: z = plan.forward(w0, b0, xb)
+        else:
+            W = (w0 if w_low is None else w_low)[r0:r1].reshape(K * H, -1)
+            z = torch.addmm(b0[r0:r1].reshape(1, -1).to(xb.dtype), xb, W.t()).float().view(B, K, H).transpose(0, 1)
         zs, acts = [z], []
         for w, b in layers[1:]:
             acts.append(zs[-1].relu())
@@ -221,10 +226,71 @@ def fc_step(model:MLP,           # batched FC model, runs sorted by seed group
             torch.bmm(dz.transpose(1, 2), acts[l - 1], out=w.grad[r0:r1]); torch.sum(dz, 1, out=b.grad[r0:r1])
             dz = torch.bmm(dz, w[r0:r1]).mul_(zs[l - 1] > 0)
         torch.sum(dz, 1, out=b0.grad[r0:r1])
+        if plan is not None: plan.backward(w0.grad, dz, xb); continue
         dzt = dz.transpose(1, 2).reshape(K * H, B)
         if w_low is None: torch.mm(dzt, xb, out=w0.grad[r0:r1].view(K * H, -1))
         else: w0.grad[r0:r1].view(K * H, -1).copy_(torch.mm(dzt.to(xb.dtype), xb))
     return torch.cat(losses)
+
+# %% ../nbs/05_train.ipynb #7e27d82b
+SPARSE_BELOW = 0.05   # first-layer density at or below which a run's first layer trains as a sparse matrix (CPU, fp32)
+
+class SparseGroup:
+    "One seed group's first layer: its sparse runs' alive weights as one stacked CSR matrix, its dense runs as one GEMM."
+    def __init__(self, mask:Tensor, # (K, H, I) the group's first-layer masks
+                 r0:int,            # index of the group's first run
+                 below:float):      # density at or below which a run is sparse
+        K, H, I = mask.shape
+        density = mask.reshape(K, -1).float().mean(1)
+        self.dense, self.sparse = (density > below).nonzero().flatten(), (density <= below).nonzero().flatten()
+        nz = mask.index_select(0, self.sparse).nonzero()              # row-major: the CSR order
+        rows = nz[:, 0] * H + nz[:, 1]
+        self.crow = torch.cat([rows.new_zeros(1), torch.bincount(rows, minlength=len(self.sparse) * H).cumsum(0)])
+        self.col = nz[:, 2].contiguous()
+        self.flat = ((r0 + self.sparse[nz[:, 0]]) * H + nz[:, 1]) * I + nz[:, 2]   # places in the whole first layer, flattened
+        self.ones = torch.ones(len(nz), device=mask.device)
+        self.r0, self.K, self.H, self.shape = r0, K, H, (len(self.sparse) * H, I)
+
+    def forward(self, w0:Tensor, b0:Tensor, # the whole first layer (R, H, I) and its biases (R, H)
+                xb:Tensor) -> Tensor:       # (B, I) the group's mini-batch
+        "Pre-activations (K, B, H) of the group's runs."
+        r0, r1, H, B = self.r0, self.r0 + self.K, self.H, len(xb)
+        z = xb.new_empty(self.K, B, H)
+        if len(self.dense):
+            Wd = w0[r0:r1].index_select(0, self.dense).reshape(-1, xb.shape[1])
+            z[self.dense] = torch.addmm(b0[r0:r1].index_select(0, self.dense).reshape(1, -1), xb, Wd.t()).view(B, -1, H).transpose(0, 1)
+        A = torch.sparse_csr_tensor(self.crow, self.col, w0.reshape(-1)[self.flat], self.shape)
+        z[self.sparse] = torch.sparse.mm(A, xb.t().contiguous()).view(-1, H, B).transpose(1, 2) + b0[r0:r1].index_select(0, self.sparse).unsqueeze(1)
+        return z
+
+    def backward(self, g0:Tensor, # the whole first layer's gradient (R, H, I), written for the group's runs
+                 dz:Tensor,       # (K, B, H) gradient of the loss at the pre-activations
+                 xb:Tensor):      # (B, I) the group's mini-batch
+        "Write the group's first-layer weight gradient: dense runs in full, sparse runs at their alive entries."
+        r0, r1, B = self.r0, self.r0 + self.K, len(xb)
+        dzt = dz.transpose(1, 2)
+        if len(self.dense): g0[r0:r1].index_copy_(0, self.dense, torch.mm(dzt[self.dense].reshape(-1, B), xb).view(len(self.dense), self.H, -1))
+        pattern = torch.sparse_csr_tensor(self.crow, self.col, self.ones, self.shape)
+        g0.view(-1)[self.flat] = torch.sparse.sampled_addmm(pattern, dzt[self.sparse].reshape(-1, B), xb, beta=0.0).values()
+
+class SparseFirstLayer:
+    "Per seed group, a `SparseGroup` when one of its runs is sparse enough, else None (one GEMM); planned again when a mask changes."
+    def __init__(self, mask:Tensor, # (R, H, I) first-layer masks: a view of the flat masks, sharing their version counter
+                 groups:list,       # [(first, stop)] run range of each seed group
+                 below:float=SPARSE_BELOW):
+        self.mask, self.groups, self.below, self.version, self.current = mask, groups, below, None, None
+    def plans(self, g0:Tensor) -> list: # g0: the first layer's gradient; a run turning sparse has it zeroed once
+        "The plan of every seed group for this step."
+        if self.version != self.mask._version:
+            self.current = [self._plan(r0, r1, g0) for r0, r1 in self.groups]
+            self.version = self.mask._version
+        return self.current
+    def _plan(self, r0:int, r1:int, g0:Tensor):
+        m = self.mask[r0:r1]
+        if not bool((m.reshape(r1 - r0, -1).float().mean(1) <= self.below).any()): return None
+        plan = SparseGroup(m, r0, self.below)
+        g0[r0:r1].index_fill_(0, plan.sparse, 0.0)   # only alive entries are written from now on
+        return plan
 
 # %% ../nbs/05_train.ipynb #2d1cb0a6
 def saliency_needs(model:nn.Module, x:Tensor, y:Tensor, # training inputs and labels on the device
@@ -332,17 +398,18 @@ def train_batch(cfgs:list[RunConfig], # one per run; all with the same batch_key
                 progress:bool=True,   # show a tqdm.auto bar
                 fused:bool|None=None, # compiled update: None = where it helps (the CPU) and works; False = eager
                 by_hand:bool=True,    # FC nets: grouped GEMMs and the hand-written backward (False: autograd, as any model)
-                checkpoint=None       # folder for a resumable checkpoint of this batch (None: none)
+                checkpoint=None,      # folder for a resumable checkpoint of this batch (None: none)
+                sparse_below:float|None=SPARSE_BELOW # FC nets, fp32 on the CPU: first-layer density at or below which a run's first layer is a sparse matrix (None: never)
                ) -> list[dict]:       # one result dict per run, in the order given
     "Train `len(cfgs)` runs as one batched program; return each run's metrics, history and selected weights."
     check_batch(cfgs, seeds)
     order_in = sorted(range(len(cfgs)), key=lambda r: seeds[r])            # seed groups contiguous: one GEMM each
-    res = _train_sorted([cfgs[r] for r in order_in], [seeds[r] for r in order_in], data, torch.device(device or 'cpu'), progress, fused, by_hand, checkpoint)
+    res = _train_sorted([cfgs[r] for r in order_in], [seeds[r] for r in order_in], data, torch.device(device or 'cpu'), progress, fused, by_hand, checkpoint, sparse_below)
     out = [None] * len(cfgs)
     for i, r in enumerate(order_in): out[r] = res[i]
     return out
 
-def _train_sorted(cfgs, seeds, data, device, progress, fused, by_hand, checkpoint=None):
+def _train_sorted(cfgs, seeds, data, device, progress, fused, by_hand, checkpoint=None, sparse_below=None):
     "`train_batch` for runs sorted by seed."
     B, R, precision = cfgs[0].train.batch_size, len(cfgs), cfgs[0].train.precision
     xtr, ytr = data.train.x.to(device), data.train.y.to(device)
@@ -356,7 +423,7 @@ def _train_sorted(cfgs, seeds, data, device, progress, fused, by_hand, checkpoin
     sal_order = DataOrder(list(seeds), len(xtr), device, stream=1)            # saliency examples: own stream, data order untouched
     rand_gens = {s: stream_generator(s, 2) for s in dict.fromkeys(seeds)}   # random saliency scores
     needs = saliency_needs(model, xtr, ytr, sal_order, rand_gens)
-    step, after = _stepper(model, state, order, xtr, ytr, precision, by_hand)
+    step, after = _stepper(model, state, order, xtr, ytr, precision, by_hand, sparse_below)
     big = state.n_prunable * state.R >= FUSE_MIN                               # compiling pays only on big blocks
     fused_fn = fused_update() if (fused if fused is not None else device.type == 'cpu' and big) else None
     plans = [_schedule_of(c) for c in cfgs]
@@ -418,11 +485,13 @@ def _train_sorted(cfgs, seeds, data, device, progress, fused, by_hand, checkpoin
     with torch.no_grad(): state.w.copy_(best_w)
     return _results(model, state, cfgs, best_epoch, epochs_run, failed, reasons, history, xva, yva, xte, yte, n_edges, before + time.time() - t0, resumes)
 
-def _stepper(model, state, order, x, y, precision, by_hand=True):
-    "(step, after_update) for `train_epoch`: the FC fast path for MLPs, autograd for the rest."
+def _stepper(model, state, order, x, y, precision, by_hand=True, sparse_below=None):
+    "(step, after_update) for `train_epoch`: the FC fast path for MLPs (sparse first layers on the CPU), autograd for the rest."
     if not (by_hand and isinstance(model, MLP)): return autograd_step(model, state, order, x, y, precision), None
     groups = order.groups()
-    if precision == 'fp32': return (lambda idx: fc_step(model, x, y, idx, groups)), None
+    if precision == 'fp32':
+        sparse = SparseFirstLayer(model.w0_mask, groups, sparse_below) if sparse_below and x.device.type == 'cpu' and hasattr(model, 'w0_mask') else None
+        return (lambda idx: fc_step(model, x, y, idx, groups, sparse=sparse)), None
     x_low, w_low = x.bfloat16(), model.w0.detach().bfloat16()
     return (lambda idx: fc_step(model, x_low, y, idx, groups, w_low)), (lambda: w_low.copy_(model.w0.detach()))
 
