@@ -10,11 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from .config import RunConfig, ModelConfig, TrainConfig, MethodConfig, ScheduleConfig
-from .train import train_batch, toy_data, DataOrder, SPARSE_BELOW
+from .train import train_batch, toy_data, DataOrder, SPARSE_BELOW, FlatState, RunHyper, SparseFirstLayer, fc_step, sgd_step, fused_update
+from .models import MLP
 
 # %% auto #0
-__all__ = ['FULL_EPOCH', 'PRUNED_LEVELS', 'PRUNED_EXTRA', 'bf16_matmul_units', 'naive_loop', 'engine', 'run_program',
-           'run_isolated', 'fc_programs', 'conv_programs', 'with_ratios', 'run_bench', 'table', 'main']
+__all__ = ['FULL_EPOCH', 'PRUNED_LEVELS', 'PRUNED_EXTRA', 'bf16_matmul_units', 'naive_loop', 'engine', 'steady_pruned',
+           'run_program', 'run_isolated', 'fc_programs', 'conv_programs', 'with_ratios', 'run_bench', 'table', 'main']
 
 # %% ../nbs/09_bench.ipynb #d08bbecc
 FULL_EPOCH = 45_000   # training examples of one network-epoch (the paper split's training part)
@@ -73,6 +74,27 @@ def engine(data, device, runs:int, model:ModelConfig, batch:int=64, epochs:int=1
     out = _rates(time.perf_counter() - t0, runs, epochs, len(data.train.x) // batch, batch, res[0]['n_edges'])
     return out | {'valid_acc_mean': round(sum(r['valid_acc'] for r in res) / runs, 4)}
 
+def steady_pruned(data, device, runs:int, hidden:int, batch:int=64, steps:int=300,
+                  sparse_below:float|None=SPARSE_BELOW) -> dict:
+    "The steady state of a pruned batch: `steps` SGD steps (FC step + update) of runs whose first layers are masked to `PRUNED_LEVELS`."
+    model = MLP.from_configs(ModelConfig('fc', (hidden,)), [MethodConfig()] * runs, [0] * runs, device=device)
+    state, g = FlatState(model), torch.Generator().manual_seed(0)
+    edges, first = model.n_edges(), 784 * hidden
+    with torch.no_grad():   # random masks of each level's first-layer density: the timing depends on the counts, not the places
+        dens = [max(0.0, (first - PRUNED_LEVELS[r % len(PRUNED_LEVELS)] * edges) / first) for r in range(runs)]
+        model.w0_mask.copy_(torch.stack([torch.rand(hidden, 784, generator=g) < d for d in dens]).float().to(device)); state.apply_masks()
+    hyper = RunHyper([RunConfig(train=TrainConfig(lr=1e-2))] * runs, device)
+    fused = fused_update() if device.type == 'cpu' else None
+    x, y, groups = data.train.x.to(device), data.train.y.to(device), [(0, runs)]
+    sparse = SparseFirstLayer(model.w0_mask, groups, sparse_below) if sparse_below and device.type == 'cpu' else None
+    def step():
+        fc_step(model, x, y, torch.randint(0, len(x), (1, batch), generator=g).to(device), groups, sparse=sparse); sgd_step(state, hyper, fused)
+    for _ in range(10): step()                                                    # warm-up: compile, plan
+    _sync(device); t0 = time.perf_counter()
+    for _ in range(steps): step()
+    _sync(device)
+    return _rates(time.perf_counter() - t0, runs, 1, steps, batch, edges)
+
 # %% ../nbs/09_bench.ipynb #50094f73
 def _model(p:dict) -> ModelConfig:
     if p.get('conv'): return ModelConfig('conv', **p['conv'])
@@ -84,7 +106,9 @@ def run_program(p:dict) -> dict:
     if p.get('threads'): torch.set_num_threads(p['threads'])
     data = toy_data(p['n_train'], max(64, p['n_train'] // 9), 64, seed=0)
     if device.type == 'cuda': torch.cuda.reset_peak_memory_stats(device)
-    if p['program'] == 'naive':
+    if p['program'].startswith('pruned steady'):
+        out = steady_pruned(data, device, p['runs'], p['hidden'], p['batch'], sparse_below=None if p['program'].endswith('dense path') else SPARSE_BELOW)
+    elif p['program'] == 'naive':
         naive_loop(data, device, p['hidden'], p['batch'], 1, 1)                                  # warm-up
         out = naive_loop(data, device, p['hidden'], p['batch'], p['epochs'], p['runs'])
     else:
@@ -109,6 +133,7 @@ def fc_programs(device:str, hidden:int, runs:int, naive_networks:int, batch:int,
     out = [base | dict(program='naive', runs=naive_networks), base | dict(program='previous', runs=runs),
            base | dict(program='engine', runs=runs, precision='fp32')]
     pruned = [base | dict(program=name, runs=runs, precision='fp32', epochs=epochs + PRUNED_EXTRA) for name in ('pruned, dense path', 'pruned')]
+    pruned += [base | dict(program=name, runs=runs, precision='fp32') for name in ('pruned steady, dense path', 'pruned steady')]
     return out + ([base | dict(program='engine', runs=runs, precision='bf16')] if bf16 else []) + pruned
 
 PRUNED_EXTRA = 3   # a pruned program trains 1 dense epoch, then this many more epochs at its levels (all timed)
@@ -129,7 +154,7 @@ def with_ratios(rows:list[dict]) -> list[dict]:
         for name in ('naive', 'previous'):
             base = ref.get((r['device'], r['hidden'], name))
             if base and not r['program'].startswith('pruned'): r[f'x_{name}'] = round(r['network_epochs_per_s'] / base, 2)
-        base = ref.get((r['device'], r['hidden'], 'pruned, dense path'))
+        base = ref.get((r['device'], r['hidden'], r['program'].split(',')[0] + ', dense path'))
         if base and r['program'].startswith('pruned'): r['x_dense_path'] = round(r['network_epochs_per_s'] / base, 2)
     return rows
 
