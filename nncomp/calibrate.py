@@ -15,11 +15,12 @@ from .core import not_allowed, check_choice
 
 # %% auto #0
 __all__ = ['CANDIDATES', 'STAGE1_LEVELS', 'REPORT_TABLE', 'SENSITIVITY', 'SENSITIVITY_LEVELS', 'SENSITIVITY_METHODS',
-           'EPOCHS_PER_SECOND', 'SOURCES', 'MARKS', 'Reading', 'calibration_config', 'stage_runs', 'reading_of',
-           'report_column', 'scores', 'runs_with_readings', 'finalists', 'run_calibration', 'preset_value', 'vary',
-           'setting_name', 'base_configs', 'sensitivity_design', 'sensitivity_runs', 'finished_in', 'sensitivity_cost',
-           'found_cells', 'copy_run', 'reuse_finished', 'check_sources', 'store_label', 'run_sensitivity', 'label_runs',
-           'sensitivity_table', 'sensitivity_display', 'sensitivity_report', 'main']
+           'EPOCHS_PER_SECOND', 'SOURCES', 'SENSITIVITY_FILE', 'MARKS', 'Reading', 'calibration_config', 'stage_runs',
+           'reading_of', 'report_column', 'scores', 'runs_with_readings', 'finalists', 'run_calibration',
+           'preset_value', 'vary', 'setting_name', 'base_configs', 'sensitivity_design', 'sensitivity_runs',
+           'finished_in', 'sensitivity_cost', 'found_cells', 'copy_run', 'reuse_finished', 'check_sources',
+           'store_label', 'run_sensitivity', 'label_runs', 'sensitivity_table', 'sensitivity_display',
+           'sensitivity_report', 'main']
 
 # %% ../nbs/21_calibrate.ipynb #6871b5b9
 @dataclass(frozen=True)
@@ -267,7 +268,7 @@ def run_sensitivity(folder='results/sensitivity', # the sensitivity store
                     preset:str='paper',            # the preset the design moves away from ('smoke' for tests)
                     engine:dict|None=None,         # nncomp.sweep.ENGINE (None) or a stand-in with the same keys
                     progress:bool=True) -> pd.DataFrame:
-    "Train the sensitivity design into `folder` (resumable, shared by several processes); return `sensitivity_table` of what is finished."
+    "Train the sensitivity design into `folder` (resumable, shared by several processes); return `sensitivity_table` of what is finished, also saved as `folder/sensitivity.csv`."
     from nncomp.sweep import ENGINE, make_tasks, run_tasks, prepare_data, check_device, check_writable, _positive_int
     from nncomp.store import provenance, claim_folder, save_runs
     from pkgutil import resolve_name
@@ -283,7 +284,12 @@ def run_sensitivity(folder='results/sensitivity', # the sensitivity store
         prepare_data(part, folder, engine)
         run_tasks(make_tasks(part, resolve_name(engine['key']), max_batch), folder, engine, None, device, prov,
                   progress=progress, desc=desc)
-    return sensitivity_table(label_runs(save_runs(folder), design))
+    table = sensitivity_table(label_runs(save_runs(folder), design))
+    from nncomp.report import atomic_write_text
+    atomic_write_text(folder/SENSITIVITY_FILE, table.to_csv(index=False))   # the table beside the runs it comes from
+    return table
+
+SENSITIVITY_FILE = 'sensitivity.csv'
 
 # %% ../nbs/21_calibrate.ipynb #f8284952
 def label_runs(runs:pd.DataFrame,   # the store's runs table (`nncomp.store.load_runs`)

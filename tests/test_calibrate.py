@@ -59,6 +59,8 @@ def test_copies_finished_runs_trains_the_rest_and_resumes(tmp_path, monkeypatch)
     again = run_sensitivity(tmp_path/'sens', levels=(0.9, 0.98), sources=[tmp_path/'src'], **SMOKE)
     assert not log.exists()                                                      # resumed: nothing trained twice
     pd.testing.assert_frame_equal(again, t)
+    saved = pd.read_csv(tmp_path/'sens'/calibrate.SENSITIVITY_FILE)                   # the table is saved beside its runs
+    assert len(saved) == len(t) and list(saved.columns) == list(t.columns)
     assert set(t.setting) == {'preset', 'scope = first', 'scope = global', 'c = 2', 'c = 4', 'L1 × 0.5', 'L1 × 2'}
     assert (t[t.level != '≥ 99 %'].seeds == 1).all() and t[t.level != '≥ 99 %'].low.isna().all()   # one seed: no interval
     assert (t[t.level == '≥ 99 %'].verdict == 'insufficient data').all()        # no level ≥ 99 % in this design
