@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_study.ipynb #d9c2cefd
 from __future__ import annotations
-import argparse, datetime, json, re, sys, tempfile, threading, time, warnings
+import argparse, datetime, json, os, re, sys, tempfile, threading, time, warnings
 from pathlib import Path
 import nncomp
 from .core import not_allowed, check_choice
@@ -180,6 +180,7 @@ def main(argv=None):
     a = parse_args(argv)
     sweeps = tuple(s.strip() for s in a.sweeps.split(',') if s.strip())
     datasets = [d.strip() for d in a.datasets.split(',') if d.strip()] if a.datasets else None
+    if a.no_progress: os.environ.setdefault('NNCOMP_LOG_TASKS', '1')   # no bars: a line per finished task instead (notebook kernels inherit it)
     if a.train_only:
         try: counts = train_study(a.preset, a.results, a.device, a.scheduler, sweeps, datasets, a.max_batch, progress=not a.no_progress)
         except ValueError as e: sys.exit(f'nncomp_study: {e}')

@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_sweep.ipynb #8c1b335f
 from __future__ import annotations
-import ast, contextlib, functools, math, os, socket, tempfile, threading, time, warnings
+import ast, contextlib, functools, math, os, socket, sys, tempfile, threading, time, warnings
 from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -29,7 +29,7 @@ __all__ = ['STUDY', 'PAPER_SCOPE', 'PAPER_C', 'PRESETS', 'HIST_METHODS', 'HIST_H
            'check_levels', 'check_writable', 'device_problem', 'check_device', 'sweep_spec', 'fit_schedule',
            'conv_models', 'method_configs', 'histogram_configs', 'is_histogram_run', 'plan_runs', 'conv_runs', 'Task',
            'make_tasks', 'load_data', 'torch_threads', 'train_task', 'needs_training', 'Claimed', 'claim', 'record',
-           'scheduler_problem', 'check_scheduler', 'dask_client', 'check_workers_device', 'run_tasks',
+           'scheduler_problem', 'check_scheduler', 'dask_client', 'check_workers_device', 'log_tasks', 'run_tasks',
            'wait_for_others', 'prepare_data', 'train_runs', 'run_sweep', 'summarize', 'notebook_parameters',
            'family_methods_of', 'sweep_notebook']
 
@@ -430,6 +430,10 @@ def _finished(path:Path) -> bool:
     "Whether the run in `path` is finished and its files can be trusted."
     return not needs_training(path, retry_errors=False)
 
+def log_tasks() -> bool:
+    "Whether a sweep without progress bars prints a line per finished task: `NNCOMP_LOG_TASKS=1` (`nncomp_study --no-progress` sets it)."
+    return os.environ.get('NNCOMP_LOG_TASKS', '') not in ('', '0')
+
 def run_tasks(tasks:list,            # Tasks to train (plan order)
               root:Path,             # the preset's results folder
               engine:dict=ENGINE,    # ENGINE or a stand-in with the same keys
@@ -469,6 +473,9 @@ def run_tasks(tasks:list,            # Tasks to train (plan order)
         results = record(claimed, results, error, prov, keep)
         counts['trained'] += len(results); counts['failed'] += sum(bool(r.get('failed')) for r in results)
         bar.update(len(results)); bar.set_postfix(failed=counts['failed'], refresh=False)
+        if not progress and log_tasks():   # no bar (a log file): one line per finished task, so a long run shows how far it got
+            print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {desc}: {len(results)} runs stored "
+                  f"({sum(bool(r.get('failed')) for r in results)} failed); {counts['trained'] + counts['skipped']}/{n_runs} done", file=sys.stderr, flush=True)
 
     try:
         while True:

@@ -87,6 +87,16 @@ def test_not_waiting_leaves_held_runs_to_their_owner(tmp_path):
     finally: lock.release()
     assert run_sweep('smoke', **kw).attrs['trained'] == 1                       # let go: the next sweep trains it
 
+def test_without_bars_each_task_logs_a_line(tmp_path, capsys, monkeypatch):
+    "progress=False with NNCOMP_LOG_TASKS=1 (nncomp_study --no-progress: a log file) prints one line per finished task."
+    kw = dict(methods=['magl2'], scheduler='inline', engine=STANDIN, progress=False, desc='[smoke] test')
+    run_sweep('smoke', results=tmp_path/'quiet', **kw)
+    assert '[smoke] test' not in capsys.readouterr().err                          # notebooks and tests stay quiet
+    monkeypatch.setenv('NNCOMP_LOG_TASKS', '1')
+    run_sweep('smoke', results=tmp_path, **kw)
+    lines = [l for l in capsys.readouterr().err.splitlines() if '[smoke] test' in l]   # stderr, where the bars go
+    assert lines and lines[-1].endswith('3/3 done') and 'runs stored (0 failed)' in lines[-1]
+
 @pytest.mark.skipif(not os.environ.get('NNCOMP_DATA'), reason='needs the real MNIST files: set NNCOMP_DATA (CI sets it)')
 def test_real_engine_end_to_end(tmp_path):
     df = run_sweep('smoke', methods=['magl1', 'obd', 'hashednet', 'convnet'], results=tmp_path, scheduler='local', progress=False)
