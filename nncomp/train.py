@@ -441,7 +441,8 @@ def _train_sorted(cfgs, seeds, data, device, progress, fused, by_hand, checkpoin
     if ckpt is not None and (saved := ckpt.load()) is not None:
         best_acc, best_epoch, best_w, done = (saved[k].to(device) for k in ('best_acc', 'best_epoch', 'best_w', 'done'))
         failed, reasons, history, epochs_run, first = saved['failed'], saved['reasons'], saved['history'], saved['epochs_run'], saved['epoch'] + 1
-        before, resumes = saved.get('elapsed', 0.0), saved.get('resumes', 0) + 1
+        known = 'elapsed' in saved and saved.get('resumes') is not None   # a checkpoint of older code does not count its time
+        before, resumes = saved.get('elapsed', 0.0), saved['resumes'] + 1 if known else None
         ckpt.restore(saved, **live)
         if after is not None: after()
     bar = tqdm(total=int(caps.max()), initial=first - 1, unit='epoch', disable=not progress, desc=f'{R} runs')
