@@ -14,8 +14,9 @@ from .train import train_batch, toy_data, DataOrder, SPARSE_BELOW, FlatState, Ru
 from .models import MLP
 
 # %% auto #0
-__all__ = ['FULL_EPOCH', 'PRUNED_LEVELS', 'PRUNED_EXTRA', 'bf16_matmul_units', 'naive_loop', 'engine', 'steady_pruned',
-           'run_program', 'run_isolated', 'fc_programs', 'conv_programs', 'with_ratios', 'run_bench', 'table', 'main']
+__all__ = ['FULL_EPOCH', 'PRUNED_LEVELS', 'PRUNED_EXTRA', 'SCREEN_GEOMETRIES', 'CONV_BASELINE', 'bf16_matmul_units', 'naive_loop',
+           'engine', 'steady_pruned', 'run_program', 'screen_geometry', 'run_isolated', 'fc_programs', 'conv_programs',
+           'with_ratios', 'run_bench', 'table', 'main']
 
 # %% ../nbs/09_bench.ipynb #d08bbecc
 FULL_EPOCH = 45_000   # training examples of one network-epoch (the paper split's training part)
@@ -111,6 +112,9 @@ def run_program(p:dict) -> dict:
     elif p['program'] == 'naive':
         naive_loop(data, device, p['hidden'], p['batch'], 1, 1)                                  # warm-up
         out = naive_loop(data, device, p['hidden'], p['batch'], p['epochs'], p['runs'])
+    elif p['program'].startswith('screen'):
+        screen_geometry(data, device, p['conv'], p['batch'], 1, p['program'] == 'screen, mixed')     # warm-up
+        out = screen_geometry(data, device, p['conv'], p['batch'], p['epochs'], p['program'] == 'screen, mixed')
     else:
         kw = dict(runs=p['runs'], model=_model(p), batch=p['batch'], precision=p.get('precision', 'fp32'), previous=p['program'] == 'previous',
                   pruned=p['program'].startswith('pruned'), sparse_below=SPARSE_BELOW if p['program'] != 'pruned, dense path' else None)
@@ -118,6 +122,20 @@ def run_program(p:dict) -> dict:
         out = engine(data, device, epochs=p['epochs'], **kw)
     peak = torch.cuda.max_memory_allocated(device) if device.type == 'cuda' else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return p | out | {'peak_mb': round(peak / 2**20, 1), 'threads': torch.get_num_threads()}
+
+def screen_geometry(data, device, geometry:dict, # kernel, stride, pool
+                    batch:int=16, epochs:int=1,
+                    mixed:bool=True) -> dict: # True: one batch, the step by hand; False: one configuration per batch, autograd (as before)
+    "The screening of one geometry: its 27 configurations (channels 4–12 × dropout 0, 0.1, 0.2), one seed, `epochs` each."
+    from nncomp.convnet import GRID
+    cfg = RunConfig(model=ModelConfig('conv'), train=TrainConfig(epochs=epochs, batch_size=batch, momentum=0.0, patience=epochs + 1))
+    cfgs = [replace(cfg, model=ModelConfig('conv', channels=c, dropout=d, **geometry)) for c in GRID['channels'] for d in GRID['dropout']]
+    _sync(device); t0 = time.perf_counter()
+    if mixed: train_batch(cfgs, [0] * len(cfgs), data, device=device, progress=False)
+    else:
+        for c in cfgs: train_batch([c], [0], data, device=device, progress=False, by_hand=False, fused=False)
+    _sync(device)
+    return _rates(time.perf_counter() - t0, len(cfgs), epochs, len(data.train.x) // batch, batch, 0) | {'runs': len(cfgs)}
 
 def run_isolated(p:dict, timeout:float=1800) -> dict:
     "`run_program(p)` in a fresh Python process (its own peak memory)."
@@ -143,14 +161,23 @@ def conv_programs(device:str, runs:int, n_train:int, epochs:int) -> list[dict]:
     from nncomp.convnet import conv_grid, conv_counts
     grid = sorted(conv_grid(), key=lambda m: conv_counts(m.channels, m.kernel, m.stride, m.pool)['weights'])
     picks = [grid[0], grid[len(grid) // 2], grid[-1]]
-    return [dict(program='engine', device=device, runs=runs, batch=16, n_train=n_train, epochs=epochs, precision='fp32',
-                 conv={k: getattr(m, k) for k in ('channels', 'kernel', 'stride', 'pool', 'dropout')}) for m in picks]
+    base = dict(device=device, runs=runs, batch=16, n_train=n_train, epochs=epochs, precision='fp32')
+    out = [base | dict(program=name, conv={k: getattr(m, k) for k in ('channels', 'kernel', 'stride', 'pool', 'dropout')})
+           for m in picks for name in ('previous', 'engine')]
+    return out + [base | dict(program=name, conv=g) for g in SCREEN_GEOMETRIES for name in ('screen, one per batch', 'screen, mixed')]
+
+SCREEN_GEOMETRIES = (dict(kernel=5, stride=1, pool=2), dict(kernel=7, stride=2, pool=3))   # the costliest conv map, and a middle one
+CONV_BASELINE = {'engine': 'previous', 'screen, mixed': 'screen, one per batch'}           # a ConvNet row's `x_previous` is relative to this program
 
 def with_ratios(rows:list[dict]) -> list[dict]:
     "Add each FC row's speed relative to the naive loop and to the previous engine of the same device and width (a pruned batch: to its dense path)."
-    ref = {(r['device'], r.get('hidden'), r['program']): r['network_epochs_per_s'] for r in rows if not r.get('conv')}
+    def net(r): return json.dumps(r['conv'], sort_keys=True) if r.get('conv') else r.get('hidden')
+    ref = {(r['device'], net(r), r['program']): r['network_epochs_per_s'] for r in rows}
     for r in rows:
-        if r.get('conv'): continue
+        if r.get('conv'):
+            base = ref.get((r['device'], net(r), CONV_BASELINE.get(r['program'])))
+            if base: r['x_previous'] = round(r['network_epochs_per_s'] / base, 2)
+            continue
         for name in ('naive', 'previous'):
             base = ref.get((r['device'], r['hidden'], name))
             if base and not r['program'].startswith('pruned'): r[f'x_{name}'] = round(r['network_epochs_per_s'] / base, 2)
@@ -177,7 +204,10 @@ def table(rows:list[dict]) -> str:
     "A markdown table of the benchmark rows."
     head = ('| device | network | program | precision | R | network-epochs/s | GFLOP/s | × naive | × previous | × dense path | peak MiB |\n'
             '|---|---|---|---|---|---|---|---|---|---|---|')
-    def net(r): return 'conv k{kernel} C{channels} s{stride} p{pool}'.format(**r['conv']) if r.get('conv') else f"FC-{r['hidden']}"
+    def net(r):
+        if not r.get('conv'): return f"FC-{r['hidden']}"
+        if 'channels' not in r['conv']: return 'conv k{kernel} s{stride} p{pool}, C 4–12 × dropout 0–0.2'.format(**r['conv'])
+        return 'conv k{kernel} C{channels} s{stride} p{pool}'.format(**r['conv'])
     lines = [f"| {r['device']} | {net(r)} | {r['program']} | {r.get('precision', 'fp32')} | {r['runs']} | {r['network_epochs_per_s']} | {r['gflops']} | "
              f"{r.get('x_naive', '')} | {r.get('x_previous', '')} | {r.get('x_dense_path', '')} | {r['peak_mb']} |" for r in rows]
     return '\n'.join([head, *lines])

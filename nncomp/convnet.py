@@ -15,8 +15,8 @@ from .models import uniform_init, per_seed
 
 # %% auto #0
 __all__ = ['IMAGE', 'CLASSES', 'GRID', 'CONV_FIELDS', 'CONV_TRAIN', 'feature_sizes', 'check_conv', 'conv_counts', 'ConvNet',
-           'check_conv_model', 'is_valid_conv', 'conv_grid', 'sample_grid', 'conv_run_configs', 'pareto_mask',
-           'pareto_front', 'with_weights', 'train_convnets']
+           'check_conv_model', 'pooled_patches', 'equal_blocks', 'conv_step', 'is_valid_conv', 'conv_grid',
+           'sample_grid', 'conv_run_configs', 'pareto_mask', 'pareto_front', 'with_weights', 'train_convnets']
 
 # %% ../nbs/08_convnet.ipynb #526a71b5
 IMAGE = 28      # MNIST images are 28 × 28
@@ -52,36 +52,49 @@ def conv_counts(channels:int, kernel:int, stride:int, pool:int, # the ConvNet's 
 
 # %% ../nbs/08_convnet.ipynb #3cef1cc4
 class ConvNet(nn.Module):
-    "R one-layer ConvNets of the same shape: conv(1→C, k, s) → ReLU → maxpool(p) → dropout → linear(→10)."
-    def __init__(self, conv_weight:Tensor, # (R, C, k, k)
+    "R one-layer ConvNets of one geometry: conv(1→C, k, s) → ReLU → maxpool(p) → dropout → linear(→10); C and the dropout rate may differ per run."
+    PER_RUN = ('channels', 'dropout')   # ModelConfig fields that may differ among the runs of one module (`nncomp.train.batch_key`)
+    def __init__(self, conv_weight:Tensor, # (R, C, k, k); a run with fewer channels is zero-padded to C
                  conv_bias:Tensor, # (R, C)
                  fc_weight:Tensor, # (R, 10, C·h·w)
                  fc_bias:Tensor, # (R, 10)
                  stride:int, pool:int, # geometry
                  rates:list[float], # dropout rate per run, in [0, 1)
-                 seeds:list[int]): # per-run seeds of the dropout masks
+                 seeds:list[int], # per-run seeds of the dropout masks
+                 channels:list[int]|None=None): # channels per run (default: all C); the rest is padding
         super().__init__()
         # names: nncomp.train regularizes the parameters whose name does not start with 'b'
         self.w_conv, self.b_conv = nn.Parameter(conv_weight), nn.Parameter(conv_bias)
         self.w_fc, self.b_fc = nn.Parameter(fc_weight), nn.Parameter(fc_bias)
         self.stride, self.pool, self.rates = stride, pool, [float(r) for r in rates]
+        self.channels = list(channels or [conv_weight.shape[1]] * conv_weight.shape[0])
         dev = conv_weight.device
         self.dropout_gens = [torch.Generator(dev).manual_seed(int(s) + 0x5EED) for s in seeds]
 
     @classmethod
-    def from_configs(cls, model:ModelConfig, # kind 'conv': channels, kernel, stride, pool, dropout
+    def from_configs(cls, model:ModelConfig|list, # kind 'conv' (channels, kernel, stride, pool, dropout), or one per run differing only in `PER_RUN`
                      methods:list[MethodConfig], # one per run; ConvNets take only method 'none'
-                     seeds:list[int], # one per run; equal seeds → equal init and dropout masks
+                     seeds:list[int], # one per run; equal seeds and channels → equal init and dropout masks
                      device=None):
-        "Build and initialize R = len(seeds) runs of `model`."
-        check_conv_model(model, methods, seeds)
-        C, k = model.channels, model.kernel
-        side = feature_sizes(k, model.stride, model.pool)[1]
-        n_feat = C * side * side
-        def make(g): return [uniform_init((C, k, k), k * k, g), uniform_init((C,), k * k, g),
-                             uniform_init((CLASSES, n_feat), n_feat, g), uniform_init((CLASSES,), n_feat, g)]
-        ts = [t.to(device) for t in per_seed(list(seeds), make)]
-        return cls(*ts, model.stride, model.pool, [model.dropout] * len(seeds), seeds)
+        "Build and initialize R = len(seeds) runs; each run's numbers are those it gets when built alone."
+        models = list(model) if isinstance(model, (list, tuple)) else [model] * len(seeds)
+        check_conv_model(models, methods, seeds)
+        k, s, p = models[0].kernel, models[0].stride, models[0].pool
+        side = feature_sizes(k, s, p)[1]
+        channels = [m.channels for m in models]
+        C = max(channels)
+        def make(c, g):
+            n_feat = c * side * side
+            return [uniform_init((c, k, k), k * k, g), uniform_init((c,), k * k, g),
+                    uniform_init((CLASSES, n_feat), n_feat, g), uniform_init((CLASSES,), n_feat, g)]
+        cache = {key: make(key[1], torch.Generator().manual_seed(int(key[0]))) for key in dict.fromkeys(zip(seeds, channels))}
+        w_conv, b_conv = torch.zeros(len(seeds), C, k, k), torch.zeros(len(seeds), C)
+        w_fc, b_fc = torch.zeros(len(seeds), CLASSES, C, side * side), torch.zeros(len(seeds), CLASSES)
+        for r, key in enumerate(zip(seeds, channels)):
+            wc, bc, wf, bf = cache[key]; c = key[1]
+            w_conv[r, :c], b_conv[r, :c], w_fc[r, :, :c], b_fc[r] = wc, bc, wf.view(CLASSES, c, -1), bf
+        ts = [t.to(device) for t in (w_conv, b_conv, w_fc.flatten(2), b_fc)]
+        return cls(*ts, s, p, [m.dropout for m in models], seeds, channels)
 
     def features(self, x:Tensor, # (R, B, 784)
                  budget:int=2**23): # elements of the conv output per chunk of examples (bounds memory)
@@ -97,38 +110,130 @@ class ConvNet(nn.Module):
         y = F.max_pool2d(torch.relu(y), self.pool)                                   # (B, R·C, h, w)
         return y.reshape(B, R, -1).transpose(0, 1)
 
+    def dropout_keep(self, B:int, F:int, # mini-batch size, features per run (padded)
+                     runs=None,            # run range (default: all)
+                     features_first:bool=False): # layout (R', F, B) instead of (R', B, F)
+        "Inverted-dropout multipliers: each run draws (B, its own features) from its own generator, as when alone."
+        runs = range(len(self.rates)) if runs is None else runs
+        keep = torch.ones((len(runs), F, B) if features_first else (len(runs), B, F), device=self.w_conv.device)
+        per_channel = F // self.w_conv.shape[1]
+        for i, r in enumerate(runs):
+            if self.rates[r] == 0: continue
+            n = self.channels[r] * per_channel
+            draw = (torch.rand((B, n), generator=self.dropout_gens[r], device=keep.device) >= self.rates[r]) * (1 / (1 - self.rates[r]))
+            if features_first: keep[i, :n] = draw.t()
+            else: keep[i, :, :n] = draw
+        return keep
+
     def dropout(self, h:Tensor): # (R, B, F)
         "Inverted dropout with each run's rate and its own generator (training only)."
         if not self.training or not any(self.rates): return h
-        keep = torch.stack([torch.rand(h.shape[1:], generator=g, device=h.device) >= r
-                            for g, r in zip(self.dropout_gens, self.rates)])
-        scale = torch.tensor([1 / (1 - r) for r in self.rates], device=h.device).view(-1, 1, 1)
-        return h * keep * scale
+        return h * self.dropout_keep(h.shape[1], h.shape[2])
 
     def forward(self, x:Tensor): # (R, B, 784)
         "Logits (R, B, 10)."
         return torch.baddbmm(self.b_fc.unsqueeze(1), self.dropout(self.features(x)), self.w_fc.transpose(1, 2))
 
+    def step_by_hand(self, x:Tensor, y:Tensor, idx:Tensor, groups:list): # as `nncomp.train.fc_step`
+        "One training step's losses (R,) and exact gradients, by hand (`conv_step`)."
+        return conv_step(self, x, y, idx, groups)
+
     def prunable(self): return {}
 
-    def n_edges(self) -> int:
-        "Weights per run: conv kernels + linear weights (the 'edges' of the FC side)."
-        return self.w_conv[0].numel() + self.w_fc[0].numel()
+    def generators(self) -> list: return self.dropout_gens   # random streams a checkpoint keeps (`nncomp.train.Checkpoint`)
 
-    def n_weights(self): return torch.full((self.w_conv.shape[0],), self.n_edges(), device=self.w_conv.device)
+    def n_weights(self):
+        "(R,) weights per run: conv kernels + linear weights (the 'edges' of the FC side)."
+        per_channel = self.w_conv[0, 0].numel() + self.w_fc.shape[-1] // self.w_conv.shape[1] * CLASSES
+        return torch.tensor(self.channels, device=self.w_conv.device) * per_channel
+
+    def run_edges(self) -> list[int]: return self.n_weights().tolist()
+
+    def n_edges(self) -> int:
+        "Weights of the widest run (every run's: `run_edges`)."
+        return max(self.run_edges())
 
     def n_params(self):
         "(R,) all stored trainable numbers per run: weights + biases."
-        return self.n_weights() + self.b_conv[0].numel() + self.b_fc[0].numel()
+        return self.n_weights() + torch.tensor(self.channels, device=self.w_conv.device) + CLASSES
 
-def check_conv_model(model, methods:list, seeds:list):
-    "Raise ValueError before training unless `model` is a well-formed ConvNet config for these runs."
-    if model.kind != 'conv': raise ValueError(f"model.kind={model.kind!r}; ConvNet builds kind 'conv'")
-    check_conv(model.channels, model.kernel, model.stride, model.pool)
-    if not 0 <= model.dropout < 1: raise ValueError(f'dropout={model.dropout!r} is not allowed; allowed: [0, 1)')
+    def run_state(self, r:int) -> dict:
+        "Run `r`'s parameters without padding: the state it has when trained alone."
+        c = self.channels[r]
+        return dict(w_conv=self.w_conv[r, :c], b_conv=self.b_conv[r, :c], b_fc=self.b_fc[r],
+                    w_fc=self.w_fc[r].view(CLASSES, self.w_conv.shape[1], -1)[:, :c].reshape(CLASSES, -1))
+
+def check_conv_model(model, # a ModelConfig, or one per run
+                     methods:list, seeds:list):
+    "Raise ValueError before training unless `model` is a well-formed ConvNet config (or configs of one geometry) for these runs."
+    models = list(model) if isinstance(model, (list, tuple)) else [model]
+    for m in models:
+        if m.kind != 'conv': raise ValueError(f"model.kind={m.kind!r}; ConvNet builds kind 'conv'")
+        check_conv(m.channels, m.kernel, m.stride, m.pool)
+        if not 0 <= m.dropout < 1: raise ValueError(f'dropout={m.dropout!r} is not allowed; allowed: [0, 1)')
+    shapes = sorted({(m.kernel, m.stride, m.pool) for m in models})
+    if len(shapes) > 1: raise ValueError(f'(kernel, stride, pool) = {shapes} in one batch; allowed: one geometry per batch')
+    if len(models) > 1 and len(models) != len(seeds): raise ValueError(f'{len(models)} model configs for {len(seeds)} seeds')
     if len(methods) != len(seeds): raise ValueError(f'{len(methods)} methods for {len(seeds)} seeds')
     for m in methods:
         if m.name != 'none': raise ValueError(f"method {m.name!r} is not allowed for a ConvNet; allowed: 'none'")
+
+# %% ../nbs/08_convnet.ipynb #30727169
+def pooled_patches(kernel:int, stride:int, pool:int, # the ConvNet's geometry
+                   image:int=IMAGE) -> Tensor:
+    "(k², p², h·w) pixel index of each kernel tap, for each offset in the pooling window, at each pooled position."
+    P = feature_sizes(kernel, stride, pool, image)[1]
+    tap, off, pos = torch.arange(kernel), torch.arange(pool), torch.arange(P)
+    rows = (pos.view(1, 1, P) * pool + off.view(1, pool, 1)) * stride + tap.view(kernel, 1, 1)    # (k, p, P): pixel row (or column)
+    pix = rows.view(kernel, 1, pool, 1, P, 1) * image + rows.view(1, kernel, 1, pool, 1, P)        # (k, k, p, p, P, P)
+    return pix.reshape(kernel * kernel, pool * pool, P * P)
+
+def equal_blocks(groups:list) -> list[tuple[int, int, int]]:
+    "Consecutive seed groups of equal size merged: [(first group, stop group, runs per group)]."
+    out = []
+    for g, (r0, r1) in enumerate(groups):
+        if out and out[-1][2] == r1 - r0: out[-1] = (out[-1][0], g + 1, r1 - r0)
+        else: out.append((g, g + 1, r1 - r0))
+    return out
+
+@torch.no_grad()
+def conv_step(model:ConvNet,        # runs sorted by seed group
+              x:Tensor, y:Tensor,   # device-resident training inputs (N, 784) and labels (N,)
+              idx:Tensor,           # (U, B) example indices of this step, one row per seed group
+              groups:list           # [(first, stop)] run range of each seed group (`DataOrder.groups`)
+             ) -> Tensor:           # (R,) mean cross-entropy of each run on its mini-batch
+    "Loss of every run, and its exact gradient written into `.grad`: the convolution of every pooling offset as one GEMM of gathered patches per block of equal seed groups."
+    k, s, p = model.w_conv.shape[-1], model.stride, model.pool
+    if getattr(model, '_patches_of', None) != (k, s, p, x.device):      # computed once per module
+        model._patches, model._patches_of = pooled_patches(k, s, p).flatten().to(x.device), (k, s, p, x.device)
+    kk, pp, (B, C) = k * k, p * p, (idx.shape[1], model.w_conv.shape[1])
+    PP = len(model._patches) // (kk * pp)
+    losses = []
+    for g0, g1, K in equal_blocks(groups):
+        U, r0, r1 = g1 - g0, groups[g0][0], groups[g1 - 1][1]
+        xt = x[idx[g0:g1]].transpose(1, 2).contiguous()                               # (U, 784, B)
+        cols = torch.index_select(xt, 1, model._patches).view(U, kk, pp * PP * B)     # (U, k², p²·h·w·B)
+        conv = torch.bmm(model.w_conv[r0:r1].reshape(U, K * C, kk), cols).view(U, K * C, pp, PP * B)
+        top = conv.amax(2)                                                            # the max-pool: (U, K·C, h·w·B)
+        z = top + model.b_conv[r0:r1].reshape(U, K * C, 1)                            # pooling commutes with the bias and the ReLU
+        f = z.relu().view(r1 - r0, C * PP, B)                                         # features in w_fc's (C, h, w) order
+        keep = model.dropout_keep(B, C * PP, range(r0, r1), features_first=True) if any(model.rates[r0:r1]) else None
+        if keep is not None: f = f * keep
+        logp = torch.baddbmm(model.b_fc[r0:r1].unsqueeze(2), model.w_fc[r0:r1], f).log_softmax(1)   # (R', 10, B)
+        pick = y[idx[g0:g1]].view(U, 1, 1, B).expand(U, K, 1, B).reshape(r1 - r0, 1, B)
+        losses.append(-logp.gather(1, pick).squeeze(1).mean(1))
+        d = logp.exp_().scatter_add_(1, pick, torch.full_like(pick, -1, dtype=logp.dtype)).div_(B)
+        torch.bmm(d, f.transpose(1, 2), out=model.w_fc.grad[r0:r1]); torch.sum(d, 2, out=model.b_fc.grad[r0:r1])
+        df = torch.bmm(model.w_fc[r0:r1].transpose(1, 2), d)                          # (R', C·h·w, B)
+        if keep is not None: df.mul_(keep)
+        dz = df.view(U, K * C, PP * B).mul_(z > 0)
+        torch.sum(dz, 2, out=model.b_conv.grad[r0:r1].view(U, K * C))
+        dconv, taken = torch.empty_like(conv), torch.zeros_like(dz, dtype=torch.bool)
+        for a in range(pp):          # the first maximum of each window takes the gradient, as in max_pool2d
+            hit = (conv[:, :, a] == top).logical_and_(~taken); taken.logical_or_(hit)
+            torch.mul(dz, hit, out=dconv[:, :, a])
+        torch.bmm(dconv.view(U, K * C, -1), cols.transpose(1, 2), out=model.w_conv.grad[r0:r1].view(U, K * C, kk))
+    return torch.cat(losses)
 
 # %% ../nbs/08_convnet.ipynb #bcf7c801
 GRID = dict(kernel=range(5, 11), channels=range(4, 13), stride=(1, 2, 3), pool=(2, 3, 4), dropout=(0.0, 0.1, 0.2))

@@ -8,7 +8,9 @@ import functools, math
 import numpy as np
 import torch
 from torch import nn, Tensor
+from types import SimpleNamespace
 from .models import uniform_init, shared_linear
+from .train import fc_step
 
 # %% auto #0
 __all__ = ['PRIME32', 'MASK32', 'LUA_SEED', 'ASSIGNMENTS', 'xxh32', 'xxh32_many', 'xxh32_pair', 'derived_seed',
@@ -159,6 +161,18 @@ def check_assignment(assignment:str):
     if assignment not in ASSIGNMENTS:
         raise ValueError(f'unknown hash assignment {assignment!r}: valid ones are {", ".join(ASSIGNMENTS)}')
 
+class _Folded:
+    "A table's precomputed index into `[w, −w]` (real buckets of all runs, no padding) and its per-step buffers."
+    def __init__(self, t): # the HashedTable
+        v = t.values.detach(); R, Km = v.shape
+        K = torch.tensor(t.buckets, device=v.device)
+        self.S = S = int(K.sum())                                 # real buckets of all runs
+        self.real = torch.cat([r * Km + torch.arange(k, device=v.device) for r, k in enumerate(t.buckets)])  # their places in w
+        at = t.idx.view(R, -1) + (K.cumsum(0) - K)[:, None] + S * (t.sign.view(R, -1) < 0)   # each edge's place in [w, −w]
+        self.at, self.at32 = at.flatten(), at.flatten().int()     # int64 for scatter_add_, int32 (faster) for index_select
+        self.wf, self.gf = v.new_empty(2 * S), v.new_empty(2 * S) # [w, −w] and its gradient
+        self.W = v.new_empty(R, t.n_out, t.n_in); self.W.grad = torch.empty_like(self.W)   # virtual matrices, ∂L/∂W
+
 class HashedTable(nn.Module):
     "A batched hashed matrix (R runs, n_out × n_in virtual entries, K_r buckets each)."
     def __init__(self, n_out:int, n_in:int, # virtual shape (n_in = 1 for a bias)
@@ -206,6 +220,29 @@ class HashedTable(nn.Module):
         R = self.values.shape[0]
         return (self.values.gather(1, self.idx.view(R, -1)) * self.sign.view(R, -1)).view(R, self.n_out, self.n_in)
 
+    def folded(self) -> _Folded:
+        "The cached `_Folded` (built on first use and after a move to another device; not in state_dict)."
+        f = getattr(self, '_folded', None)
+        if f is None or f.at.device != self.idx.device: f = self._folded = _Folded(self)
+        return f
+
+    @torch.no_grad()
+    def virtual(self) -> Tensor:
+        "`materialize()` without autograd into a cached buffer (R, n_out, n_in) whose `.grad` is free for ∂L/∂W."
+        f = self.folded()
+        torch.index_select(self.values.detach().view(-1), 0, f.real, out=f.wf[:f.S]); torch.neg(f.wf[:f.S], out=f.wf[f.S:])
+        torch.index_select(f.wf, 0, f.at32, out=f.W.view(-1))   # ξ·w[h] as one lookup in [w, −w]
+        return f.W
+
+    @torch.no_grad()
+    def fold_grad(self, dW:Tensor): # (R, n_out, n_in) ∂L/∂W of the virtual matrices
+        "Write ∂L/∂w[k] = Σ_{h(i,j)=k} ξ(i,j)·dW[i,j] into `values.grad` (overwritten, padding 0): one scatter_add_."
+        f, p = self.folded(), self.values
+        if p.grad is None: p.grad = torch.zeros_like(p)
+        f.gf.zero_().scatter_add_(0, f.at, dW.reshape(-1))
+        torch.sub(f.gf[:f.S], f.gf[f.S:], out=f.gf[:f.S])
+        p.grad.zero_().view(-1).index_copy_(0, f.real, f.gf[:f.S])
+
     def n_params(self): return torch.tensor(self.buckets, device=self.values.device)
 
     def ratio(self): return [k / (self.n_out * self.n_in) for k in self.buckets]
@@ -238,6 +275,17 @@ class HashedLinear(nn.Module):
         W, b = self.weight.materialize(), self.bias_vector()
         if x.stride(0) == 0: return shared_linear(x, W, b)   # the same examples for every run: one GEMM
         return torch.baddbmm(b.unsqueeze(1), x, W.transpose(1, 2))
+
+    def virtual(self) -> tuple[Tensor, Tensor]:
+        "(W, b) for `nncomp.train.fc_step`: virtual weights (R, n_out, n_in) and biases (R, n_out), each with a `.grad` to write."
+        if not isinstance(self.bias, HashedTable): return self.weight.virtual(), self.bias
+        Wb = self.bias.virtual(); b = Wb[..., 0]; b.grad = Wb.grad[..., 0]
+        return self.weight.virtual(), b
+
+    def fold_grads(self):
+        "Fold the virtual gradients written by `fc_step` into the bucket gradients."
+        for t in (self.weight, self.bias):
+            if isinstance(t, HashedTable): t.fold_grad(t.folded().W.grad)
 
     def forward_indexed(self, x:Tensor, # (R, B, n_in)
                         budget:int=2**22): # elements of the per-chunk temporary (R·B·chunk)
@@ -314,6 +362,19 @@ class HashedMLP(nn.Module):
         "Logits (R, B, 10) via materialized weights (training path)."
         for layer in self.layers[:-1]: x = torch.relu(layer(x))
         return self.layers[-1](x)
+
+    @torch.no_grad()
+    def step_by_hand(self, x:Tensor, y:Tensor, # device-resident training inputs (N, 784) fp32 and labels (N,)
+                     idx:Tensor,  # (U, B) example indices of this step, one row per seed group
+                     groups:list  # [(first, stop)] run range of each seed group (`DataOrder.groups`)
+                    ) -> Tensor:  # (R,) mean cross-entropy of each run on its mini-batch
+        "fp32 training step without autograd: `fc_step` on the virtual weights, then one scatter per table into the buckets."
+        for p in self.parameters():
+            if p.grad is None: p.grad = torch.zeros_like(p)
+        pairs = [layer.virtual() for layer in self.layers]
+        losses = fc_step(SimpleNamespace(layers=lambda: pairs), x, y, idx, groups)
+        for layer in self.layers: layer.fold_grads()
+        return losses
 
     @torch.no_grad()
     def forward_indexed(self, x:Tensor): # (R, B, 784)

@@ -4,14 +4,15 @@
 
 # %% ../nbs/04_models.ipynb #c6f6b5d1
 from __future__ import annotations
-import math
+import json, math
+from dataclasses import asdict
 import torch
 from torch import nn, Tensor
 from pkgutil import resolve_name
 from .config import ModelConfig, MethodConfig
 
 # %% auto #0
-__all__ = ['MODELS', 'model_class', 'build_model', 'uniform_init', 'per_seed', 'MLP', 'shared_linear']
+__all__ = ['MODELS', 'model_class', 'build_model', 'per_run', 'shape_of', 'uniform_init', 'per_seed', 'MLP', 'shared_linear']
 
 # %% ../nbs/04_models.ipynb #f72c306a
 MODELS = {'fc': 'nncomp.models:MLP', 'hashed': 'nncomp.hashednet:HashedMLP', 'conv': 'nncomp.convnet:ConvNet'}
@@ -21,13 +22,24 @@ def model_class(kind:str) -> type:
     if kind not in MODELS: raise ValueError(f'model kind {kind!r} is unknown; allowed: {", ".join(MODELS)}')
     return resolve_name(MODELS[kind])
 
-def build_model(model:ModelConfig,          # the network (shared by all runs of a batch)
+def build_model(model:ModelConfig|list,     # the network shared by all runs, or one per run (differing only in the class's `PER_RUN` fields)
                 methods:list[MethodConfig], # one per run
                 seeds:list[int],            # one per run; equal seeds → equal init
                 device=None                 # torch device; None = CPU
                ) -> nn.Module:
     "A batched model of `len(seeds)` runs for `model.kind`."
-    return model_class(model.kind).from_configs(model, methods, seeds, device=device)
+    models = list(model) if isinstance(model, (list, tuple)) else [model]
+    cls = model_class(models[0].kind)
+    shared = {json.dumps(shape_of(m), sort_keys=True) for m in models}
+    if len(shared) > 1: raise ValueError(f'the runs\' networks differ in more than {cls.__name__}.PER_RUN = {per_run(cls)}: '
+                                         f'{sorted(shared)}; allowed: one network per batch but for those fields')
+    return cls.from_configs(models[0] if len(set(models)) == 1 else models, methods, seeds, device=device)
+
+def per_run(cls:type) -> tuple: return getattr(cls, 'PER_RUN', ())   # ModelConfig fields a batched model lets differ among its runs
+
+def shape_of(model:ModelConfig) -> dict:
+    "The fields of `model` that all runs of one batched model share (all but its class's `PER_RUN`)."
+    return {k: v for k, v in asdict(model).items() if k not in per_run(model_class(model.kind))}
 
 # %% ../nbs/04_models.ipynb #6c0a7bf8
 def uniform_init(shape:tuple, # (out, in) or (out,)

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn, Tensor
 from tqdm.auto import tqdm
 from .config import RunConfig, validate, PRUNING_METHODS
-from .models import build_model, MLP
+from .models import build_model, shape_of, MLP
 from .mnist import atomic_write_bytes
 from .prune import pruning_steps, prune_step, saliency_batches, hessian_diagonals, mean_gradients
 
@@ -27,9 +27,8 @@ __all__ = ['FUSE_MIN', 'SPARSE_BELOW', 'CHECKPOINT_EVERY', 'batch_key', 'is_bias
 
 # %% ../nbs/05_train.ipynb #61c13305
 def batch_key(cfg:RunConfig) -> tuple:
-    "Runs with equal keys can train in one batched program (same data, network, mini-batch size and precision)."
-    d = asdict(cfg)
-    return (json.dumps(d['data'], sort_keys=True), json.dumps(d['model'], sort_keys=True), cfg.train.batch_size, cfg.train.precision)
+    "Runs with equal keys can train in one batched program (same data, network but for its class's `PER_RUN` fields, mini-batch size and precision)."
+    return (json.dumps(asdict(cfg.data), sort_keys=True), json.dumps(shape_of(cfg.model), sort_keys=True), cfg.train.batch_size, cfg.train.precision)
 
 # %% ../nbs/05_train.ipynb #48cb8d11
 def is_bias(name:str) -> bool:
@@ -325,13 +324,14 @@ class Checkpoint:
         except Exception as e:
             warnings.warn(f'checkpoint {self.path} is unreadable ({type(e).__name__}: {e}); the batch starts over'); return None
 
-    def restore(self, saved:dict, state, hyper, orders, rand_gens):
-        "Put the saved weights, momentum, masks, activity and generator states back."
+    def restore(self, saved:dict, state, hyper, orders, rand_gens, model_gens=()):
+        "Put the saved weights, momentum, masks, activity and generator states back (a model's own, e.g. dropout's, too)."
         for k in ('w', 'v', 'mask'): getattr(state, k).copy_(saved[k])
         hyper.active.copy_(saved['active']); hyper.refresh()
         for o, states in zip(orders, saved['gens']):
             for g, s in zip(o.gens, states): g.set_state(s)
         for g, s in zip(rand_gens.values(), saved['rand_gens']): g.set_state(s)
+        for g, s in zip(model_gens, saved.get('model_gens', [])): g.set_state(s)
 
     def maybe_save(self, epoch:int, live:dict, **extra):
         "Save after `epoch` if `CHECKPOINT_EVERY` seconds have passed since the last save."
@@ -339,6 +339,7 @@ class Checkpoint:
         st = live['state']
         blob = dict(epoch=epoch, w=st.w.cpu(), v=st.v.cpu(), mask=st.mask.cpu(), active=live['hyper'].active.cpu(),
                     gens=[[g.get_state() for g in o.gens] for o in live['orders']], rand_gens=[g.get_state() for g in live['rand_gens'].values()],
+                    model_gens=[g.get_state() for g in live.get('model_gens', [])],
                     **{k: (v.cpu() if torch.is_tensor(v) else v) for k, v in extra.items()})
         buf = io.BytesIO(); torch.save(blob, buf)
         atomic_write_bytes(self.path, buf.getvalue()); self.last = time.time()
@@ -397,7 +398,7 @@ def train_batch(cfgs:list[RunConfig], # one per run; all with the same batch_key
                 device=None,          # torch device (None: CPU)
                 progress:bool=True,   # show a tqdm.auto bar
                 fused:bool|None=None, # compiled update: None = where it helps (the CPU) and works; False = eager
-                by_hand:bool=True,    # FC nets: grouped GEMMs and the hand-written backward (False: autograd, as any model)
+                by_hand:bool=True,    # hand-written steps: FC nets' grouped GEMMs, and a model's own `step_by_hand` (False: autograd, as any model)
                 checkpoint=None,      # folder for a resumable checkpoint of this batch (None: none)
                 sparse_below:float|None=SPARSE_BELOW # FC nets, fp32 on the CPU: first-layer density at or below which a run's first layer is a sparse matrix (None: never)
                ) -> list[dict]:       # one result dict per run, in the order given
@@ -416,7 +417,7 @@ def _train_sorted(cfgs, seeds, data, device, progress, fused, by_hand, checkpoin
     xva, yva, xte, yte = data.valid.x.to(device), data.valid.y.to(device), data.test.x.to(device), data.test.y.to(device)
     if len(xtr) // B < 1: raise ValueError(f'train.batch_size={B} is not allowed for {len(xtr)} training examples; allowed: ≤ {len(xtr)}')
     t0 = time.time()
-    model = build_model(cfgs[0].model, [c.method for c in cfgs], list(seeds), device=device).train()
+    model = build_model([c.model for c in cfgs], [c.method for c in cfgs], list(seeds), device=device).train()
     state, hyper = FlatState(model), RunHyper(cfgs, device)
     n_edges = model.n_edges() if hasattr(model, 'n_edges') else sum(w[0].numel() for w in model.prunable().values())
     order = DataOrder(list(seeds), len(xtr), device)
@@ -436,7 +437,8 @@ def _train_sorted(cfgs, seeds, data, device, progress, fused, by_hand, checkpoin
     failed, reasons, done = [False] * R, [None] * R, torch.zeros(R, dtype=torch.bool, device=device)
     history = [[] for _ in range(R)]; epochs_run = [0] * R
     ckpt = Checkpoint(checkpoint, cfgs, seeds) if checkpoint is not None else None
-    live = dict(state=state, hyper=hyper, orders=[order, sal_order], rand_gens=rand_gens)
+    live = dict(state=state, hyper=hyper, orders=[order, sal_order], rand_gens=rand_gens,
+                model_gens=model.generators() if hasattr(model, 'generators') else [])   # e.g. the ConvNet's dropout streams
     first, before, resumes = 1, 0.0, 0       # before: seconds the batch trained before this process resumed it
     if ckpt is not None and (saved := ckpt.load()) is not None:
         best_acc, best_epoch, best_w, done = (saved[k].to(device) for k in ('best_acc', 'best_epoch', 'best_w', 'done'))
@@ -488,9 +490,11 @@ def _train_sorted(cfgs, seeds, data, device, progress, fused, by_hand, checkpoin
     return _results(model, state, cfgs, best_epoch, epochs_run, failed, reasons, history, xva, yva, xte, yte, n_edges, before + time.time() - t0, resumes)
 
 def _stepper(model, state, order, x, y, precision, by_hand=True, sparse_below=None):
-    "(step, after_update) for `train_epoch`: the FC fast path for MLPs (sparse first layers on the CPU), autograd for the rest."
-    if not (by_hand and isinstance(model, MLP)): return autograd_step(model, state, order, x, y, precision), None
+    "(step, after_update) for `train_epoch`: the FC fast path for MLPs (sparse first layers on the CPU), a model's own hand-written step, autograd for the rest."
     groups = order.groups()
+    # a model may bring its own step: `step_by_hand(x, y, idx, groups)` → (R,) losses, exact fp32 gradients written into each `.grad`
+    if by_hand and precision == 'fp32' and hasattr(model, 'step_by_hand'): return (lambda idx: model.step_by_hand(x, y, idx, groups)), None
+    if not (by_hand and isinstance(model, MLP)): return autograd_step(model, state, order, x, y, precision), None
     if precision == 'fp32':
         sparse = SparseFirstLayer(model.w0_mask, groups, sparse_below) if sparse_below and x.device.type == 'cpu' and hasattr(model, 'w0_mask') else None
         return (lambda idx: fc_step(model, x, y, idx, groups, sparse=sparse)), None
@@ -507,14 +511,16 @@ def _results(model, state, cfgs, best_epoch, epochs_run, failed, reasons, histor
     if not state.n_prunable and cfgs[0].model.kind == 'hashed':   # K stored weights for n_edges virtual edges
         removed = [max(0.0, 1 - (n - n_bias) / n_edges) for n in n_par]
     has_best = (best_epoch > 0).tolist()
+    edges = model.run_edges() if hasattr(model, 'run_edges') else [n_edges] * R     # runs of different widths (`PER_RUN`)
     out = []
     for r in range(R):
-        st = {n: p.detach()[r].cpu().clone() for n, p in model.named_parameters()}
+        own = model.run_state(r) if hasattr(model, 'run_state') else {n: p[r] for n, p in model.named_parameters()}
+        st = {n: p.detach().cpu().clone() for n, p in own.items()}
         st.update({f'{n}_mask': m[r].cpu().clone() for n, m in masks.items()})
-        alive = int(round(n_edges * (1 - removed[r]))) if state.n_prunable else int(n_edges)
+        alive = int(round(edges[r] * (1 - removed[r]))) if state.n_prunable else int(edges[r])
         out.append({'test_acc': te[r] if has_best[r] else None, 'valid_acc': va[r] if has_best[r] else None,
                     'best_epoch': int(best_epoch[r]) if has_best[r] else None, 'epochs': epochs_run[r],
-                    'n_edges': int(n_edges), 'n_alive_edges': alive, 'n_biases': int(n_bias), 'n_params': int(n_par[r]),
+                    'n_edges': int(edges[r]), 'n_alive_edges': alive, 'n_biases': int(n_bias), 'n_params': int(n_par[r]),
                     'removed_fraction': float(removed[r]), 'failed': failed[r], 'reason': reasons[r],
                     'wall_time': wall / R, 'batch_wall_time': wall, 'batch_runs': R, 'resumes': resumes, 'device': str(state.w.device),
                     'history': history[r], 'state': st})

@@ -55,6 +55,44 @@ def test_batched_run_equals_run_alone():
     assert alone['n_params'] == conv_counts(5, 6, 2, 3)['n_params'] and alone['n_edges'] == conv_counts(5, 6, 2, 3)['weights']
 
 
+def test_mixed_batch_equals_runs_alone_and_autograd():
+    "Configurations of one geometry (other channels and dropout) trained in one batch end as alone, and the step by hand as autograd's."
+    from nncomp.train import train_batch, toy_data
+    data = toy_data(n_train=192, n_valid=64, n_test=64)
+    models = [ModelConfig('conv', channels=c, kernel=5, stride=2, pool=2, dropout=d) for c, d in [(6, 0.1), (3, 0.0), (4, 0.2)]]
+    cfgs = conv_run_configs(models, train=replace(CONV_TRAIN, epochs=2, patience=2))
+    mixed = train_batch(cfgs * 2, [0, 0, 0, 1, 1, 1], data, progress=False)
+    by_autograd = train_batch(cfgs * 2, [0, 0, 0, 1, 1, 1], data, progress=False, by_hand=False)
+    for r in (1, 5):
+        alone = train_batch([cfgs[r % 3]], [r // 3], data, progress=False)[0]
+        assert alone['test_acc'] == pytest.approx(mixed[r]['test_acc'], abs=1e-6)
+        assert alone['n_params'] == mixed[r]['n_params'] == conv_counts(models[r % 3].channels, 5, 2, 2)['n_params']
+        for name, t in alone['state'].items():
+            assert t.shape == mixed[r]['state'][name].shape
+            torch.testing.assert_close(t, mixed[r]['state'][name], rtol=1e-4, atol=1e-5)
+    for a, b in zip(mixed, by_autograd):
+        for name, t in a['state'].items(): torch.testing.assert_close(t, b['state'][name], rtol=1e-4, atol=1e-5)
+
+def test_killed_batch_resumes_with_its_dropout_streams(monkeypatch, tmp_path):
+    "A ConvNet batch with dropout, killed after an epoch and resumed from its checkpoint, ends as an uninterrupted one."
+    import nncomp.train as T
+    data = T.toy_data(n_train=160, n_valid=32, n_test=32)
+    models = [ModelConfig('conv', channels=c, kernel=5, stride=2, pool=2, dropout=0.3) for c in (3, 5)]
+    cfgs = conv_run_configs(models, train=replace(CONV_TRAIN, epochs=3, patience=3, select='last'))
+    straight = T.train_batch(cfgs, [0, 0], data, progress=False)
+    real, calls = T.train_epoch, {'n': 0}
+    def dies_at_2(*a, **k):
+        calls['n'] += 1
+        if calls['n'] == 2: raise RuntimeError('killed')
+        return real(*a, **k)
+    monkeypatch.setattr(T, 'CHECKPOINT_EVERY', 0.0); monkeypatch.setattr(T, 'train_epoch', dies_at_2)
+    with pytest.raises(RuntimeError, match='killed'): T.train_batch(cfgs, [0, 0], data, progress=False, checkpoint=tmp_path)
+    monkeypatch.setattr(T, 'train_epoch', real)
+    again = T.train_batch(cfgs, [0, 0], data, progress=False, checkpoint=tmp_path)
+    for a, b in zip(straight, again):
+        assert b['resumes'] == 1
+        for name, t in a['state'].items(): torch.testing.assert_close(t, b['state'][name], rtol=0, atol=1e-6)
+
 def test_grid_and_sample():
     grid = conv_grid()
     assert len(grid) == 6 * 9 * 3 * 3 * 3 == len(set(grid))

@@ -164,3 +164,57 @@ def test_lua_assignment_from_run_config():
     assert {m.assignment for m in net.modules() if hasattr(m, 'assignment')} == {'lua'}
     lua, ours = (RunConfig(model=ModelConfig(kind='hashed', hash=h), method=MethodConfig('hashednet', 0.5)) for h in ('lua', 'xxh32'))
     assert run_id(lua) != run_id(ours)
+
+
+def _one_step(assignment, hash_bias, by_hand, hidden=(20, 12), device='cpu'):
+    "Losses and flat gradient of one training step of a mixed batch (dense net, padding, three seed groups)."
+    from nncomp.train import FlatState, DataOrder, autograd_step
+    methods = [MethodConfig('none'), *(MethodConfig('hashednet', a) for a in (0.5, 0.9, 0.0, 0.97, 0.7))]
+    seeds = [0, 0, 1, 1, 1, 2]
+    net = HashedMLP.from_configs(ModelConfig('hashed', hidden, hash_bias=hash_bias), methods, seeds, device=device, assignment=assignment)
+    state, order = FlatState(net), DataOrder(seeds, 300, device)
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(300, 784, generator=g).to(device), torch.randint(0, 10, (300,), generator=g).to(device)
+    idx = order.epoch()[:, :16]
+    state.g.fill_(float('nan'))                                   # every entry must be overwritten
+    loss = net.step_by_hand(x, y, idx, order.groups()) if by_hand else autograd_step(net, state, order, x, y)(idx)
+    return loss, state.g.clone(), net
+
+
+@pytest.mark.parametrize('assignment', ASSIGNMENTS)
+@pytest.mark.parametrize('hash_bias', [False, True])
+def test_step_by_hand_equals_autograd(assignment, hash_bias):
+    loss, grad, _ = _one_step(assignment, hash_bias, by_hand=False)
+    loss2, grad2, net = _one_step(assignment, hash_bias, by_hand=True)
+    torch.testing.assert_close(loss2, loss, rtol=1e-5, atol=1e-6)
+    scale = grad.abs().max()
+    torch.testing.assert_close(grad2 / scale, grad / scale, rtol=0, atol=1e-5)
+    w = net.layers[0].weight
+    assert w.buckets[2] < w.values.shape[1] and w.values.grad[2, w.buckets[2]:].abs().sum() == 0   # padding: exactly 0
+    assert all(p.grad.abs().sum() > 0 for p in net.parameters())
+
+
+def test_step_by_hand_trains_like_autograd():
+    from nncomp.train import train_batch, toy_data
+    data = toy_data(n_train=256, n_valid=64, n_test=64)
+    base = RunConfig(model=ModelConfig('hashed', (16,), hash_bias=True, hash='lua'),
+                     train=TrainConfig(epochs=2, batch_size=32, patience=2))
+    cfgs = [replace(base, method=MethodConfig('hashednet', a)) for a in (0.0, 0.5, 0.95, 0.8)]
+    seeds = [0, 0, 1, 1]
+    fast, slow = (train_batch(cfgs, seeds, data, progress=False, by_hand=b) for b in (True, False))
+    for f, s in zip(fast, slow):
+        assert not f['failed'] and f['best_epoch'] == s['best_epoch']
+        assert f['valid_acc'] == pytest.approx(s['valid_acc'], abs=1.5 / 64) and f['test_acc'] == pytest.approx(s['test_acc'], abs=1.5 / 64)
+        for n, t in s['state'].items(): torch.testing.assert_close(f['state'][n], t, rtol=1e-4, atol=1e-4)
+        assert f['history'][-1]['train_loss'] == pytest.approx(s['history'][-1]['train_loss'], rel=1e-4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_step_by_hand_cuda():
+    loss, grad, _ = _one_step('lua', True, by_hand=False, device='cuda')
+    loss2, grad2, _ = _one_step('lua', True, by_hand=True, device='cuda')
+    cpu_loss, cpu_grad, _ = _one_step('lua', True, by_hand=True)
+    scale = grad.abs().max()
+    torch.testing.assert_close(loss2, loss, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(grad2 / scale, grad / scale, rtol=0, atol=1e-4)
+    torch.testing.assert_close(grad2.cpu() / scale.cpu(), cpu_grad / scale.cpu(), rtol=0, atol=1e-4)
