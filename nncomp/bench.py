@@ -113,7 +113,7 @@ def run_program(p:dict) -> dict:
         naive_loop(data, device, p['hidden'], p['batch'], 1, 1)                                  # warm-up
         out = naive_loop(data, device, p['hidden'], p['batch'], p['epochs'], p['runs'])
     elif p['program'].startswith('screen'):
-        screen_geometry(data, device, p['conv'], p['batch'], 1, p['program'] == 'screen, mixed')     # warm-up
+        screen_geometry(data, device, p['conv'], p['batch'], 1, p['program'] == 'screen, mixed', configs=2)   # warm-up
         out = screen_geometry(data, device, p['conv'], p['batch'], p['epochs'], p['program'] == 'screen, mixed')
     else:
         kw = dict(runs=p['runs'], model=_model(p), batch=p['batch'], precision=p.get('precision', 'fp32'), previous=p['program'] == 'previous',
@@ -125,11 +125,12 @@ def run_program(p:dict) -> dict:
 
 def screen_geometry(data, device, geometry:dict, # kernel, stride, pool
                     batch:int=16, epochs:int=1,
-                    mixed:bool=True) -> dict: # True: one batch, the step by hand; False: one configuration per batch, autograd (as before)
+                    mixed:bool=True, # True: one batch, the step by hand; False: one configuration per batch, autograd (as before)
+                    configs:int|None=None) -> dict: # the first few only (a warm-up)
     "The screening of one geometry: its 27 configurations (channels 4–12 × dropout 0, 0.1, 0.2), one seed, `epochs` each."
     from nncomp.convnet import GRID
     cfg = RunConfig(model=ModelConfig('conv'), train=TrainConfig(epochs=epochs, batch_size=batch, momentum=0.0, patience=epochs + 1))
-    cfgs = [replace(cfg, model=ModelConfig('conv', channels=c, dropout=d, **geometry)) for c in GRID['channels'] for d in GRID['dropout']]
+    cfgs = [replace(cfg, model=ModelConfig('conv', channels=c, dropout=d, **geometry)) for c in GRID['channels'] for d in GRID['dropout']][:configs]
     _sync(device); t0 = time.perf_counter()
     if mixed: train_batch(cfgs, [0] * len(cfgs), data, device=device, progress=False)
     else:
@@ -164,7 +165,8 @@ def conv_programs(device:str, runs:int, n_train:int, epochs:int) -> list[dict]:
     base = dict(device=device, runs=runs, batch=16, n_train=n_train, epochs=epochs, precision='fp32')
     out = [base | dict(program=name, conv={k: getattr(m, k) for k in ('channels', 'kernel', 'stride', 'pool', 'dropout')})
            for m in picks for name in ('previous', 'engine')]
-    return out + [base | dict(program=name, conv=g) for g in SCREEN_GEOMETRIES for name in ('screen, one per batch', 'screen, mixed')]
+    screen = base | dict(n_train=3 * n_train)   # longer: the time of building and evaluating 27 models is not the screening's
+    return out + [screen | dict(program=name, conv=g) for g in SCREEN_GEOMETRIES for name in ('screen, one per batch', 'screen, mixed')]
 
 SCREEN_GEOMETRIES = (dict(kernel=5, stride=1, pool=2), dict(kernel=7, stride=2, pool=3))   # the costliest conv map, and a middle one
 CONV_BASELINE = {'engine': 'previous', 'screen, mixed': 'screen, one per batch'}           # a ConvNet row's `x_previous` is relative to this program

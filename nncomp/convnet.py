@@ -14,9 +14,10 @@ from .config import DataConfig, ModelConfig, TrainConfig, MethodConfig, RunConfi
 from .models import uniform_init, per_seed
 
 # %% auto #0
-__all__ = ['IMAGE', 'CLASSES', 'GRID', 'CONV_FIELDS', 'CONV_TRAIN', 'feature_sizes', 'check_conv', 'conv_counts', 'ConvNet',
-           'check_conv_model', 'pooled_patches', 'equal_blocks', 'conv_step', 'is_valid_conv', 'conv_grid',
-           'sample_grid', 'conv_run_configs', 'pareto_mask', 'pareto_front', 'with_weights', 'train_convnets']
+__all__ = ['IMAGE', 'CLASSES', 'STEP_BUDGET', 'GRID', 'CONV_FIELDS', 'CONV_TRAIN', 'feature_sizes', 'check_conv', 'conv_counts',
+           'pooled_patches', 'ConvNet', 'check_conv_model', 'equal_blocks', 'step_tiles', 'conv_step', 'is_valid_conv',
+           'conv_grid', 'sample_grid', 'conv_run_configs', 'pareto_mask', 'pareto_front', 'with_weights',
+           'train_convnets']
 
 # %% ../nbs/08_convnet.ipynb #526a71b5
 IMAGE = 28      # MNIST images are 28 × 28
@@ -49,6 +50,15 @@ def conv_counts(channels:int, kernel:int, stride:int, pool:int, # the ConvNet's 
     weights = channels * kernel**2 + classes * channels * side**2
     biases = channels + classes
     return dict(weights=weights, biases=biases, n_params=weights + biases)
+
+def pooled_patches(kernel:int, stride:int, pool:int, # the ConvNet's geometry
+                   image:int=IMAGE) -> Tensor:
+    "(k², p², h·w) pixel index of each kernel tap, for each offset in the pooling window, at each pooled position."
+    P = feature_sizes(kernel, stride, pool, image)[1]
+    tap, off, pos = torch.arange(kernel), torch.arange(pool), torch.arange(P)
+    rows = (pos.view(1, 1, P) * pool + off.view(1, pool, 1)) * stride + tap.view(kernel, 1, 1)    # (k, p, P): pixel row (or column)
+    pix = rows.view(kernel, 1, pool, 1, P, 1) * image + rows.view(1, kernel, 1, pool, 1, P)        # (k, k, p, p, P, P)
+    return pix.reshape(kernel * kernel, pool * pool, P * P)
 
 # %% ../nbs/08_convnet.ipynb #3cef1cc4
 class ConvNet(nn.Module):
@@ -104,11 +114,28 @@ class ConvNet(nn.Module):
         side = feature_sizes(k, self.stride, self.pool)[0]
         chunk = max(1, budget // (R * C * side * side))
         if B > chunk: return torch.cat([self.features(x[:, i:i + chunk], budget) for i in range(0, B, chunk)], 1)
+        if x.stride(0) == 0 and not torch.is_grad_enabled(): return self.pooled(x[0])       # evaluation: the fast path
         w, b = self.w_conv.reshape(R * C, 1, k, k), self.b_conv.reshape(R * C)
         if x.stride(0) == 0: y = F.conv2d(x[0].reshape(B, 1, IMAGE, IMAGE), w, b, self.stride)   # shared input
         else: y = F.conv2d(x.reshape(R, B, IMAGE, IMAGE).transpose(0, 1), w, b, self.stride, groups=R)
         y = F.max_pool2d(torch.relu(y), self.pool)                                   # (B, R·C, h, w)
         return y.reshape(B, R, -1).transpose(0, 1)
+
+    @torch.no_grad()
+    def pooled(self, x:Tensor): # (B, 784) the same examples for every run
+        "`features` of shared examples without autograd, as `conv_step` computes them: (R, B, C·h·w)."
+        R, C, k = self.w_conv.shape[:3]
+        patches = self.patches(x.device)
+        cols = torch.index_select(x.t().contiguous(), 0, patches).view(k * k, -1)         # (k², p²·h·w·B)
+        top = torch.mm(self.w_conv.reshape(R * C, -1), cols).view(R * C, self.pool**2, -1).amax(1)
+        return (top + self.b_conv.reshape(R * C, 1)).relu_().view(R, -1, len(x)).transpose(1, 2)
+
+    def patches(self, device) -> Tensor:
+        "`pooled_patches` of this geometry, flattened (computed once per device)."
+        k, key = self.w_conv.shape[-1], (self.w_conv.shape[-1], self.stride, self.pool, device)
+        if getattr(self, '_patches_of', None) != key:
+            self._patches, self._patches_of = pooled_patches(k, self.stride, self.pool).flatten().to(device), key
+        return self._patches
 
     def dropout_keep(self, B:int, F:int, # mini-batch size, features per run (padded)
                      runs=None,            # run range (default: all)
@@ -120,7 +147,7 @@ class ConvNet(nn.Module):
         for i, r in enumerate(runs):
             if self.rates[r] == 0: continue
             n = self.channels[r] * per_channel
-            draw = (torch.rand((B, n), generator=self.dropout_gens[r], device=keep.device) >= self.rates[r]) * (1 / (1 - self.rates[r]))
+            draw = torch.rand((B, n), generator=self.dropout_gens[r], device=keep.device).ge_(self.rates[r]).mul_(1 / (1 - self.rates[r]))
             if features_first: keep[i, :n] = draw.t()
             else: keep[i, :, :n] = draw
         return keep
@@ -179,15 +206,6 @@ def check_conv_model(model, # a ModelConfig, or one per run
         if m.name != 'none': raise ValueError(f"method {m.name!r} is not allowed for a ConvNet; allowed: 'none'")
 
 # %% ../nbs/08_convnet.ipynb #30727169
-def pooled_patches(kernel:int, stride:int, pool:int, # the ConvNet's geometry
-                   image:int=IMAGE) -> Tensor:
-    "(k², p², h·w) pixel index of each kernel tap, for each offset in the pooling window, at each pooled position."
-    P = feature_sizes(kernel, stride, pool, image)[1]
-    tap, off, pos = torch.arange(kernel), torch.arange(pool), torch.arange(P)
-    rows = (pos.view(1, 1, P) * pool + off.view(1, pool, 1)) * stride + tap.view(kernel, 1, 1)    # (k, p, P): pixel row (or column)
-    pix = rows.view(kernel, 1, pool, 1, P, 1) * image + rows.view(1, kernel, 1, pool, 1, P)        # (k, k, p, p, P, P)
-    return pix.reshape(kernel * kernel, pool * pool, P * P)
-
 def equal_blocks(groups:list) -> list[tuple[int, int, int]]:
     "Consecutive seed groups of equal size merged: [(first group, stop group, runs per group)]."
     out = []
@@ -196,23 +214,43 @@ def equal_blocks(groups:list) -> list[tuple[int, int, int]]:
         else: out.append((g, g + 1, r1 - r0))
     return out
 
+def step_tiles(groups:list,   # [(first, stop)] run range of each seed group
+               per_run:int,   # conv-output elements of one run
+               budget:int     # most conv-output elements of one tile
+              ) -> list[tuple[int, int, int, int]]:
+    "Tiles (first group, stop group, first run, stop run): blocks of equal seed groups, cut so that each tile's conv output fits `budget`."
+    out = []
+    for g0, g1, K in equal_blocks(groups):
+        if K * per_run > budget:       # one group per tile, its runs in chunks that share the group's patches
+            n = max(1, budget // per_run)
+            out += [(g, g + 1, groups[g][0] + i, groups[g][0] + min(i + n, K)) for g in range(g0, g1) for i in range(0, K, n)]
+        else:
+            n = max(1, budget // (K * per_run))
+            out += [(g, min(g + n, g1), groups[g][0], groups[min(g + n, g1) - 1][1]) for g in range(g0, g1, n)]
+    return out
+
+STEP_BUDGET = 2**20   # conv-output elements per tile: a tile's tensors stay in cache (k5 s1 p2, 27 runs: 2× faster than one tile)
+
 @torch.no_grad()
 def conv_step(model:ConvNet,        # runs sorted by seed group
               x:Tensor, y:Tensor,   # device-resident training inputs (N, 784) and labels (N,)
               idx:Tensor,           # (U, B) example indices of this step, one row per seed group
-              groups:list           # [(first, stop)] run range of each seed group (`DataOrder.groups`)
+              groups:list,          # [(first, stop)] run range of each seed group (`DataOrder.groups`)
+              budget:int=STEP_BUDGET # most conv-output elements of one tile (`step_tiles`)
              ) -> Tensor:           # (R,) mean cross-entropy of each run on its mini-batch
     "Loss of every run, and its exact gradient written into `.grad`: the convolution of every pooling offset as one GEMM of gathered patches per block of equal seed groups."
-    k, s, p = model.w_conv.shape[-1], model.stride, model.pool
-    if getattr(model, '_patches_of', None) != (k, s, p, x.device):      # computed once per module
-        model._patches, model._patches_of = pooled_patches(k, s, p).flatten().to(x.device), (k, s, p, x.device)
+    k, p = model.w_conv.shape[-1], model.pool
+    patches = model.patches(x.device)
     kk, pp, (B, C) = k * k, p * p, (idx.shape[1], model.w_conv.shape[1])
-    PP = len(model._patches) // (kk * pp)
+    PP = len(patches) // (kk * pp)
     losses = []
-    for g0, g1, K in equal_blocks(groups):
-        U, r0, r1 = g1 - g0, groups[g0][0], groups[g1 - 1][1]
-        xt = x[idx[g0:g1]].transpose(1, 2).contiguous()                               # (U, 784, B)
-        cols = torch.index_select(xt, 1, model._patches).view(U, kk, pp * PP * B)     # (U, k², p²·h·w·B)
+    made = None
+    for g0, g1, r0, r1 in step_tiles(groups, C * pp * PP * B, budget):
+        U = g1 - g0; K = (r1 - r0) // U
+        if made != (g0, g1):                                                          # a group cut in tiles gathers once
+            xt = x[idx[g0:g1]].transpose(1, 2).contiguous()                           # (U, 784, B)
+            cols = torch.index_select(xt, 1, patches).view(U, kk, pp * PP * B)        # (U, k², p²·h·w·B)
+            made = (g0, g1)
         conv = torch.bmm(model.w_conv[r0:r1].reshape(U, K * C, kk), cols).view(U, K * C, pp, PP * B)
         top = conv.amax(2)                                                            # the max-pool: (U, K·C, h·w·B)
         z = top + model.b_conv[r0:r1].reshape(U, K * C, 1)                            # pooling commutes with the bias and the ReLU
@@ -226,7 +264,7 @@ def conv_step(model:ConvNet,        # runs sorted by seed group
         torch.bmm(d, f.transpose(1, 2), out=model.w_fc.grad[r0:r1]); torch.sum(d, 2, out=model.b_fc.grad[r0:r1])
         df = torch.bmm(model.w_fc[r0:r1].transpose(1, 2), d)                          # (R', C·h·w, B)
         if keep is not None: df.mul_(keep)
-        dz = df.view(U, K * C, PP * B).mul_(z > 0)
+        dz = df.view(U, K * C, PP * B).masked_fill_(z <= 0, 0.0)
         torch.sum(dz, 2, out=model.b_conv.grad[r0:r1].view(U, K * C))
         dconv, taken = torch.empty_like(conv), torch.zeros_like(dz, dtype=torch.bool)
         for a in range(pp):          # the first maximum of each window takes the gradient, as in max_pool2d
