@@ -14,9 +14,10 @@ from .train import train_batch, toy_data, DataOrder, SPARSE_BELOW, FlatState, Ru
 from .models import MLP
 
 # %% auto #0
-__all__ = ['FULL_EPOCH', 'PRUNED_LEVELS', 'PRUNED_EXTRA', 'SCREEN_GEOMETRIES', 'CONV_BASELINE', 'bf16_matmul_units', 'naive_loop',
-           'engine', 'steady_pruned', 'run_program', 'screen_geometry', 'run_isolated', 'fc_programs', 'conv_programs',
-           'with_ratios', 'run_bench', 'table', 'main']
+__all__ = ['FULL_EPOCH', 'PRUNED_LEVELS', 'HASHED_LEVELS', 'PRUNED_EXTRA', 'SCREEN_GEOMETRIES', 'CONV_BASELINE',
+           'bf16_matmul_units', 'naive_loop', 'engine', 'steady_pruned', 'run_program', 'screen_geometry',
+           'run_isolated', 'fc_programs', 'hashed_programs', 'conv_programs', 'with_ratios', 'run_bench', 'table',
+           'main']
 
 # %% ../nbs/09_bench.ipynb #d08bbecc
 FULL_EPOCH = 45_000   # training examples of one network-epoch (the paper split's training part)
@@ -58,6 +59,7 @@ def naive_loop(data, device, hidden:int=100, batch:int=64, epochs:int=1, network
     return _rates(time.perf_counter() - t0, networks, epochs, steps, batch, 784 * hidden + hidden * 10)
 
 PRUNED_LEVELS = (0.0, 0.5, 0.9, 0.95, 0.97, 0.98, 0.985, 0.988, 0.989, 0.99, 0.993, 0.995, 0.997, 0.998)   # the paper preset's H = 100 rows
+HASHED_LEVELS = (0.0, 0.5, 0.9, 0.95, 0.97, 0.98, 0.985, 0.988, 0.989, 0.99)   # the paper preset's HashedNet levels (1 − K/edges)
 
 def engine(data, device, runs:int, model:ModelConfig, batch:int=64, epochs:int=1, lr:float=1e-2,
            precision:str='fp32', previous:bool=False,
@@ -68,6 +70,7 @@ def engine(data, device, runs:int, model:ModelConfig, batch:int=64, epochs:int=1
                                                    patience=epochs + 1, precision=precision))
     cfgs = [replace(cfg, method=MethodConfig('magnitude', PRUNED_LEVELS[r % len(PRUNED_LEVELS)], 'first'),
                     schedule=ScheduleConfig('oneshot', steps=1, every=1)) for r in range(runs)] if pruned else [cfg] * runs
+    if model.kind == 'hashed': cfgs = [replace(cfg, method=MethodConfig('hashednet', HASHED_LEVELS[r % len(HASHED_LEVELS)])) for r in range(runs)]
     kw = dict(by_hand=False, fused=False) if previous else dict(sparse_below=sparse_below)
     _sync(device); t0 = time.perf_counter()
     res = train_batch(cfgs, [0] * runs, data, device=device, progress=False, **kw)
@@ -99,6 +102,7 @@ def steady_pruned(data, device, runs:int, hidden:int, batch:int=64, steps:int=30
 # %% ../nbs/09_bench.ipynb #50094f73
 def _model(p:dict) -> ModelConfig:
     if p.get('conv'): return ModelConfig('conv', **p['conv'])
+    if p.get('hashed'): return ModelConfig('hashed', (p['hidden'],), hash='lua', hash_bias=True)   # the paper preset's HashedNet
     return ModelConfig('fc', (p['hidden'],))
 
 def run_program(p:dict) -> dict:
@@ -157,6 +161,11 @@ def fc_programs(device:str, hidden:int, runs:int, naive_networks:int, batch:int,
 
 PRUNED_EXTRA = 3   # a pruned program trains 1 dense epoch, then this many more epochs at its levels (all timed)
 
+def hashed_programs(device:str, hidden:int, runs:int, batch:int, n_train:int, epochs:int) -> list[dict]:
+    "HashedNet programs (lua assignment, hashed biases, the paper's levels): autograd against the step by hand."
+    base = dict(device=device, hidden=hidden, hashed=True, runs=runs, batch=batch, n_train=n_train, epochs=epochs, precision='fp32')
+    return [base | dict(program=name) for name in ('previous', 'engine')]
+
 def conv_programs(device:str, runs:int, n_train:int, epochs:int) -> list[dict]:
     "ConvNet programs: the grid's smallest, a middle and the largest configuration by weight count."
     from nncomp.convnet import conv_grid, conv_counts
@@ -172,8 +181,8 @@ SCREEN_GEOMETRIES = (dict(kernel=5, stride=1, pool=2), dict(kernel=7, stride=2, 
 CONV_BASELINE = {'engine': 'previous', 'screen, mixed': 'screen, one per batch'}           # a ConvNet row's `x_previous` is relative to this program
 
 def with_ratios(rows:list[dict]) -> list[dict]:
-    "Add each FC row's speed relative to the naive loop and to the previous engine of the same device and width (a pruned batch: to its dense path)."
-    def net(r): return json.dumps(r['conv'], sort_keys=True) if r.get('conv') else r.get('hidden')
+    "Add each row's speed relative to the naive loop and to the previous engine of the same device and network (a pruned batch: to its dense path; ConvNets: `CONV_BASELINE`)."
+    def net(r): return json.dumps(r['conv'], sort_keys=True) if r.get('conv') else ('hashed', r['hidden']) if r.get('hashed') else r.get('hidden')
     ref = {(r['device'], net(r), r['program']): r['network_epochs_per_s'] for r in rows}
     for r in rows:
         if r.get('conv'):
@@ -181,20 +190,21 @@ def with_ratios(rows:list[dict]) -> list[dict]:
             if base: r['x_previous'] = round(r['network_epochs_per_s'] / base, 2)
             continue
         for name in ('naive', 'previous'):
-            base = ref.get((r['device'], r['hidden'], name))
+            base = ref.get((r['device'], net(r), name))
             if base and not r['program'].startswith('pruned'): r[f'x_{name}'] = round(r['network_epochs_per_s'] / base, 2)
-        base = ref.get((r['device'], r['hidden'], r['program'].split(',')[0] + ', dense path'))
+        base = ref.get((r['device'], net(r), r['program'].split(',')[0] + ', dense path'))
         if base and r['program'].startswith('pruned'): r['x_dense_path'] = round(r['network_epochs_per_s'] / base, 2)
     return rows
 
 # %% ../nbs/09_bench.ipynb #e4222e20
 def run_bench(devices:list[str], runs:int=32, hidden:tuple=(100, 30), n_train:int=6_000, epochs:int=1, batch:int=64,
-              naive_networks:int=4, conv_runs:int=8, conv_n_train:int=2_000, threads:int|None=None, isolate:bool=True, out=sys.stdout) -> list[dict]:
+              naive_networks:int=4, conv_runs:int=8, conv_n_train:int=2_000, hashed_runs:int=32, threads:int|None=None, isolate:bool=True, out=sys.stdout) -> list[dict]:
     "Run every program, print one JSON line each as it finishes, and return the rows with ratios."
     progs = []
     for dev in devices:
         bf16 = bf16_matmul_units(torch.device(dev))
         for h in hidden: progs += fc_programs(dev, h, runs, naive_networks, batch, n_train, epochs, bf16)
+        if hashed_runs: progs += hashed_programs(dev, 100, hashed_runs, batch, n_train, epochs)
         if conv_runs: progs += conv_programs(dev, conv_runs, conv_n_train, epochs)
     rows = []
     for p in progs:
@@ -207,6 +217,7 @@ def table(rows:list[dict]) -> str:
     head = ('| device | network | program | precision | R | network-epochs/s | GFLOP/s | × naive | × previous | × dense path | peak MiB |\n'
             '|---|---|---|---|---|---|---|---|---|---|---|')
     def net(r):
+        if r.get('hashed'): return f"HashedNet-{r['hidden']} (lua, hashed biases)"
         if not r.get('conv'): return f"FC-{r['hidden']}"
         if 'channels' not in r['conv']: return 'conv k{kernel} s{stride} p{pool}, C 4–12 × dropout 0–0.2'.format(**r['conv'])
         return 'conv k{kernel} C{channels} s{stride} p{pool}'.format(**r['conv'])
@@ -219,12 +230,13 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog='nncomp_bench', description='Training throughput: naive loop vs the previous and the new batched engine, FC-100/FC-30 and ConvNets.')
     p.add_argument('--devices', default=None, help="comma-separated, e.g. 'cpu,cuda' (default: cpu, plus cuda when present)")
     p.add_argument('--runs', type=int, default=32, help='runs R of one seed trained as one batch')
-    p.add_argument('--hidden', default='100,30', help='hidden widths H of 784-H-10, comma-separated')
+    p.add_argument('--hidden', default='100,30', help="hidden widths H of 784-H-10, comma-separated ('': no FC programs)")
     p.add_argument('--n-train', type=int, default=6000, help='training examples per timed epoch (rates are rescaled to 45,000)')
     p.add_argument('--epochs', type=int, default=1, help='timed epochs')
     p.add_argument('--batch', type=int, default=64, help='mini-batch size of the FC programs')
     p.add_argument('--naive-networks', type=int, default=4, help='networks the naive loop trains')
     p.add_argument('--conv-runs', type=int, default=8, help='ConvNets per program (0: skip the ConvNet programs)')
+    p.add_argument('--hashed-runs', type=int, default=32, help='HashedNet-100 runs per program (0: skip the HashedNet programs)')
     p.add_argument('--threads', type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument('--program', default=None, help=argparse.SUPPRESS)     # internal: run one program, print its JSON
     a = p.parse_args(argv)
@@ -233,5 +245,5 @@ def main(argv=None):
     for d in devices:
         if d not in ('cpu', 'cuda') and not d.startswith('cuda:'): p.error(f'device={d!r} is not allowed; allowed: cpu, cuda, cuda:N')
         if d.startswith('cuda') and not torch.cuda.is_available(): p.error(f'device={d!r} is not allowed; allowed: cpu (CUDA is not available)')
-    rows = run_bench(devices, a.runs, tuple(int(h) for h in a.hidden.split(',')), a.n_train, a.epochs, a.batch, a.naive_networks, a.conv_runs, threads=a.threads)
+    rows = run_bench(devices, a.runs, tuple(int(h) for h in a.hidden.split(',') if h), a.n_train, a.epochs, a.batch, a.naive_networks, a.conv_runs, hashed_runs=a.hashed_runs, threads=a.threads)
     print(table(rows))
