@@ -12,12 +12,13 @@ import torch.nn.functional as F
 from torch import nn, Tensor
 from .config import DataConfig, ModelConfig, TrainConfig, MethodConfig, RunConfig, validate
 from .models import uniform_init, per_seed
+from .train import compiled
 
 # %% auto #0
-__all__ = ['IMAGE', 'CLASSES', 'STEP_BUDGET', 'GRID', 'CONV_FIELDS', 'CONV_TRAIN', 'feature_sizes', 'check_conv', 'conv_counts',
-           'pooled_patches', 'ConvNet', 'check_conv_model', 'equal_blocks', 'step_tiles', 'conv_step', 'is_valid_conv',
-           'conv_grid', 'sample_grid', 'conv_run_configs', 'pareto_mask', 'pareto_front', 'with_weights',
-           'train_convnets']
+__all__ = ['IMAGE', 'CLASSES', 'STEP_BUDGET', 'COMPILE_MIN', 'GRID', 'CONV_FIELDS', 'CONV_TRAIN', 'feature_sizes', 'check_conv',
+           'conv_counts', 'pooled_patches', 'ConvNet', 'check_conv_model', 'equal_blocks', 'step_tiles',
+           'first_max_grad', 'pool_backward', 'conv_step', 'is_valid_conv', 'conv_grid', 'sample_grid',
+           'conv_run_configs', 'pareto_mask', 'pareto_front', 'with_weights', 'train_convnets']
 
 # %% ../nbs/08_convnet.ipynb #526a71b5
 IMAGE = 28      # MNIST images are 28 × 28
@@ -231,6 +232,28 @@ def step_tiles(groups:list,   # [(first, stop)] run range of each seed group
 
 STEP_BUDGET = 2**20   # conv-output elements per tile: a tile's tensors stay in cache (k5 s1 p2, 27 runs: 2× faster than one tile)
 
+def first_max_grad(conv:Tensor, # (U, M, p², N) conv outputs at each pooling offset
+                   top:Tensor,  # (U, M, N) their max over the offsets
+                   dz:Tensor    # (U, M, N) ∂L/∂top
+                  ) -> Tensor:  # (U, M, p², N) ∂L/∂conv
+    "The max-pool's backward: each window's gradient at its first maximum (in max_pool2d's scan order), zero elsewhere."
+    outs, taken = [], torch.zeros_like(top, dtype=torch.bool)
+    for a in range(conv.shape[2]):
+        hit = (conv[:, :, a] == top) & ~taken
+        taken = taken | hit
+        outs.append(torch.where(hit, dz, 0.0))
+    return torch.stack(outs, 2)
+
+COMPILE_MIN = 2**16   # conv-output elements of a tile from which the CPU step compiles `first_max_grad` (one pass over memory, 2–5× faster)
+
+def pool_backward(conv:Tensor, top:Tensor, dz:Tensor) -> Tensor:
+    "`first_max_grad`, compiled once per process on the CPU for tiles of `COMPILE_MIN` elements or more (eager elsewhere, or where torch.compile does not work)."
+    if conv.device.type == 'cpu' and conv.numel() >= COMPILE_MIN:
+        t = torch.zeros(1, 2, 4, 3)
+        fn = compiled(first_max_grad, t, t[:, :, 0], t[:, :, 0])
+        if fn is not None: return fn(conv, top, dz)
+    return first_max_grad(conv, top, dz)
+
 @torch.no_grad()
 def conv_step(model:ConvNet,        # runs sorted by seed group
               x:Tensor, y:Tensor,   # device-resident training inputs (N, 784) and labels (N,)
@@ -266,10 +289,7 @@ def conv_step(model:ConvNet,        # runs sorted by seed group
         if keep is not None: df.mul_(keep)
         dz = df.view(U, K * C, PP * B).masked_fill_(z <= 0, 0.0)
         torch.sum(dz, 2, out=model.b_conv.grad[r0:r1].view(U, K * C))
-        dconv, taken = torch.empty_like(conv), torch.zeros_like(dz, dtype=torch.bool)
-        for a in range(pp):          # the first maximum of each window takes the gradient, as in max_pool2d
-            hit = (conv[:, :, a] == top).logical_and_(~taken); taken.logical_or_(hit)
-            torch.mul(dz, hit, out=dconv[:, :, a])
+        dconv = pool_backward(conv, top, dz)
         torch.bmm(dconv.view(U, K * C, -1), cols.transpose(1, 2), out=model.w_conv.grad[r0:r1].view(U, K * C, kk))
     return torch.cat(losses)
 

@@ -21,8 +21,8 @@ from .prune import pruning_steps, prune_step, saliency_batches, hessian_diagonal
 
 # %% auto #0
 __all__ = ['FUSE_MIN', 'SPARSE_BELOW', 'CHECKPOINT_EVERY', 'batch_key', 'is_bias', 'ParamViews', 'FlatState', 'RunHyper',
-           'update_block', 'fused_update', 'sgd_step', 'stream_generator', 'DataOrder', 'accuracy', 'fc_step',
-           'SparseGroup', 'SparseFirstLayer', 'saliency_needs', 'Checkpoint', 'train_epoch', 'autograd_step',
+           'update_block', 'compiled', 'fused_update', 'sgd_step', 'stream_generator', 'DataOrder', 'accuracy',
+           'fc_step', 'SparseGroup', 'SparseFirstLayer', 'saliency_needs', 'Checkpoint', 'train_epoch', 'autograd_step',
            'check_batch', 'train_batch', 'toy_data', 'precision_check']
 
 # %% ../nbs/05_train.ipynb #61c13305
@@ -127,17 +127,22 @@ def _fused_block(w, g, v, mask, neg_lr, mom, l2, l1):
 
 FUSE_MIN = 2**18    # prunable weights of a batch from which `train_batch` compiles the update by default
 _COMPILED = {}
-def fused_update():
-    "`_fused_block` compiled once per process (dynamic shapes), or None where torch.compile does not work here."
-    if 'fn' not in _COMPILED:
+def compiled(fn, # a function of tensors
+             *probe): # the arguments of a tiny call that must work
+    "`fn` compiled once per process (dynamic shapes), or None where torch.compile does not work here (with a warning)."
+    if fn not in _COMPILED:
         try:
-            fn = torch.compile(_fused_block, dynamic=True)
-            t = torch.zeros(2, 3); c = torch.zeros(2, 1); fn(t.clone(), t, t.clone(), t + 1, c, c, c, c)
-            _COMPILED['fn'] = fn
+            c = torch.compile(fn, dynamic=True); c(*probe)
+            _COMPILED[fn] = c
         except Exception as e:                          # no C++ compiler, unsupported platform...
-            warnings.warn(f'torch.compile is not usable here ({type(e).__name__}: {str(e)[:200]}); the eager update is used')
-            _COMPILED['fn'] = None
-    return _COMPILED['fn']
+            warnings.warn(f'torch.compile is not usable here ({type(e).__name__}: {str(e)[:200]}); {fn.__name__} runs eagerly')
+            _COMPILED[fn] = None
+    return _COMPILED[fn]
+
+def fused_update():
+    "`_fused_block` compiled (`compiled`), or None where torch.compile does not work here."
+    t, c = torch.zeros(2, 3), torch.zeros(2, 1)
+    return compiled(_fused_block, t.clone(), t, t.clone(), t + 1, c, c, c, c)
 
 def sgd_step(s:FlatState, h:RunHyper, fused=None): # fused: `fused_update()` or None for the eager update
     "One SGD-with-momentum step of every run and every parameter."
