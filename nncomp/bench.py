@@ -117,8 +117,9 @@ def run_program(p:dict) -> dict:
         naive_loop(data, device, p['hidden'], p['batch'], 1, 1)                                  # warm-up
         out = naive_loop(data, device, p['hidden'], p['batch'], p['epochs'], p['runs'])
     elif p['program'].startswith('screen'):
-        screen_geometry(data, device, p['conv'], p['batch'], 1, p['program'] == 'screen, mixed', configs=2)   # warm-up
-        out = screen_geometry(data, device, p['conv'], p['batch'], p['epochs'], p['program'] == 'screen, mixed')
+        mixed = p['program'] == 'screen, mixed'
+        screen_geometry(data, device, p['conv'], p['batch'], 1, mixed, configs=None if mixed else 2)   # warm-up (mixed: its tile shapes compiled)
+        out = screen_geometry(data, device, p['conv'], p['batch'], p['epochs'], mixed)
     else:
         kw = dict(runs=p['runs'], model=_model(p), batch=p['batch'], precision=p.get('precision', 'fp32'), previous=p['program'] == 'previous',
                   pruned=p['program'].startswith('pruned'), sparse_below=SPARSE_BELOW if p['program'] != 'pruned, dense path' else None)
