@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_convnet.ipynb #d1f49ac3
 from __future__ import annotations
-import itertools
+import functools, itertools
 import numpy as np
 import pandas as pd
 import torch
@@ -246,11 +246,15 @@ def first_max_grad(conv:Tensor, # (U, M, p², N) conv outputs at each pooling of
 
 COMPILE_MIN = 2**16   # conv-output elements of a tile from which the CPU step compiles `first_max_grad` (one pass over memory, 2–5× faster)
 
+@functools.cache
+def _compiled_first_max_grad():   # looked up once per process, not per step
+    t = torch.zeros(1, 2, 4, 3)
+    return compiled(first_max_grad, t, t[:, :, 0], t[:, :, 0])
+
 def pool_backward(conv:Tensor, top:Tensor, dz:Tensor) -> Tensor:
     "`first_max_grad`, compiled once per process on the CPU for tiles of `COMPILE_MIN` elements or more (eager elsewhere, or where torch.compile does not work)."
     if conv.device.type == 'cpu' and conv.numel() >= COMPILE_MIN:
-        t = torch.zeros(1, 2, 4, 3)
-        fn = compiled(first_max_grad, t, t[:, :, 0], t[:, :, 0])
+        fn = _compiled_first_max_grad()
         if fn is not None: return fn(conv, top, dz)
     return first_max_grad(conv, top, dz)
 
