@@ -128,8 +128,25 @@ class ConvNet(nn.Module):
         R, C, k = self.w_conv.shape[:3]
         patches = self.patches(x.device)
         cols = torch.index_select(x.t().contiguous(), 0, patches).view(k * k, -1)         # (k², p²·h·w·B)
-        top = torch.mm(self.w_conv.reshape(R * C, -1), cols).view(R * C, self.pool**2, -1).amax(1)
-        return (top + self.b_conv.reshape(R * C, 1)).relu_().view(R, -1, len(x)).transpose(1, 2)
+        w, b, rows = self.w_conv.reshape(R * C, -1), self.b_conv.reshape(R * C, 1), self.conv_rows(0, R, 1)
+        if rows is not None: w, b = w[rows], b[rows]                                      # the padding's features are zero
+        f = (torch.mm(w, cols).view(len(w), self.pool**2, -1).amax(1) + b).relu_()
+        if rows is not None: f = f.new_zeros(R * C, f.shape[1]).index_copy_(0, rows, f)
+        return f.view(R, -1, len(x)).transpose(1, 2)
+
+    def conv_rows(self, r0:int, r1:int, # the runs of a tile
+                  U:int) -> Tensor|None: # seed groups of K = (r1 - r0) / U runs each
+        "Rows of `w_conv[r0:r1]` as (U·K·C, k²) a step computes: each group's real channels, then padding rows up to the fullest group's count (None: no padding to skip)."
+        key = (r0, r1, U, self.w_conv.device)
+        if getattr(self, '_rows_of', None) is None: self._rows_of = {}
+        if key not in self._rows_of:
+            C, K = self.w_conv.shape[1], (r1 - r0) // U
+            real = [[(u * K + j) * C + i for j in range(K) for i in range(self.channels[r0 + u * K + j])] for u in range(U)]
+            pad = [[(u * K + j) * C + i for j in range(K) for i in range(self.channels[r0 + u * K + j], C)] for u in range(U)]
+            M = max(map(len, real))
+            rows = None if M == K * C else torch.tensor([i for a, b in zip(real, pad) for i in a + b[:M - len(a)]], device=key[-1])
+            self._rows_of[key] = rows
+        return self._rows_of[key]
 
     def patches(self, device) -> Tensor:
         "`pooled_patches` of this geometry, flattened (computed once per device)."
@@ -278,10 +295,16 @@ def conv_step(model:ConvNet,        # runs sorted by seed group
             xt = x[idx[g0:g1]].transpose(1, 2).contiguous()                           # (U, 784, B)
             cols = torch.index_select(xt, 1, patches).view(U, kk, pp * PP * B)        # (U, k², p²·h·w·B)
             made = (g0, g1)
-        conv = torch.bmm(model.w_conv[r0:r1].reshape(U, K * C, kk), cols).view(U, K * C, pp, PP * B)
-        top = conv.amax(2)                                                            # the max-pool: (U, K·C, h·w·B)
-        z = top + model.b_conv[r0:r1].reshape(U, K * C, 1)                            # pooling commutes with the bias and the ReLU
-        f = z.relu().view(r1 - r0, C * PP, B)                                         # features in w_fc's (C, h, w) order
+        w, b = model.w_conv[r0:r1].reshape(U * K * C, kk), model.b_conv[r0:r1].reshape(U * K * C, 1)
+        rows = model.conv_rows(r0, r1, U)                                             # a narrower run's padding is not computed
+        if rows is not None: w, b = w[rows], b[rows]
+        M = len(w) // U                                                               # rows per group
+        conv = torch.bmm(w.view(U, M, kk), cols).view(U, M, pp, PP * B)
+        top = conv.amax(2)                                                            # the max-pool: (U, M, h·w·B)
+        z = top + b.view(U, M, 1)                                                     # pooling commutes with the bias and the ReLU
+        f = z.relu()
+        if rows is not None: f = f.new_zeros(U * K * C, PP * B).index_copy_(0, rows, f.view(U * M, -1))   # padding features: zero
+        f = f.view(r1 - r0, C * PP, B)                                                # features in w_fc's (C, h, w) order
         keep = model.dropout_keep(B, C * PP, range(r0, r1), features_first=True) if any(model.rates[r0:r1]) else None
         if keep is not None: f = f * keep
         logp = torch.baddbmm(model.b_fc[r0:r1].unsqueeze(2), model.w_fc[r0:r1], f).log_softmax(1)   # (R', 10, B)
@@ -291,10 +314,16 @@ def conv_step(model:ConvNet,        # runs sorted by seed group
         torch.bmm(d, f.transpose(1, 2), out=model.w_fc.grad[r0:r1]); torch.sum(d, 2, out=model.b_fc.grad[r0:r1])
         df = torch.bmm(model.w_fc[r0:r1].transpose(1, 2), d)                          # (R', C·h·w, B)
         if keep is not None: df.mul_(keep)
-        dz = df.view(U, K * C, PP * B).masked_fill_(z <= 0, 0.0)
-        torch.sum(dz, 2, out=model.b_conv.grad[r0:r1].view(U, K * C))
+        dz = df.view(U * K * C, PP * B)
+        dz = (dz if rows is None else dz[rows]).view(U, M, PP * B).masked_fill_(z <= 0, 0.0)
         dconv = pool_backward(conv, top, dz)
-        torch.bmm(dconv.view(U, K * C, -1), cols.transpose(1, 2), out=model.w_conv.grad[r0:r1].view(U, K * C, kk))
+        if rows is None:
+            torch.sum(dz, 2, out=model.b_conv.grad[r0:r1].view(U, M))
+            torch.bmm(dconv.view(U, M, -1), cols.transpose(1, 2), out=model.w_conv.grad[r0:r1].view(U, M, kk))
+        else:                                                                         # the padding's gradients: zero
+            model.b_conv.grad[r0:r1].view(-1).zero_().index_copy_(0, rows, dz.sum(2).view(-1))
+            dw = torch.bmm(dconv.view(U, M, -1), cols.transpose(1, 2))
+            model.w_conv.grad[r0:r1].view(U * K * C, kk).zero_().index_copy_(0, rows, dw.view(U * M, kk))
     return torch.cat(losses)
 
 # %% ../nbs/08_convnet.ipynb #bcf7c801

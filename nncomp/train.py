@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_train.ipynb #468c2b4f
 from __future__ import annotations
-import hashlib, io, json, math, re, time, warnings
+import ctypes, functools, hashlib, io, json, math, platform, re, time, warnings
 from pathlib import Path
 from contextlib import nullcontext
 from dataclasses import asdict
@@ -21,9 +21,9 @@ from .prune import pruning_steps, prune_step, saliency_batches, hessian_diagonal
 
 # %% auto #0
 __all__ = ['FUSE_MIN', 'SPARSE_BELOW', 'CHECKPOINT_EVERY', 'batch_key', 'is_bias', 'ParamViews', 'FlatState', 'RunHyper',
-           'update_block', 'compiled', 'fused_update', 'sgd_step', 'stream_generator', 'DataOrder', 'accuracy',
-           'fc_step', 'SparseGroup', 'SparseFirstLayer', 'saliency_needs', 'Checkpoint', 'train_epoch', 'autograd_step',
-           'check_batch', 'train_batch', 'toy_data', 'precision_check']
+           'update_block', 'compiled', 'fused_update', 'hold_freed_memory', 'sgd_step', 'stream_generator', 'DataOrder',
+           'accuracy', 'fc_step', 'SparseGroup', 'SparseFirstLayer', 'saliency_needs', 'Checkpoint', 'train_epoch',
+           'autograd_step', 'check_batch', 'train_batch', 'toy_data', 'precision_check']
 
 # %% ../nbs/05_train.ipynb #61c13305
 def batch_key(cfg:RunConfig) -> tuple:
@@ -143,6 +143,15 @@ def fused_update():
     "`_fused_block` compiled (`compiled`), or None where torch.compile does not work here."
     t, c = torch.zeros(2, 3), torch.zeros(2, 1)
     return compiled(_fused_block, t.clone(), t, t.clone(), t + 1, c, c, c, c)
+
+@functools.cache
+def hold_freed_memory(keep_mb:int=256) -> bool: # most freed heap memory glibc keeps for reuse
+    "Make glibc reuse the blocks a step frees (False where the C library is not glibc); by default it returns them to the system and page-faults them in again on the next step."
+    if platform.libc_ver()[0] != 'glibc': return False
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3                    # <malloc.h>
+    mallopt = ctypes.CDLL(None).mallopt
+    # blocks up to 32 MiB (glibc's cap) come from the heap, and up to `keep_mb` of free heap top stays mapped
+    return mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 and mallopt(M_TRIM_THRESHOLD, keep_mb << 20) == 1
 
 def sgd_step(s:FlatState, h:RunHyper, fused=None): # fused: `fused_update()` or None for the eager update
     "One SGD-with-momentum step of every run and every parameter."
@@ -421,6 +430,7 @@ def _train_sorted(cfgs, seeds, data, device, progress, fused, by_hand, checkpoin
     xtr, ytr = data.train.x.to(device), data.train.y.to(device)
     xva, yva, xte, yte = data.valid.x.to(device), data.valid.y.to(device), data.test.x.to(device), data.test.y.to(device)
     if len(xtr) // B < 1: raise ValueError(f'train.batch_size={B} is not allowed for {len(xtr)} training examples; allowed: ≤ {len(xtr)}')
+    if device.type == 'cpu': hold_freed_memory()                              # a ConvNet step's 4 MB temporaries: ~1,000 page faults a step without it
     t0 = time.time()
     model = build_model([c.model for c in cfgs], [c.method for c in cfgs], list(seeds), device=device).train()
     state, hyper = FlatState(model), RunHyper(cfgs, device)
