@@ -91,6 +91,7 @@ def steady_pruned(data, device, runs:int, hidden:int, batch:int=64, steps:int=30
     fused = fused_update() if device.type == 'cpu' else None
     x, y, groups = data.train.x.to(device), data.train.y.to(device), [(0, runs)]
     sparse = SparseFirstLayer(model.w0_mask, groups, sparse_below) if sparse_below and device.type == 'cpu' else None
+    if sparse is not None: state.alive_plans['w0'] = sparse                     # as `train_batch`: the sparse runs update their alive weights only
     def step():
         fc_step(model, x, y, torch.randint(0, len(x), (1, batch), generator=g).to(device), groups, sparse=sparse); sgd_step(state, hyper, fused)
     for _ in range(10): step()                                                    # warm-up: compile, plan
