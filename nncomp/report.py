@@ -22,14 +22,14 @@ __all__ = ['DATASET_ORDER', 'CONV_KEYS', 'ROI', 'STYLES', 'SWEEP_ORDER', 'HIST_H
            'READING_FIELDS', 'label', 'color', 'marker', 'finished', 'percent', 'preset_folder', 'has_runs',
            'choose_preset', 'load_results', 'repo_root', 'shown_path', 'preset_label', 'demo_note', 'planned_counts',
            'describe_runs', 'fmt_cell', 'formatted', 'cell_stats', 'study_table', 'study_tables', 'table_name',
-           'atomic_write_text', 'save_tables', 'failed_runs', 'convnet_configs', 'convnet_front', 'conv_name',
-           'accuracy_panel', 'accuracy_vs_size', 'size_points', 'fronts', 'accuracy_vs_bytes', 'front_table',
-           'size_note', 'compute_spent', 'save_figure', 'surviving_weights', 'histogram_runs', 'histogram_weights',
-           'figure6_note', 'weight_histograms', 'weight_summary', 't_interval', 'wilcoxon_p', 'same_computation',
-           'left_out', 'paired', 'seed_level', 'verdicts', 'verdict', 'compare', 'claim_a', 'convnet_vs_hashednet',
-           'claim_b', 'claim_c', 'claim_d', 'check_claims', 'claim_summary', 'claims_display', 'preset_configs',
-           'split_sizes', 'unstated_choices', 'with_reading', 'load_reference', 'calibration_table', 'reference_path',
-           'calibration_report', 'render_report']
+           'atomic_write_text', 'save_tables', 'failed_runs', 'training_lengths', 'convnet_configs', 'convnet_front',
+           'conv_name', 'accuracy_panel', 'accuracy_vs_size', 'size_points', 'fronts', 'accuracy_vs_bytes',
+           'front_table', 'size_note', 'compute_spent', 'save_figure', 'surviving_weights', 'histogram_runs',
+           'histogram_weights', 'figure6_note', 'weight_histograms', 'weight_summary', 't_interval', 'wilcoxon_p',
+           'same_computation', 'left_out', 'paired', 'seed_level', 'verdicts', 'verdict', 'compare', 'claim_a',
+           'convnet_vs_hashednet', 'claim_b', 'claim_c', 'claim_d', 'check_claims', 'claim_summary', 'claims_display',
+           'preset_configs', 'split_sizes', 'unstated_choices', 'with_reading', 'load_reference', 'calibration_table',
+           'reference_path', 'calibration_report', 'render_report']
 
 # %% ../nbs/13_report.ipynb #650cebec
 DATASET_ORDER = DATASETS
@@ -249,6 +249,17 @@ def failed_runs(runs:pd.DataFrame) -> pd.DataFrame:
     "The runs that failed, with why."
     cols = [c for c in ('run', 'dataset', 'method', 'hidden', 'level', 'seed', 'reason') if c in runs.columns]
     return runs[runs.failed.astype(bool)][cols].reset_index(drop=True)
+
+def training_lengths(runs:pd.DataFrame) -> pd.DataFrame:
+    "Epochs the trained runs of each (dataset, method, hidden width) ran, and where their selected epoch fell: the compared methods' training budgets."
+    r = finished(runs)
+    if 'epochs' not in r.columns: r = r.assign(epochs=pd.NA, best_epoch=pd.NA)   # a table from before epochs were recorded
+    r = r[r.epochs.notna()].assign(epochs=lambda d: d.epochs.astype(float), best_epoch=lambda d: d.best_epoch.astype(float))
+    out = (r.groupby(['dataset', 'method', 'hidden'], dropna=False, observed=True)
+            .agg(runs=('epochs', 'size'), epochs_mean=('epochs', 'mean'), epochs_min=('epochs', 'min'),
+                 epochs_max=('epochs', 'max'), best_epoch_mean=('best_epoch', 'mean')).reset_index())
+    order = lambda s: s.map({m: i for i, m in enumerate(METHODS)}) if s.name == 'method' else s
+    return out.sort_values(['dataset', 'method', 'hidden'], key=order).reset_index(drop=True)
 
 # %% ../nbs/13_report.ipynb #d0524737
 CONV_KEYS = ['kernel', 'channels', 'stride', 'pool', 'dropout']
