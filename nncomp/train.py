@@ -159,7 +159,7 @@ def update_alive(w:Tensor, g:Tensor, v:Tensor, # (R, n) weights, gradient, momen
                  neg_lr:Tensor, mom:Tensor, l2:Tensor, l1:Tensor, # (R, 1) columns, as for `update_block`
                  l2_on:bool=True, l1_on:bool=True):
     "`update_block` at the places `flat` only, whose mask is 1; every other weight and momentum stays as it is (zero, when masked)."
-    wf, vf, pick = w.view(-1), v.view(-1), lambda t, i: torch.index_select(t.view(-1), 0, i)   # index_select: ~20× faster than t[i]
+    wf, vf, pick = w.view(-1), v.view(-1), lambda t, i: torch.index_select(t.view(-1), 0, i)   # index_select: several times faster than t[i] here
     wa, va = pick(wf, flat), pick(vf, flat)
     va.mul_(pick(mom, run)).add_(pick(g, flat))
     if l2_on: va.addcmul_(wa, pick(l2, run))
@@ -463,7 +463,7 @@ def _train_sorted(cfgs, seeds, data, device, progress, fused, by_hand, checkpoin
     xtr, ytr = data.train.x.to(device), data.train.y.to(device)
     xva, yva, xte, yte = data.valid.x.to(device), data.valid.y.to(device), data.test.x.to(device), data.test.y.to(device)
     if len(xtr) // B < 1: raise ValueError(f'train.batch_size={B} is not allowed for {len(xtr)} training examples; allowed: ≤ {len(xtr)}')
-    if device.type == 'cpu': hold_freed_memory()                              # a ConvNet step's 4 MB temporaries: ~1,000 page faults a step without it
+    if device.type == 'cpu': hold_freed_memory()                              # a ConvNet step's 4 MB temporaries: hundreds of page faults a step without it
     t0 = time.time()
     model = build_model([c.model for c in cfgs], [c.method for c in cfgs], list(seeds), device=device).train()
     state, hyper = FlatState(model), RunHyper(cfgs, device)
