@@ -15,10 +15,10 @@ from .models import uniform_init, per_seed
 from .train import compiled
 
 # %% auto #0
-__all__ = ['IMAGE', 'CLASSES', 'STEP_BUDGET', 'COMPILE_MIN', 'GRID', 'CONV_FIELDS', 'CONV_TRAIN', 'feature_sizes', 'check_conv',
-           'conv_counts', 'pooled_patches', 'ConvNet', 'check_conv_model', 'equal_blocks', 'step_tiles',
-           'first_max_grad', 'pool_backward', 'conv_step', 'is_valid_conv', 'conv_grid', 'sample_grid',
-           'conv_run_configs', 'pareto_mask', 'pareto_front', 'with_weights', 'train_convnets']
+__all__ = ['IMAGE', 'CLASSES', 'STEP_BUDGET', 'COMPILE_MIN', 'GRAPHS_PER_PROCESS', 'GRID', 'CONV_FIELDS', 'CONV_TRAIN',
+           'feature_sizes', 'check_conv', 'conv_counts', 'pooled_patches', 'ConvNet', 'check_conv_model',
+           'equal_blocks', 'step_tiles', 'first_max_grad', 'pool_backward', 'conv_step', 'is_valid_conv', 'conv_grid',
+           'sample_grid', 'conv_run_configs', 'pareto_mask', 'pareto_front', 'with_weights', 'train_convnets']
 
 # %% ../nbs/08_convnet.ipynb #526a71b5
 IMAGE = 28      # MNIST images are 28 × 28
@@ -263,8 +263,13 @@ def first_max_grad(conv:Tensor, # (U, M, p², N) conv outputs at each pooling of
 
 COMPILE_MIN = 2**16   # conv-output elements of a tile from which the CPU step compiles `first_max_grad` (one pass over memory, 2–5× faster)
 
+GRAPHS_PER_PROCESS = 32   # compiled `first_max_grad` graphs a process keeps: one per pooling size (its loop is unrolled) and per 1-or-more seed groups and rows, 12 for the grid
+
 @functools.cache
 def _compiled_first_max_grad():   # looked up once per process, not per step
+    import torch._dynamo.config as dynamo   # its default (8 graphs per function) sent a process that trains the whole grid back to the eager loop, 10× slower
+    name = 'recompile_limit' if hasattr(dynamo, 'recompile_limit') else 'cache_size_limit'   # the older name (torch < 2.6)
+    setattr(dynamo, name, max(getattr(dynamo, name), GRAPHS_PER_PROCESS))
     t = torch.zeros(1, 2, 4, 3)
     return compiled(first_max_grad, t, t[:, :, 0], t[:, :, 0])
 

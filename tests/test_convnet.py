@@ -73,6 +73,19 @@ def test_mixed_batch_equals_runs_alone_and_autograd():
     for a, b in zip(mixed, by_autograd):
         for name, t in a['state'].items(): torch.testing.assert_close(t, b['state'][name], rtol=1e-4, atol=1e-5)
 
+def test_pool_backward_stays_compiled_across_the_grids_shapes():
+    "A process that trains the whole grid keeps a compiled max-pool backward for more than dynamo's default 8 shapes."
+    from nncomp.convnet import pool_backward, first_max_grad, _compiled_first_max_grad, COMPILE_MIN
+    if _compiled_first_max_grad() is None: pytest.skip('torch.compile is not usable here')
+    from torch._dynamo.eval_frame import _debug_get_cache_entry_list
+    gen = torch.Generator().manual_seed(0)
+    for pp in (4, 9, 16):                                    # the grid's pooling sizes; one seed group or more; one row or more
+        for U, M in ((1, 1), (2, 1), (1, 12)):
+            conv = torch.randn(U, M, pp, COMPILE_MIN // (U * M * pp) + 1, generator=gen).relu()
+            top = conv.amax(2); dz = torch.randn(top.shape, generator=gen)
+            assert torch.equal(pool_backward(conv, top, dz), first_max_grad(conv, top, dz))
+    assert len(_debug_get_cache_entry_list(first_max_grad.__code__)) >= 9   # 9 shapes, each compiled (dynamo's default stops at 8)
+
 def test_killed_batch_resumes_with_its_dropout_streams(monkeypatch, tmp_path):
     "A ConvNet batch with dropout, killed after an epoch and resumed from its checkpoint, ends as an uninterrupted one."
     import nncomp.train as T
