@@ -10,16 +10,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from .config import (run_id, validate, RunConfig, DataConfig, ModelConfig, TrainConfig, MethodConfig, ScheduleConfig,
-                           LEVELS_H100, DEFAULT_REG_STRENGTH, STUDY_METHODS)
+                           LEVELS_H100, DEFAULT_REG_STRENGTH, STUDY_METHODS, PRUNING_METHODS)
 from .core import not_allowed, check_choice
 
 # %% auto #0
 __all__ = ['CANDIDATES', 'STAGE1_LEVELS', 'REPORT_TABLE', 'SENSITIVITY', 'SENSITIVITY_LEVELS', 'SENSITIVITY_METHODS',
-           'EPOCHS_PER_SECOND', 'SOURCES', 'SENSITIVITY_FILE', 'MARKS', 'Reading', 'calibration_config', 'stage_runs',
-           'reading_of', 'report_column', 'scores', 'runs_with_readings', 'finalists', 'run_calibration',
-           'preset_value', 'vary', 'setting_name', 'base_configs', 'sensitivity_design', 'sensitivity_runs',
-           'finished_in', 'sensitivity_cost', 'found_cells', 'copy_run', 'reuse_finished', 'check_sources',
-           'store_label', 'run_sensitivity', 'label_runs', 'sensitivity_table', 'sensitivity_display',
+           'EPOCHS_PER_SECOND', 'SOURCES', 'SENSITIVITY_FILE', 'SENSITIVITY_CLAIMS', 'MARKS', 'Reading',
+           'calibration_config', 'stage_runs', 'reading_of', 'report_column', 'scores', 'runs_with_readings',
+           'finalists', 'run_calibration', 'preset_value', 'vary', 'setting_name', 'base_configs', 'sensitivity_design',
+           'sensitivity_runs', 'finished_in', 'sensitivity_cost', 'found_cells', 'copy_run', 'reuse_finished',
+           'check_sources', 'store_label', 'run_sensitivity', 'label_runs', 'sensitivity_table', 'sensitivity_display',
            'sensitivity_report', 'main']
 
 # %% ../nbs/21_calibrate.ipynb #6871b5b9
@@ -114,9 +114,10 @@ def run_calibration(stage:int=1, folder='results/calibration', device=None, max_
 # %% ../nbs/21_calibrate.ipynb #61ccb34f
 SENSITIVITY = {'scope': ('first', 'erk', 'global'),  # MethodConfig.scope: the calibrated reading and two others
                'c': (2.0, 4.0),                      # ScheduleConfig.c: the two calibrated candidates
-               'l1': (1.0, 0.5, 2.0)}                # MagL1's TrainConfig.reg_strength, as a multiple of the preset's
+               'l1': (1.0, 0.5, 2.0),                # MagL1's TrainConfig.reg_strength, as a multiple of the preset's
+               'hashed_select': ('valid', 'last')}   # HashedNet's TrainConfig.select: early stopping, or trained to the cap
 SENSITIVITY_LEVELS = (0.9, 0.98, 0.99, 0.998)        # rows of the report's Table 1 (H = 100) where the claims are decided
-SENSITIVITY_METHODS = ('magl2', 'magl1', 'obd')      # the sides of claims (c) and (d)
+SENSITIVITY_METHODS = ('magl2', 'magl1', 'obd', 'hashednet')   # the sides of claims (c), (d) and (a)
 
 def preset_value(factor:str,         # a key of SENSITIVITY
                  preset:str='paper'  # a key of nncomp.sweep.PRESETS
@@ -124,53 +125,57 @@ def preset_value(factor:str,         # a key of SENSITIVITY
     "The value preset `preset` gives choice `factor` (the L1 strength: 1.0, the preset's own strength)."
     from nncomp.sweep import PRESETS
     p = PRESETS[check_choice('preset', preset, tuple(PRESETS))]
-    return {'scope': p.scope, 'c': p.schedule.c, 'l1': 1.0}[check_choice('factor', factor, tuple(SENSITIVITY))]
+    return {'scope': p.scope, 'c': p.schedule.c, 'l1': 1.0, 'hashed_select': p.train.select}[check_choice('factor', factor, tuple(SENSITIVITY))]
 
 def vary(cfg:RunConfig,  # a run of the preset
          factor:str,     # a key of SENSITIVITY
          value           # the choice's new value (for 'l1': a multiple of the run's L1 strength)
         ) -> RunConfig:
-    "`cfg` with choice `factor` set to `value`; the L1 strength moves only the runs trained with L1."
+    "`cfg` with choice `factor` set to `value` where the choice applies to it (scope, c: pruned nets; L1 strength: runs trained with L1; HashedNet's selection: HashedNets), else `cfg`."
+    check_choice('factor', factor, tuple(SENSITIVITY))
+    if factor in ('scope', 'c') and cfg.method.name not in PRUNING_METHODS: return cfg
     if factor == 'scope': return replace(cfg, method=replace(cfg.method, scope=value))
     if factor == 'c': return replace(cfg, schedule=replace(cfg.schedule, c=float(value)))
     if factor == 'l1':
         if cfg.train.reg != 'l1': return cfg
         return replace(cfg, train=replace(cfg.train, reg_strength=cfg.train.reg_strength * value))
-    raise not_allowed('factor', factor, tuple(SENSITIVITY))
+    return replace(cfg, train=replace(cfg.train, select=value)) if cfg.model.kind == 'hashed' else cfg
 
 def setting_name(factor:str, value, preset:str='paper') -> str:
-    "A setting in tables: 'preset' for the preset's value, else 'scope = erk', 'c = 4', 'L1 × 0.5'."
+    "A setting in tables: 'preset' for the preset's value, else 'scope = erk', 'c = 4', 'L1 × 0.5', 'HashedNet select = last'."
     if value == preset_value(factor, preset): return 'preset'
+    if factor == 'hashed_select': return f'HashedNet select = {value}'
     return f'L1 × {value:g}' if factor == 'l1' else f'c = {value:g}' if factor == 'c' else f'{factor} = {value}'
 
 # %% ../nbs/21_calibrate.ipynb #46b77edf
-def base_configs(methods=SENSITIVITY_METHODS,  # pruning methods (keys of nncomp.config.STUDY_METHODS)
+def base_configs(methods=SENSITIVITY_METHODS,  # pruning methods (keys of nncomp.config.STUDY_METHODS) or 'hashednet'
                  levels=SENSITIVITY_LEVELS,    # fractions of edges removed
                  hidden:int=100,               # hidden width H
                  dataset:str='mnist',
                  preset:str='paper',           # whose runs (a key of nncomp.sweep.PRESETS)
                 ) -> list[tuple[str, RunConfig]]:
-    "(method, cfg) of the preset's own runs at `levels`, as its sweep builds them (same config, same run id)."
+    "(method, cfg) of the preset's runs at `levels`, as its sweep builds them (same config, same run id)."
     from nncomp.sweep import PRESETS, SweepSpec, method_configs, check_levels
     p = PRESETS[check_choice('preset', preset, tuple(PRESETS))]
-    spec = SweepSpec(replace(p, hidden=(hidden,)), Path('.'), None, check_levels(levels))
-    return [(m, cfg) for m in methods for cfg in method_configs(check_choice('method', m, tuple(STUDY_METHODS)), spec, dataset)]
+    spec = SweepSpec(replace(p, hidden=(hidden,)), Path('.'), None, None if levels is None else check_levels(levels))
+    return [(m, cfg) for m in methods for cfg in method_configs(check_choice('method', m, (*STUDY_METHODS, 'hashednet')), spec, dataset)]
 
 def sensitivity_design(levels=SENSITIVITY_LEVELS, # fractions of edges removed
                        seeds:int=2,               # runs per cell: seeds 0 .. seeds-1 (the paper study's first seeds)
                        methods=SENSITIVITY_METHODS, hidden:int=100, dataset:str='mnist',
                        preset:str='paper',        # the preset the design moves away from
                        factors:dict=SENSITIVITY,  # choice -> values (the preset's value is added when missing)
-                      ) -> pd.DataFrame:          # factor, value, setting, method, level, seed, run, moved, cfg
-    "Every cell of the one-at-a-time design around `preset`: one row per (factor, value, method, level, seed)."
+                      ) -> pd.DataFrame:          # factor, value, setting, method, level, seed, run, moved, in_study, cfg
+    "Every cell of the one-at-a-time design around `preset`: one row per (factor, value, method, level, seed); `in_study`: the preset's own sweep trains that run."
     from nncomp.sweep import _positive_int
     seeds, bases, rows = _positive_int('seeds', seeds), base_configs(methods, levels, hidden, dataset, preset), []
+    study = {c for _, c in base_configs(methods, None, hidden, dataset, preset)}   # at the preset's own levels
     for f, values in factors.items():
         for v in dict.fromkeys((preset_value(f, preset), *values)):
             for m, base in bases:
                 cfg = validate(vary(base, f, v))
                 rows += [dict(factor=f, value=v, setting=setting_name(f, v, preset), method=m, level=base.method.amount,
-                              seed=s, run=f'{run_id(cfg)}-s{s}', moved=cfg != base, cfg=cfg) for s in range(seeds)]
+                              seed=s, run=f'{run_id(cfg)}-s{s}', moved=cfg != base, in_study=cfg in study, cfg=cfg) for s in range(seeds)]
     return pd.DataFrame(rows)
 
 def sensitivity_runs(**kw) -> list[tuple[RunConfig, int]]:
@@ -192,15 +197,15 @@ def sensitivity_cost(design:pd.DataFrame,        # from `sensitivity_design`
                      sources=(),                 # results folders whose finished runs cost nothing
                      rate:float=EPOCHS_PER_SECOND, # network-epochs per second
                     ) -> pd.DataFrame:
-    "Per factor (the preset's own runs apart) and in total: runs, network-epochs, hours; finished in `sources`; left to the preset's own study; to train."
+    "Per factor (the preset's cells apart) and in total: runs, network-epochs, hours; finished in `sources`; left to the preset's own study; to train here."
     d = design.drop_duplicates('run').assign(factor=lambda x: x.factor.where(x.moved, 'preset'),
                                              epochs=lambda x: [c.train.epochs for c in x.cfg])
     d = d.assign(found=[any(finished_in(s, r) for s in sources) for r in d.run])
     def row(name, g):
-        left = g[~g.found & g.moved]
+        left = g[~g.found & ~g.in_study]
         return {'factor': name, 'settings': 'all' if name == 'total' else ', '.join(dict.fromkeys(g.setting)), 'runs': len(g),
                 'network-epochs': int(g.epochs.sum()), 'hours': g.epochs.sum() / rate / 3600, 'finished in sources': int(g.found.sum()),
-                "the preset's study": int((~g.found & ~g.moved).sum()), 'to train': len(left), 'hours to train': left.epochs.sum() / rate / 3600}
+                "the preset's study": int((~g.found & g.in_study).sum()), 'to train': len(left), 'hours to train': left.epochs.sum() / rate / 3600}
     rows = [row(f, d[d.factor == f]) for f in dict.fromkeys(d.factor)]
     return pd.DataFrame(rows + [row('total', d)])
 
@@ -316,19 +321,21 @@ def _accuracy(runs, method, setting, levels):
 
 def sensitivity_table(runs:pd.DataFrame  # runs with their `setting` (`label_runs`): setting, method, dataset, hidden, level, seed, test_acc, failed
                      ) -> pd.DataFrame:  # setting, comparison, level, seeds, pairs, mean, low, high, a better in, verdict
-    "Per setting: MagL1 − MagL2 and MagL2 − OBD per level and pooled as claims (d) and (c) pool them, and MagL2, MagL1 accuracy."
+    "Per setting: claims (d) MagL1 − MagL2, (c) MagL2 − OBD, (a) MagL2 − HashedNet per level and pooled as the claims pool them, and each method's accuracy."
     from nncomp.report import paired, label, VERY_HIGH, MARGIN
-    levels, rows = sorted(runs.level.dropna().unique()), []
+    levels, rows, present = sorted(runs.level.dropna().unique()), [], set(runs.method)
     for setting in dict.fromkeys(runs.setting):
         g = runs[runs.setting == setting]
-        for a, b in (('magl1', 'magl2'), ('magl2', 'obd')):
+        for a, b in (p for p in SENSITIVITY_CLAIMS if set(p) <= present):
             p, name, c = paired(g, a, b), f'{label(a)} − {label(b)}', b == 'obd'
             def margin(l): return MARGIN if c and l < VERY_HIGH - 1e-9 else None
             rows += [_row(setting, name, _pct(l), p[np.isclose(p.level, l)], margin(l)) for l in levels]
             rows.append(_row(setting, name, 'all', p, MARGIN if c else None))
             if c: rows.append(_row(setting, name, f'≥ {_pct(VERY_HIGH)}', p[p.level >= VERY_HIGH - 1e-9]))
-        rows += _accuracy(g, 'magl2', setting, levels) + _accuracy(g, 'magl1', setting, levels)
+        rows += [r for m in ('magl2', 'magl1', 'hashednet') if m in present for r in _accuracy(g, m, setting, levels)]
     return pd.DataFrame(rows)
+
+SENSITIVITY_CLAIMS = (('magl1', 'magl2'), ('magl2', 'obd'), ('magl2', 'hashednet'))   # claims (d), (c), (a) as (a, b) of a − b
 
 MARKS = {'supported': '✓', 'refuted': '✗', 'not decided': '?', 'insufficient data': '·', '': ''}
 
@@ -370,7 +377,7 @@ def _sensitivity(a):
     from nncomp.sweep import check_levels, _positive_int
     levels, seeds = check_levels(SENSITIVITY_LEVELS if a.levels is None else a.levels), _positive_int('seeds', a.seeds)
     sources = check_sources(a.sources, a.results)
-    print(formatted(sensitivity_cost(sensitivity_design(levels, seeds), sources)).to_string(index=False))
+    print(formatted(sensitivity_cost(sensitivity_design(levels, seeds), (*sources, a.results))).to_string(index=False))   # the store's own runs count: a resumed design shows what is left
     if a.plan: return
     t = run_sensitivity(a.results, levels, seeds, sources, a.device, a.max_batch or 32)
     print(sensitivity_display(t).to_string())

@@ -708,7 +708,7 @@ REASONS = {
     'FC batch size': 'not stated for the fully connected nets (PROTOCOL §3 gives batch 16 for the ConvNets only)',
     'L2 strength': 'not stated; a common weight-decay strength for small nets (it shapes the magnitudes MagL2 ranks)',
     'L1 strength': 'not stated; small, so that the unpruned net still trains; how it moves the conclusions is what the sensitivity table measures',
-    'patience': 'not stated; training stops after this many epochs without validation improvement past the last pruning step (validation set, never the test set); HashedNet has no pruning step, so it counts from its first epoch and trains far shorter than a pruned run (the report\'s table of training lengths)',
+    'patience': 'not stated; training stops after this many epochs without validation improvement past the last pruning step (validation set, never the test set); HashedNet has no pruning step, so it counts from its first epoch and trains far shorter than a pruned run (the report\'s table of training lengths; the sensitivity table\'s setting `HashedNet select = last` trains it to the cap instead)',
     'epochs (cap)': 'stated for Figure 6 only (230 epochs, last pruning at epoch 210); the paper preset caps every FC net there',
     'allocation scope': 'not stated, and it decides the high-compression cells; chosen among readings fixed in advance by how well they reproduce the MNIST column of Table 1 (calibration)',
     'schedule': 'the report\'s square-root schedule S·min(1, sqrt(c·i/k)); c is not stated beyond "much sparser than the cubic schedule after a few steps", calibrated with the scope',

@@ -10,7 +10,7 @@ from nncomp.store import claim_folder, load_runs
 from standins import STANDIN
 
 ROOT = Path(__file__).resolve().parents[1]
-SMOKE = dict(preset='smoke', seeds=1, engine=STANDIN, progress=False)   # the smoke preset: scope erk, c = 1 -> 9 settings
+SMOKE = dict(preset='smoke', seeds=1, engine=STANDIN, progress=False)   # the smoke preset: scope erk, c = 1 -> 10 settings
 
 def trained(log:Path) -> list[str]:
     "Run names the stand-in trained, in order."
@@ -20,7 +20,7 @@ def n_runs(levels, seeds=1) -> int:
     return len(set(sensitivity_design(levels, seeds, preset='smoke').run))
 
 def test_plan_size_on_smoke():
-    assert n_runs((0.9,)) == 3 + 3 * 2 + 3 * 2 + 2   # preset; scope first, global; c = 2, 4; L1 × 0.5, × 2 (MagL1)
+    assert n_runs((0.9,)) == 4 + 3 * 2 + 3 * 2 + 2 + 1   # preset (with HashedNet); scope first, global; c = 2, 4; L1 × 0.5, × 2 (MagL1); HashedNet last
 
 @pytest.mark.parametrize('kw, message', [
     (dict(levels=[0.9, 1.0]), 'level=1.0'), (dict(seeds=0), 'seeds=0'), (dict(device='gpu7'), "device='gpu7'"),
@@ -61,11 +61,11 @@ def test_copies_finished_runs_trains_the_rest_and_resumes(tmp_path, monkeypatch)
     pd.testing.assert_frame_equal(again, t)
     saved = pd.read_csv(tmp_path/'sens'/calibrate.SENSITIVITY_FILE)                   # the table is saved beside its runs
     assert len(saved) == len(t) and list(saved.columns) == list(t.columns)
-    assert set(t.setting) == {'preset', 'scope = first', 'scope = global', 'c = 2', 'c = 4', 'L1 × 0.5', 'L1 × 2'}
+    assert set(t.setting) == {'preset', 'scope = first', 'scope = global', 'c = 2', 'c = 4', 'L1 × 0.5', 'L1 × 2', 'HashedNet select = last'}
     assert (t[t.level != '≥ 99 %'].seeds == 1).all() and t[t.level != '≥ 99 %'].low.isna().all()   # one seed: no interval
     assert (t[t.level == '≥ 99 %'].verdict == 'insufficient data').all()        # no level ≥ 99 % in this design
     shown, why = sensitivity_report(tmp_path/'sens', preset='smoke')
-    assert why == '' and list(shown.columns)[0] == 'preset' and shown.shape == (3 + 4 + 2 * 2, 7)
+    assert why == '' and list(shown.columns)[0] == 'preset' and shown.shape == (3 + 4 + 3 + 3 * 2, 8)
 
 def test_two_processes_share_the_work(tmp_path):
     code = ("from nncomp.calibrate import run_sensitivity; from standins import STANDIN; "
@@ -84,7 +84,7 @@ def test_two_processes_share_the_work(tmp_path):
 def test_console_script(tmp_path, capsys):
     calibrate.main(['--sensitivity', '--plan', '--results', str(tmp_path/'sens'), '--sources', ''])
     out = capsys.readouterr().out
-    assert 'to train' in out and '112' in out and '25760' in out and not (tmp_path/'sens').exists()
+    assert 'to train' in out and '128' in out and '29440' in out and not (tmp_path/'sens').exists()
     with pytest.raises(SystemExit, match='nncomp_calibrate: seeds=0 is not allowed'):
         calibrate.main(['--sensitivity', '--seeds', '0', '--results', str(tmp_path/'sens')])
     with pytest.raises(SystemExit, match=re.escape("nncomp_calibrate: level=1.5 is not allowed")):
