@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_bench.ipynb #a78fba93
 from __future__ import annotations
-import argparse, json, resource, subprocess, sys, time
+import argparse, json, math, resource, subprocess, sys, time
 from dataclasses import replace
 import torch
 import torch.nn.functional as F
@@ -12,9 +12,10 @@ from torch import nn
 from .config import RunConfig, ModelConfig, TrainConfig, MethodConfig, ScheduleConfig
 from .train import train_batch, toy_data, DataOrder, SPARSE_BELOW, FlatState, RunHyper, SparseFirstLayer, fc_step, sgd_step, fused_update
 from .models import MLP
+from . import convnet
 
 # %% auto #0
-__all__ = ['FULL_EPOCH', 'PRUNED_LEVELS', 'HASHED_LEVELS', 'PRUNED_EXTRA', 'SCREEN_GEOMETRIES', 'CONV_BASELINE',
+__all__ = ['FULL_EPOCH', 'PRUNED_LEVELS', 'HASHED_LEVELS', 'PRUNED_EXTRA', 'SCREEN_GEOMETRIES', 'CONV_BASELINE', 'EAGER_POOL',
            'bf16_matmul_units', 'naive_loop', 'engine', 'steady_pruned', 'run_program', 'screen_geometry',
            'run_isolated', 'fc_programs', 'hashed_programs', 'conv_programs', 'with_ratios', 'run_bench', 'table',
            'main']
@@ -118,9 +119,12 @@ def run_program(p:dict) -> dict:
         naive_loop(data, device, p['hidden'], p['batch'], 1, 1)                                  # warm-up
         out = naive_loop(data, device, p['hidden'], p['batch'], p['epochs'], p['runs'])
     elif p['program'].startswith('screen'):
-        mixed = p['program'] == 'screen, mixed'
-        screen_geometry(data, device, p['conv'], p['batch'], 1, mixed, configs=None if mixed else 2)   # warm-up (mixed: its tile shapes compiled)
-        out = screen_geometry(data, device, p['conv'], p['batch'], p['epochs'], mixed)
+        mixed, compile_min = p['program'].startswith('screen, mixed'), convnet.COMPILE_MIN
+        if p['program'] == EAGER_POOL: convnet.COMPILE_MIN = math.inf   # what a process did once dynamo's graph limit was reached
+        try:
+            screen_geometry(data, device, p['conv'], p['batch'], 1, mixed, configs=None if mixed else 2)   # warm-up (mixed: its tile shapes compiled)
+            out = screen_geometry(data, device, p['conv'], p['batch'], p['epochs'], mixed)
+        finally: convnet.COMPILE_MIN = compile_min
     else:
         kw = dict(runs=p['runs'], model=_model(p), batch=p['batch'], precision=p.get('precision', 'fp32'), previous=p['program'] == 'previous',
                   pruned=p['program'].startswith('pruned'), sparse_below=SPARSE_BELOW if p['program'] != 'pruned, dense path' else None)
@@ -177,10 +181,11 @@ def conv_programs(device:str, runs:int, n_train:int, epochs:int) -> list[dict]:
     out = [base | dict(program=name, conv={k: getattr(m, k) for k in ('channels', 'kernel', 'stride', 'pool', 'dropout')})
            for m in picks for name in ('previous', 'engine')]
     screen = base | dict(n_train=3 * n_train)   # longer: the time of building and evaluating 27 models is not the screening's
-    return out + [screen | dict(program=name, conv=g) for g in SCREEN_GEOMETRIES for name in ('screen, one per batch', 'screen, mixed')]
+    return out + [screen | dict(program=name, conv=g) for g in SCREEN_GEOMETRIES for name in ('screen, one per batch', EAGER_POOL, 'screen, mixed')]
 
 SCREEN_GEOMETRIES = (dict(kernel=5, stride=1, pool=2), dict(kernel=7, stride=2, pool=3))   # the costliest conv map, and a middle one
 CONV_BASELINE = {'engine': 'previous', 'screen, mixed': 'screen, one per batch'}           # a ConvNet row's `x_previous` is relative to this program
+EAGER_POOL = 'screen, mixed, eager pool'   # the mixed screening with the max-pool backward never compiled: a mixed row's `x_eager_pool` is relative to it
 
 def with_ratios(rows:list[dict]) -> list[dict]:
     "Add each row's speed relative to the naive loop and to the previous engine of the same device and network (a pruned batch: to its dense path; ConvNets: `CONV_BASELINE`)."
@@ -190,6 +195,8 @@ def with_ratios(rows:list[dict]) -> list[dict]:
         if r.get('conv'):
             base = ref.get((r['device'], net(r), CONV_BASELINE.get(r['program'])))
             if base: r['x_previous'] = round(r['network_epochs_per_s'] / base, 2)
+            eager = ref.get((r['device'], net(r), EAGER_POOL))
+            if eager and r['program'] == 'screen, mixed': r['x_eager_pool'] = round(r['network_epochs_per_s'] / eager, 2)
             continue
         for name in ('naive', 'previous'):
             base = ref.get((r['device'], net(r), name))
@@ -216,15 +223,15 @@ def run_bench(devices:list[str], runs:int=32, hidden:tuple=(100, 30), n_train:in
 
 def table(rows:list[dict]) -> str:
     "A markdown table of the benchmark rows."
-    head = ('| device | network | program | precision | R | network-epochs/s | GFLOP/s | × naive | × previous | × dense path | peak MiB |\n'
-            '|---|---|---|---|---|---|---|---|---|---|---|')
+    head = ('| device | network | program | precision | R | network-epochs/s | GFLOP/s | × naive | × previous | × dense path | × eager pool | peak MiB |\n'
+            '|---|---|---|---|---|---|---|---|---|---|---|---|')
     def net(r):
         if r.get('hashed'): return f"HashedNet-{r['hidden']} (lua, hashed biases)"
         if not r.get('conv'): return f"FC-{r['hidden']}"
         if 'channels' not in r['conv']: return 'conv k{kernel} s{stride} p{pool}, C 4–12 × dropout 0–0.2'.format(**r['conv'])
         return 'conv k{kernel} C{channels} s{stride} p{pool}'.format(**r['conv'])
     lines = [f"| {r['device']} | {net(r)} | {r['program']} | {r.get('precision', 'fp32')} | {r['runs']} | {r['network_epochs_per_s']} | {r['gflops']} | "
-             f"{r.get('x_naive', '')} | {r.get('x_previous', '')} | {r.get('x_dense_path', '')} | {r['peak_mb']} |" for r in rows]
+             f"{r.get('x_naive', '')} | {r.get('x_previous', '')} | {r.get('x_dense_path', '')} | {r.get('x_eager_pool', '')} | {r['peak_mb']} |" for r in rows]
     return '\n'.join([head, *lines])
 
 def main(argv=None):
