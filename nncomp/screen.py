@@ -315,10 +315,11 @@ def run_stage(stage:str,              # 'plan', 'screen', 'full', 'recall' or 's
              ) -> pd.DataFrame:
     "Run one stage of the screening design on `dataset`, resumably through the store; return what it shows."
     check_choice('stage', stage, STAGES)
-    if stage == 'all':   # what needs no ranking first, then the screening complete (waiting if need be), then the candidates
+    if stage == 'all':   # the candidates as soon as the screening is complete (they decide the front); the recall subset, which needs no ranking, fills the wait
         kw = dict(preset=preset, dataset=dataset, results=results, design=design, device=device, scheduler=scheduler,
                   engine=engine, progress=progress, weights=weights, models=models, rate=rate)
-        for s, w in (('screen', False), ('recall', False), ('screen', True), ('full', wait)): run_stage(s, wait=w, **kw)
+        screened = len(run_stage('screen', wait=False, **kw)) > 0
+        for s, w in ((('full', False),) if screened else ()) + (('recall', False), ('screen', True), ('full', wait)): run_stage(s, wait=w, **kw)
         return run_stage('recall', wait=wait, **kw)
     p = PRESETS[check_choice('preset', preset, tuple(PRESETS))]
     check_choice('dataset', dataset, DATASETS)

@@ -282,6 +282,22 @@ def test_stages_resume_and_stay_fixed(tmp_path, monkeypatch, capsys):
     assert read_ranking(res, 'mnist', check_design(d, PRESETS['quick'], 16), 16).kept.sum() == len(cands)
 
 
+def test_all_trains_the_candidates_before_the_recall_subset_once_screened(tmp_path, monkeypatch):
+    "Stage 'all' after a complete screening: the candidates (they decide the front) first, then the rest of the recall subset."
+    from nncomp.config import run_id
+    from nncomp.screen import models_of
+    log = tmp_path/'trained.log'; monkeypatch.setenv('NNCOMP_STANDIN_LOG', str(log))
+    grid = conv_grid(kernel=(5, 9), channels=(4, 12), stride=(1, 3), pool=(2, 4), dropout=(0.0,))
+    d = Design(delta=1.0, top_k=2, subset=6)
+    kw = dict(preset='quick', dataset='mnist', results=tmp_path/'res', design=d, scheduler='inline', engine=STANDIN, progress=False, models=grid)
+    ranking = run_stage('screen', **kw); n = _count(log)
+    run_stage('all', **kw)
+    order = [l.split()[0] for l in log.read_text().splitlines()[n:]]
+    cands = {f'{run_id(c)}-s{s}' for c, s in conv_runs(PRESETS['quick'], 'mnist', models_of(ranking[ranking.kept]))}
+    subset = {f'{run_id(c)}-s{s}' for c, s in conv_runs(PRESETS['quick'], 'mnist', subset_models(grid, d))}
+    assert set(order[:len(cands)]) == cands and set(order) == cands | subset and len(order) == len(set(order))
+    assert subset - cands                                                       # the design has recall runs to train after them
+
 def toy_bundle(data, device=None):
     "A loader for the real engine in tests: the engine's synthetic data, whatever the dataset."
     from nncomp.train import toy_data
