@@ -15,9 +15,9 @@ from .mnist import atomic_write_bytes
 # %% auto #0
 __all__ = ['MATHJAX_CONFIG', 'SHIM', 'CHROMIUM_FLAGS', 'repo_root', 'nbdev_config', 'front_matter', 'title_cell', 'tidy_paths',
            'tidy_cell', 'mkdocs_cells', 'relink', 'expects_output', 'ExecCells', 'process_notebook',
-           'process_notebooks', 'doc_notebooks', 'stage_pages', 'stage_results', 'mathjax_dir', 'stage_assets',
-           'mkdocs_config', 'build', 'find_chromium', 'probe_copy', 'broken_links', 'page_problems', 'check_page',
-           'check', 'readme_markdown', 'write_readme', 'main']
+           'process_notebooks', 'doc_notebooks', 'stage_pages', 'results_presets', 'stage_results', 'mathjax_dir',
+           'stage_assets', 'mkdocs_config', 'build', 'find_chromium', 'probe_copy', 'broken_links', 'page_problems',
+           'check_page', 'check', 'readme_markdown', 'write_readme', 'main']
 
 # %% ../nbs/14_docs.ipynb #4af4e041
 def repo_root(start:Path|str|None=None, # a folder inside the repository (default: the working directory)
@@ -234,7 +234,7 @@ def doc_notebooks(proc:Path, # nbdev's `_proc` folder
 def stage_pages(root:Path, # the repository
                 proc:Path, # nbdev's processed notebooks
                 docs:Path, # MkDocs' docs_dir, rewritten from scratch
-                preset:str='quick', # whose report and figures are shown
+                preset:str='quick', # whose report comes first
                 results:Path|None=None, # the results root (default: <root>/results)
                ) -> list[dict]:
     "Write the pages MkDocs renders into `docs`; return the navigation entries `{title: file}`."
@@ -250,10 +250,18 @@ def stage_pages(root:Path, # the repository
         nb['cells'] = mkdocs_cells(nb, site_url, root)
         (docs/f'{name}.ipynb').write_text(json.dumps(nb))
         nav.append({fm.get('title', name): f'{name}.ipynb'})
-    nav += stage_results(Path(results or root/'results')/preset, docs/'results'/preset, preset, root)
+    results = Path(results or root/'results')
+    for name in results_presets(results, preset):
+        nav += stage_results(results/name, docs/'results'/name, name, root)
     for extra in ('styles.css',):
         if (proc/extra).exists(): shutil.copy(proc/extra, docs/extra)
     return nav
+
+def results_presets(results:Path, # the results root
+                    preset:str='quick', # comes first
+                   ) -> list[str]:
+    "The presets whose results become pages: `preset`, then every other folder of `results` holding an executed report."
+    return [preset, *sorted(p.parent.name for p in results.glob('*/report.ipynb') if p.parent.name != preset)]
 
 def stage_results(src:Path, # results/<preset>
                   dst:Path, # where the figures go inside the site
@@ -369,7 +377,7 @@ def mkdocs_config(root:Path, # the repository
 # %% ../nbs/14_docs.ipynb #c36007e4
 def build(root:Path|str|None=None, # the repository (default: found from the working directory)
           site:Path|str|None=None, # output folder (default: <root>/_site)
-          preset:str='quick', # whose report is a page
+          preset:str='quick', # whose report comes first (every preset with a report is a page)
           results:Path|str|None=None, # the results root (default: <root>/results)
           execute:bool=True, # run the notebooks' cells, so that their pages show outputs?
           limit:float=300, # seconds for the cells of one notebook
@@ -554,7 +562,7 @@ def main(argv:list[str]|None=None):
     ap = argparse.ArgumentParser(prog='python -m nncomp.docs', description='Build and check the nncomp docs site offline.')
     ap.add_argument('command', choices=['build', 'check', 'readme'])
     ap.add_argument('--site', default=None, help='output folder (default: _site in the repository)')
-    ap.add_argument('--preset', default='quick', help='whose report and figures are shown (default: quick)')
+    ap.add_argument('--preset', default='quick', help='whose report comes first; every other preset with a report follows (default: quick)')
     ap.add_argument('--results', default=None, help='results root holding <preset>/ (default: results in the repository)')
     ap.add_argument('--no-execute', action='store_true', help="build without running the notebooks (pages show no outputs: the check fails)")
     ap.add_argument('--limit', type=float, default=300, help='seconds the cells of one notebook may take (default: 300)')
