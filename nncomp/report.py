@@ -21,15 +21,15 @@ __all__ = ['DATASET_ORDER', 'CONV_KEYS', 'ROI', 'STYLES', 'SWEEP_ORDER', 'HIST_H
            'HIST_METHODS', 'HIST_TOL', 'CONFIDENCE', 'CLAIM_A', 'VERY_HIGH', 'MARGIN', 'CLAIMS', 'REASONS',
            'READING_FIELDS', 'label', 'color', 'marker', 'finished', 'percent', 'preset_folder', 'has_runs',
            'choose_preset', 'load_results', 'repo_root', 'shown_path', 'preset_label', 'demo_note', 'planned_counts',
-           'describe_runs', 'fmt_cell', 'formatted', 'cell_stats', 'study_table', 'study_tables', 'table_name',
-           'atomic_write_text', 'save_tables', 'failed_runs', 'training_lengths', 'convnet_configs', 'convnet_front',
-           'conv_name', 'accuracy_panel', 'accuracy_vs_size', 'size_points', 'fronts', 'accuracy_vs_bytes',
-           'front_table', 'size_note', 'compute_spent', 'save_figure', 'surviving_weights', 'histogram_runs',
-           'histogram_weights', 'figure6_note', 'weight_histograms', 'weight_summary', 't_interval', 'wilcoxon_p',
-           'same_computation', 'left_out', 'paired', 'seed_level', 'verdicts', 'verdict', 'compare', 'claim_a',
-           'convnet_vs_hashednet', 'claim_b', 'claim_c', 'claim_d', 'check_claims', 'claim_summary', 'claims_display',
-           'preset_configs', 'split_sizes', 'unstated_choices', 'with_reading', 'load_reference', 'calibration_table',
-           'reference_path', 'calibration_report', 'render_report']
+           'listed_values', 'describe_runs', 'fmt_cell', 'formatted', 'cell_stats', 'study_table', 'study_tables',
+           'table_name', 'atomic_write_text', 'save_tables', 'failed_runs', 'training_lengths', 'convnet_configs',
+           'convnet_front', 'conv_name', 'accuracy_panel', 'accuracy_vs_size', 'size_points', 'fronts',
+           'accuracy_vs_bytes', 'front_table', 'size_note', 'compute_spent', 'save_figure', 'surviving_weights',
+           'histogram_runs', 'histogram_weights', 'figure6_note', 'weight_histograms', 'weight_summary', 't_interval',
+           'wilcoxon_p', 'same_computation', 'left_out', 'paired', 'seed_level', 'verdicts', 'verdict', 'compare',
+           'claim_a', 'convnet_vs_hashednet', 'claim_b', 'claim_c', 'claim_d', 'check_claims', 'claim_summary',
+           'claims_display', 'preset_configs', 'split_sizes', 'unstated_choices', 'with_reading', 'load_reference',
+           'calibration_table', 'reference_path', 'calibration_report', 'render_report']
 
 # %% ../nbs/13_report.ipynb #650cebec
 DATASET_ORDER = DATASETS
@@ -155,6 +155,13 @@ def planned_counts(runs:pd.DataFrame, # the runs table
         rows.append(dict(sweep=family, planned=len(names), finished=len(names & have)))
     return pd.DataFrame(rows, columns=['sweep', 'planned', 'finished'])
 
+def listed_values(v:pd.Series, # whole numbers
+                  most:int=8, # listed one by one up to this many distinct values
+                 ) -> str:
+    "The distinct values of `v`, or their range when there are more than `most` (a list cut short would hide the largest)."
+    u = sorted(int(x) for x in v.unique())
+    return ', '.join(map(str, u)) if len(u) <= most else f'{u[0]}–{u[-1]} ({len(u)} distinct)'
+
 def describe_runs(runs:pd.DataFrame|None, # the runs table, or None when no folder was given
                   folder:Path|None, # where they came from
                   preset:str) -> str:
@@ -169,7 +176,7 @@ def describe_runs(runs:pd.DataFrame|None, # the runs table, or None when no fold
     for col, what in (('n_train', 'training images'), ('epochs', 'epochs run'), ('seed', 'seeds')):
         if col in runs and runs[col].notna().any():
             v = runs[col].dropna()
-            parts.append(f'{what}: {v.nunique() if col == "seed" else ", ".join(str(int(x)) for x in sorted(v.unique())[:8])}')
+            parts.append(f'{what}: {v.nunique() if col == "seed" else listed_values(v)}')
     plan = planned_counts(runs, preset, folder)
     if len(plan):   # a study still running (or stopped) says how far it got
         parts.append(f'finished of those the {preset} preset plans for {", ".join(d for d in _datasets(runs))}: '
