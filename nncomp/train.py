@@ -13,7 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
-from tqdm.auto import tqdm
+with warnings.catch_warnings():  # in a kernel without ipywidgets tqdm.auto falls back to text: fine, say nothing
+    warnings.simplefilter('ignore'); from tqdm.auto import tqdm
 from .config import RunConfig, validate, PRUNING_METHODS
 from .models import build_model, shape_of, MLP
 from .mnist import atomic_write_bytes
