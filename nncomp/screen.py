@@ -20,8 +20,8 @@ from .sweep import ENGINE, PRESETS, Preset, as_list, conv_models, conv_runs, swe
 __all__ = ['RULE', 'STAGES', 'CONV_DESIGNS', 'is_screening', 'Design', 'check_design', 'screen_train', 'screen_runs',
            'subset_models', 'network_epochs', 'front_gap', 'size_bucket', 'bucket_range', 'rank_screened',
            'select_candidates', 'config_keys', 'models_of', 'grid_frame', 'shortfall', 'screening_recall',
-           'candidate_bound', 'design_cost', 'stored_rows', 'per_config', 'screening_files', 'read_ranking',
-           'fixed_ranking', 'recall_table', 'run_stage', 'design_runs', 'convnet_notebook']
+           'rule_sensitivity', 'candidate_bound', 'design_cost', 'stored_rows', 'per_config', 'screening_files',
+           'read_ranking', 'fixed_ranking', 'recall_table', 'run_stage', 'design_runs', 'convnet_notebook']
 
 # %% ../nbs/23_screen.ipynb #295a4968
 def is_screening(runs:pd.DataFrame) -> pd.Series:
@@ -168,6 +168,22 @@ def screening_recall(full:pd.DataFrame,       # one row per configuration traine
                 mean_shortfall=float(front.shortfall.mean()) if n else math.nan,
                 max_shortfall=float(front.shortfall.max()) if n else math.nan, table=front)
 
+# %% ../nbs/23_screen.ipynb #f4ed642f
+def rule_sensitivity(ranked:pd.DataFrame,             # one row per screened configuration: CONV_FIELDS, n_params, valid_acc (e.g. a fixed ranking)
+                     full:pd.DataFrame,               # the subset trained in full, as for `screening_recall`
+                     deltas=(0.5, 1.0, 2.0, 3.0),     # settings of `delta` to replay
+                     top_ks=(15, 30, 45, None),       # settings of `top_k` to replay (None: no cap)
+                     per_decade:int=4) -> pd.DataFrame:
+    "Candidates, recall and shortfall (pp) of the rule at each `delta` × `top_k` on the same screening and subset (in-sample: descriptive)."
+    rows = []
+    for delta in deltas:
+        for top_k in top_ks:
+            kept = select_candidates(ranked[list(CONV_FIELDS) + ['n_params', 'valid_acc']], delta, top_k, per_decade)
+            r = screening_recall(full, kept)
+            rows.append(dict(delta=delta, top_k='no cap' if top_k is None else top_k, candidates=len(kept), front=r['front'],
+                             kept=r['kept'], recall=r['recall'], mean_shortfall=r['mean_shortfall'], max_shortfall=r['max_shortfall']))
+    return pd.DataFrame(rows)
+
 # %% ../nbs/23_screen.ipynb #2169b37c
 def candidate_bound(models:list, top_k:int|None, per_decade:int) -> int:
     "Most candidates the rule can keep from `models`: `top_k` per size bucket (all when `top_k` is None)."
@@ -296,6 +312,7 @@ def recall_table(root:Path, p:Preset, dataset:str, d:Design, grid:list,
     if ranked is None: return dict(recall=math.nan, front=0, kept=0, mean_shortfall=math.nan, max_shortfall=math.nan, complete=len(done),
                                    table=done.iloc[:0], note='candidates not fixed yet (screening unfinished)')
     res = screening_recall(done, ranked[ranked.kept])
+    res['sensitivity'] = rule_sensitivity(ranked, done, per_decade=d.per_decade)
     why = ranked[list(CONV_FIELDS) + ['valid_acc', 'gap', 'why']].rename(columns={'valid_acc': 'screen_valid_acc'})
     table = res['table'].drop(columns=['valid_acc'], errors='ignore').merge(why, on=list(CONV_FIELDS), how='left')
     return dict(res, complete=len(done), table=table, note=f'{len(done)} of {d.subset} subset configurations complete')
@@ -349,6 +366,9 @@ def run_stage(stage:str,              # 'plan', 'screen', 'full', 'recall' or 's
     _say(train(conv_runs(p, dataset, subset_models(grid, d)), 'recall', 'all'), f'{preset} recall subset {dataset}')
     r = recall_table(spec.results, p, dataset, d, grid, fixed_ranking(spec.results, p, dataset, d, grid))
     print(f'{preset} {dataset}: {_recall_line(r)}')
+    if 'sensitivity' in r:
+        print(f"the rule with other delta and top_k on the same screening and subset (in-sample, descriptive; this design's rule: delta = {d.delta:g}, top_k = {d.top_k}):")
+        print(r['sensitivity'].round(2).to_string(index=False))
     return r['table']
 
 # %% ../nbs/23_screen.ipynb #b7d1e2a1
