@@ -14,45 +14,70 @@ from .config import (run_id, validate, RunConfig, DataConfig, ModelConfig, Train
 from .core import not_allowed, check_choice
 
 # %% auto #0
-__all__ = ['CANDIDATES', 'STAGE1_LEVELS', 'REPORT_TABLE', 'SENSITIVITY', 'SENSITIVITY_LEVELS', 'SENSITIVITY_METHODS',
+__all__ = ['CANDIDATES', 'STAGE1_LEVELS', 'REPORT_TABLE', 'STAGE3_CANDIDATES', 'STAGE3_LEVELS', 'STAGE_SEEDS', 'STAGE_LEVELS',
+           'STAGE_BEFORE', 'STAGE_SOURCES', 'SENSITIVITY', 'SENSITIVITY_LEVELS', 'SENSITIVITY_METHODS',
            'EPOCHS_PER_SECOND', 'SOURCES', 'SENSITIVITY_FILE', 'SENSITIVITY_CLAIMS', 'MARKS', 'Reading',
-           'calibration_config', 'stage_runs', 'reading_of', 'report_column', 'scores', 'runs_with_readings',
-           'finalists', 'run_calibration', 'preset_value', 'vary', 'setting_name', 'base_configs', 'sensitivity_design',
-           'sensitivity_runs', 'finished_in', 'sensitivity_cost', 'found_cells', 'copy_run', 'reuse_finished',
-           'check_sources', 'store_label', 'run_sensitivity', 'label_runs', 'sensitivity_table', 'sensitivity_display',
-           'sensitivity_report', 'main']
+           'calibration_config', 'parse_stage', 'stage_cells', 'stage_runs', 'reading_of', 'report_column', 'scores',
+           'runs_with_readings', 'finalists', 'stage_scores', 'run_calibration', 'preset_value', 'vary', 'setting_name',
+           'base_configs', 'sensitivity_design', 'sensitivity_runs', 'finished_in', 'sensitivity_cost', 'found_cells',
+           'copy_run', 'reuse_finished', 'check_sources', 'store_label', 'run_sensitivity', 'label_runs',
+           'sensitivity_table', 'sensitivity_display', 'sensitivity_report', 'main']
 
 # %% ../nbs/21_calibrate.ipynb #6871b5b9
 @dataclass(frozen=True)
 class Reading:
     "One candidate reading of what the report leaves unsaid."
-    scope: str     # MethodConfig.scope
-    c: float       # sqrt schedule constant
+    scope: str              # MethodConfig.scope
+    c: float                # sqrt schedule constant
+    momentum: float = 0.9   # SGD momentum (TrainConfig.momentum); stages 1 and 2 kept the FC preset's 0.9
 
 CANDIDATES = tuple(Reading(s, c) for s in ('global', 'layer', 'erk', 'first') for c in (2.0, 4.0))
 STAGE1_LEVELS = tuple(l for l in LEVELS_H100 if l >= 0.99)
 REPORT_TABLE = 'report_table1_mnist.csv'
 
 def calibration_config(reading:Reading, level:float, dataset:str='mnist', **train) -> RunConfig:
-    "The MagL2, FC-100 run of `reading` at `level` (level 0: one canonical run, pruning nothing, whatever the reading)."
-    if level == 0: reading = CANDIDATES[0]
+    "The MagL2, FC-100 run of `reading` at `level` (level 0 prunes nothing: one canonical run per momentum, whatever the scope and c)."
+    if level == 0: reading = replace(CANDIDATES[0], momentum=reading.momentum)
     return RunConfig(DataConfig(dataset, 'paper'), ModelConfig('fc', (100,)),
-                     TrainConfig(reg='l2', reg_strength=DEFAULT_REG_STRENGTH['l2'], **train),
+                     TrainConfig(reg='l2', reg_strength=DEFAULT_REG_STRENGTH['l2'], momentum=reading.momentum, **train),
                      MethodConfig('magnitude', level, reading.scope), ScheduleConfig('sqrt', 21, 10, reading.c))
 
+# %% ../nbs/21_calibrate.ipynb #4aec8fc5
+STAGE3_CANDIDATES = tuple(Reading(s, c, m) for m in (0.9, 0.0) for c in (2.0, 1.0) for s in ('first', 'erk', 'global'))
+STAGE3_LEVELS = (0.0, 0.9, 0.99, 0.997, 0.998)
+STAGE_SEEDS = {1: (0,), 2: (0,), '3a': (0, 1), '3b': (0, 1)}
+STAGE_LEVELS = {1: STAGE1_LEVELS, 2: LEVELS_H100, '3a': STAGE3_LEVELS, '3b': LEVELS_H100}   # the rows each stage scores
+STAGE_BEFORE = {2: 1, '3b': '3a'}                       # a stage that trains the finalists of another
+STAGE_SOURCES = ('results/paper', 'results/sensitivity')  # stores whose finished runs stage 3 copies in
+
+def parse_stage(stage):
+    "A stage as `stage_cells` takes it: 1, 2, '3a' or '3b' (strings of digits become ints)."
+    stage = int(stage) if isinstance(stage, str) and stage.isdigit() else stage
+    if stage not in STAGE_SEEDS: raise not_allowed('stage', stage, "1, 2, '3a', '3b'")
+    return stage
+
 # %% ../nbs/21_calibrate.ipynb #bb4a2a65
-def stage_runs(stage:int,              # 1 or 2
-               finalists:tuple=(),     # stage 2: the Readings kept after stage 1
-               seeds=(0,), **train) -> list[tuple[RunConfig, int]]:
+def stage_cells(stage,               # 1, 2, '3a' or '3b'
+                finalists:tuple=()   # stages 2 and 3b: the Readings kept by the stage before
+               ) -> list[tuple[Reading, float]]:
+    "The (reading, level) cells of a calibration stage."
+    if stage == 1: return [(r, l) for l in STAGE1_LEVELS for r in CANDIDATES]
+    if stage == 2: return [(r, l) for l in LEVELS_H100 if l not in STAGE1_LEVELS for r in finalists]
+    if stage == '3a': return [(r, l) for l in STAGE3_LEVELS for r in STAGE3_CANDIDATES]
+    if stage == '3b': return [(r, l) for l in LEVELS_H100 if l not in STAGE3_LEVELS for r in finalists]
+    raise not_allowed('stage', stage, "1, 2, '3a', '3b'")
+
+def stage_runs(stage,                # 1, 2, '3a' or '3b'
+               finalists:tuple=(),   # stages 2 and 3b: the Readings kept by the stage before
+               seeds=None,           # None: the stage's own (STAGE_SEEDS)
+               **train) -> list[tuple[RunConfig, int]]:
     "The (cfg, seed) runs of a calibration stage."
-    if stage == 1: cells = [(r, l) for l in STAGE1_LEVELS for r in CANDIDATES]
-    elif stage == 2: cells = [(r, l) for l in LEVELS_H100 if l not in STAGE1_LEVELS for r in finalists]
-    else: raise ValueError(f'stage={stage!r} is not allowed; allowed: 1, 2')
+    cells, seeds = stage_cells(stage, finalists), STAGE_SEEDS[stage] if seeds is None else seeds
     return list(dict.fromkeys((calibration_config(r, l, **train), s) for r, l in cells for s in seeds))
 
 def reading_of(cfg:RunConfig) -> Reading:
     "The reading a calibration run belongs to."
-    return Reading(cfg.method.scope, cfg.schedule.c)
+    return Reading(cfg.method.scope, cfg.schedule.c, cfg.train.momentum)
 
 # %% ../nbs/21_calibrate.ipynb #af7c23ad
 def report_column(folder=None) -> pd.Series:
@@ -62,54 +87,80 @@ def report_column(folder=None) -> pd.Series:
     df = df[(df.method == 'magl2') & (df.hidden == 100) & (df.dataset == 'mnist')]
     return pd.Series(df.acc_mean.values, index=(df.removed_pct / 100).round(4).values, name='report')
 
-def scores(runs:pd.DataFrame,    # columns scope, c, level, test_acc (fraction), failed
-           report:pd.Series      # from `report_column`
-          ) -> pd.DataFrame:     # one row per reading: rows, rmse, max_abs, per-level differences
+def scores(runs:pd.DataFrame,    # columns scope, c, level, seed, test_acc (fraction), failed; momentum (0.9 when absent)
+           report:pd.Series,     # from `report_column`
+           levels=None,          # rows to score (None: all trained)
+           seeds=None            # seeds to score (None: all)
+          ) -> pd.DataFrame:     # one row per reading: scope, c, momentum, rows, seeds, rmse, max_abs, per-level differences
     "RMSE (percentage points) of each reading's mean test accuracy against the report's column."
+    empty = pd.DataFrame(columns=['scope', 'c', 'momentum', 'rows', 'seeds', 'rmse', 'max_abs'])
+    if runs.empty: return empty
     ok = runs[~runs.failed.astype(bool) & runs.test_acc.notna()].assign(level=lambda d: d.level.round(4))
-    shared = ok[ok.level == 0]
+    if 'momentum' not in ok: ok = ok.assign(momentum=0.9)
+    if levels is not None: ok = ok[ok.level.isin([round(l, 4) for l in levels])]
+    if seeds is not None: ok = ok[ok.seed.isin(seeds)] if 'seed' in ok else ok
     out = []
-    for (scope, c), g in ok[ok.level > 0].groupby(['scope', 'c']):
+    for (scope, c, mom), g in ok[ok.level > 0].groupby(['scope', 'c', 'momentum']):
+        shared = ok[(ok.level == 0) & (ok.momentum == mom)]          # level 0 prunes nothing: any scope and c
         acc = pd.concat([g, shared]).groupby('level').test_acc.mean() * 100
         d = (acc - report.reindex(acc.index)).dropna()
-        out.append({'scope': scope, 'c': c, 'rows': len(d), 'rmse': math.sqrt((d ** 2).mean()), 'max_abs': d.abs().max(),
-                    **{f'{l:.3f}': round(v, 2) for l, v in d.items()}})
+        out.append({'scope': scope, 'c': c, 'momentum': mom, 'rows': len(d), 'seeds': g.seed.nunique() if 'seed' in g else 1,
+                    'rmse': math.sqrt((d ** 2).mean()), 'max_abs': d.abs().max(),
+                    **{f'{l:.3f}': round(v, 2) for l, v in sorted(d.items())}})
+    if not out: return empty
     return pd.DataFrame(out).sort_values(['rows', 'rmse'], ascending=[False, True]).reset_index(drop=True)
 
 # %% ../nbs/21_calibrate.ipynb #35eb62c1
 def runs_with_readings(folder:Path) -> pd.DataFrame:
-    "The calibration store's runs table with each run's scope and c."
+    "The calibration store's runs table with each run's scope, c and momentum."
     from nncomp.store import save_runs, load_config
     df = save_runs(Path(folder))
-    if df.empty: return df.assign(scope=[], c=[])
-    cfgs = [load_config(Path(folder)/p)[0] for p in df.path]
-    return df.assign(scope=[c.method.scope for c in cfgs], c=[c.schedule.c for c in cfgs])
+    if df.empty: return df.assign(scope=[], c=[], momentum=[])
+    readings = [reading_of(load_config(Path(folder)/p)[0]) for p in df.path]
+    return df.assign(scope=[r.scope for r in readings], c=[r.c for r in readings], momentum=[r.momentum for r in readings])
 
-def finalists(table:pd.DataFrame, n:int=2) -> tuple:
-    "The `n` readings with the lowest stage-1 RMSE (all five stage-1 rows trained)."
-    full = table[table.rows >= len(STAGE1_LEVELS)]
-    return tuple(Reading(s, float(c)) for s, c in zip(full.scope[:n], full.c[:n]))
+def finalists(table:pd.DataFrame, n:int=2, rows:int=len(STAGE1_LEVELS)) -> tuple:
+    "The `n` readings with the lowest RMSE among those with all `rows` rows trained."
+    full = table[table.rows >= rows]
+    moms = full.momentum if 'momentum' in full else [0.9] * len(full)
+    return tuple(Reading(s, float(c), float(m)) for s, c, m in zip(full.scope, full.c, moms))[:n]
 
-def run_calibration(stage:int=1, folder='results/calibration', device=None, max_batch:int=10, progress:bool=True, **train):
-    "Train calibration stage `stage` into `folder` (resumable); return the scores of what is finished."
-    from nncomp.sweep import make_tasks, run_tasks, prepare_data, ENGINE, claim_folder
-    from nncomp.store import provenance, save_runs
+def stage_scores(folder, stage, report=None) -> pd.DataFrame:
+    "The scores of stage `stage`'s readings on its own rows and seeds, from the runs finished in `folder`."
+    stage, report = parse_stage(stage), report_column() if report is None else report
+    table = runs_with_readings(folder)
+    s = scores(table, report, STAGE_LEVELS[stage], STAGE_SEEDS[stage])
+    before = STAGE_BEFORE.get(stage)
+    keep = set(finalists(stage_scores(folder, before, report), rows=len(STAGE_LEVELS[before]))) if before else \
+           set(CANDIDATES if stage == 1 else STAGE3_CANDIDATES)
+    mine = [Reading(r.scope, float(r.c), float(r.momentum)) in keep for r in s.itertuples()]
+    return s[mine].reset_index(drop=True)
+
+def run_calibration(stage=1, folder='results/calibration', device=None, max_batch:int=10, progress:bool=True,
+                    sources=None,   # stores to copy finished runs from (None: STAGE_SOURCES for stage 3, none before)
+                    **train):
+    "Train calibration stage `stage` into `folder` (resumable, shared by several processes); return the stage's scores."
+    from nncomp.sweep import make_tasks, run_tasks, prepare_data, ENGINE, claim_folder, needs_training
+    from nncomp.store import provenance, run_path
     from nncomp.train import batch_key
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    report = report_column()
-    if stage == 2:
-        table = runs_with_readings(folder)
-        done = set(table.run) if len(table) else set()
-        left = [r for r in stage_runs(1, **train) if f'{run_id(r[0])}-s{r[1]}' not in done]
-        if left: raise ValueError(f'stage=2 is not allowed yet: {len(left)} of the 40 stage-1 runs are unfinished; allowed: after stage 1')
-    fin = finalists(scores(table, report)) if stage == 2 else ()
+    stage, folder = parse_stage(stage), Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    before = STAGE_BEFORE.get(stage)
+    if before is not None:
+        left = [r for r in stage_runs(before, **train) if needs_training(run_path(folder, *r))]
+        if left: raise ValueError(f'stage={stage!r} is not allowed yet: {len(left)} of the stage-{before} runs are unfinished; '
+                                  f'allowed: after stage {before}')
+    fin = finalists(stage_scores(folder, before), rows=len(STAGE_LEVELS[before])) if before is not None else ()
     runs = stage_runs(stage, fin, **train)
     claim_folder(folder, 'calibration')
-    prepare_data(runs, folder)
+    if sources is None: sources = STAGE_SOURCES if stage in ('3a', '3b') else ()
+    reuse_finished(runs, folder, check_sources(sources, folder) if sources else ())
+    todo = [r for r in runs if needs_training(run_path(folder, *r))]   # full batches of what is left to train
+    prepare_data(todo, folder)
     engine = ENGINE | {'checkpoints': str(folder/'checkpoints')}
-    run_tasks(make_tasks(runs, batch_key, max_batch), folder, engine, None, device, provenance(device, 'calibration'),
+    run_tasks(make_tasks(todo, batch_key, max_batch), folder, engine, None, device, provenance(device, 'calibration'),
               progress=progress, desc=f'calibration stage {stage}')
-    return scores(runs_with_readings(folder), report)
+    return stage_scores(folder, stage)
 
 # %% ../nbs/21_calibrate.ipynb #61ccb34f
 SENSITIVITY = {'scope': ('first', 'erk', 'global'),  # MethodConfig.scope: the calibrated reading and two others
@@ -387,7 +438,7 @@ def main(argv=None):
     import argparse, sys
     p = argparse.ArgumentParser(prog='nncomp_calibrate', description=__doc__ or 'Calibrate the paper preset on the report\'s Table 1 MNIST column.')
     g = p.add_mutually_exclusive_group()
-    g.add_argument('--stage', type=int, default=None, choices=(1, 2), help='calibration stage (default 1)')
+    g.add_argument('--stage', default=None, choices=('1', '2', '3a', '3b'), help='calibration stage (default 1; 3a, 3b: momentum and c)')
     g.add_argument('--sensitivity', action='store_true', help='train the sensitivity design (results/sensitivity) instead')
     p.add_argument('--results', default=None, help='results folder (default results/calibration, or results/sensitivity)')
     p.add_argument('--device', default=None)
