@@ -51,14 +51,14 @@ lab: setup
 export: setup
 	$(BIN)/nbdev_clean
 	$(BIN)/nbdev_export
-	$(BIN)/python -m nncomp.docs readme
+	$(BIN)/python -m nncomp.tools.docs readme
 
 clean-nbs: setup
 	$(BIN)/nbdev_clean
 
 docs: setup chromium
-	$(BIN)/python -m nncomp.docs build
-	$(BIN)/python -m nncomp.docs check
+	$(BIN)/python -m nncomp.tools.docs build
+	$(BIN)/python -m nncomp.tools.docs check
 
 # headless Chromium for the docs check (tests/test_docs.py skips without it); installed where we are root with apt-get
 chromium:
@@ -67,4 +67,4 @@ chromium:
 	  echo "note: chromium could not be installed (needs root, apt-get and Debian's mirrors): the docs check is skipped"
 
 bench: setup
-	$(BIN)/nncomp_bench
+	$(BIN)/python -m nncomp.tools.bench

@@ -46,7 +46,7 @@ setuptools.setup(
                  'License :: ' + lic[1]] +
                 ['Programming Language :: Python :: ' + o for o in py_versions[py_versions.index(min_python):]],
     url=cfg['git_url'],
-    packages=setuptools.find_packages(include=['nncomp', 'nncomp.*']),
+    packages=setuptools.find_packages(include=['nncomp', 'nncomp.*'], exclude=['nncomp.tools', 'nncomp.tools.*']),  # tooling stays in the clone
     include_package_data=True,
     install_requires=requirements,
     extras_require={'study': study_requirements, 'docs': docs_requirements, 'dev': dev_requirements},

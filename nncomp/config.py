@@ -34,7 +34,7 @@ LEVELS_H30 = (0.9, 0.95, 0.97, 0.98, 0.985, 0.988, 0.989, 0.99)
 @dataclass(frozen=True)
 class DataConfig:
     "Which data a run trains on."
-    name: str = 'mnist'           # one of nncomp.datasets.DATASETS
+    name: str = 'mnist'           # one of nncomp.data.datasets.DATASETS
     split: str = 'paper'          # 'paper' (50k/12k) or 'standard' (60k/10k)
     n_train: int|None = None      # subsample of the training split (quick presets); None = all
     n_test: int|None = None       # subsample of the test split; None = all
@@ -42,7 +42,7 @@ class DataConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     "The network; conv fields are used only by kind 'conv'."
-    kind: str = 'fc'              # a key of nncomp.models.MODELS
+    kind: str = 'fc'              # a key of nncomp.nets.models.MODELS
     hidden: tuple = (100,)        # hidden widths of an 'fc'/'hashed' net
     channels: int = 8             # conv: output channels
     kernel: int = 5               # conv: kernel size

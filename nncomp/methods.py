@@ -18,7 +18,7 @@ class Method:
     "One compression method of the study, as the trainer, the sweeps, the store and the report see it."
     name: str                   # study-level name, e.g. 'magl2'
     label: str                  # its name in tables and plots
-    kind: str                   # model kind, a key of `nncomp.models.MODELS`: 'fc', 'hashed' or 'conv'
+    kind: str                   # model kind, a key of `nncomp.nets.models.MODELS`: 'fc', 'hashed' or 'conv'
     config_name: str            # the `MethodConfig.name` its runs carry
     reg: str                    # the `TrainConfig.reg` its runs train with
     family: str                 # the sweep notebook that runs it: 'pruning', 'hashednet', 'convnet'; 'coding' post-processes runs
@@ -52,17 +52,17 @@ def masked_bytes(cfg, metrics:dict) -> float:
 
 # %% ../nbs/03a_methods.ipynb #fa05c4a4
 METHODS = {m.name: m for m in [
-    Method('magl2', 'MagL2', 'fc', 'magnitude', 'l2', 'pruning', 'C0', saliency='nncomp.prune:magnitude'),
-    Method('magl1', 'MagL1', 'fc', 'magnitude', 'l1', 'pruning', 'C1', saliency='nncomp.prune:magnitude'),
-    Method('obd', 'OBD', 'fc', 'obd', 'l2', 'pruning', 'C2', saliency='nncomp.prune:obd', needs=('hessian',)),
-    Method('taylor', 'Taylor', 'fc', 'taylor', 'l2', 'pruning', 'C4', saliency='nncomp.prune:taylor', needs=('gradient',)),
-    Method('random', 'Random', 'fc', 'random', 'l2', 'pruning', 'C7', saliency='nncomp.prune:random_saliency', needs=('noise',)),
-    Method('hashednet', 'HashedNet', 'hashed', 'hashednet', 'l2', 'hashednet', 'C3', marker='s', size='nncomp.ledger:hashed_size'),
-    Method('convnet', 'ConvNet', 'conv', 'none', 'l2', 'convnet', 'k', marker='^', levelled=False, size='nncomp.ledger:dense_size'),
-    Method('dc-huffman', 'MagL2+Share+Huffman', 'fc', 'magnitude', 'l2', 'coding', 'C5', marker='D', saliency='nncomp.prune:magnitude',
-           size='nncomp.ledger:measured_size', transform='nncomp.posttrain:huffman_coded', base='magl2'),
-    Method('dc-ans', 'MagL2+Share+ANS', 'fc', 'magnitude', 'l2', 'coding', 'C6', marker='P', saliency='nncomp.prune:magnitude',
-           size='nncomp.ledger:measured_size', transform='nncomp.posttrain:ans_coded', base='magl2'),
+    Method('magl2', 'MagL2', 'fc', 'magnitude', 'l2', 'pruning', 'C0', saliency='nncomp.engine.prune:magnitude'),
+    Method('magl1', 'MagL1', 'fc', 'magnitude', 'l1', 'pruning', 'C1', saliency='nncomp.engine.prune:magnitude'),
+    Method('obd', 'OBD', 'fc', 'obd', 'l2', 'pruning', 'C2', saliency='nncomp.engine.prune:obd', needs=('hessian',)),
+    Method('taylor', 'Taylor', 'fc', 'taylor', 'l2', 'pruning', 'C4', saliency='nncomp.engine.prune:taylor', needs=('gradient',)),
+    Method('random', 'Random', 'fc', 'random', 'l2', 'pruning', 'C7', saliency='nncomp.engine.prune:random_saliency', needs=('noise',)),
+    Method('hashednet', 'HashedNet', 'hashed', 'hashednet', 'l2', 'hashednet', 'C3', marker='s', size='nncomp.compress.ledger:hashed_size'),
+    Method('convnet', 'ConvNet', 'conv', 'none', 'l2', 'convnet', 'k', marker='^', levelled=False, size='nncomp.compress.ledger:dense_size'),
+    Method('dc-huffman', 'MagL2+Share+Huffman', 'fc', 'magnitude', 'l2', 'coding', 'C5', marker='D', saliency='nncomp.engine.prune:magnitude',
+           size='nncomp.compress.ledger:measured_size', transform='nncomp.compress.posttrain:huffman_coded', base='magl2'),
+    Method('dc-ans', 'MagL2+Share+ANS', 'fc', 'magnitude', 'l2', 'coding', 'C6', marker='P', saliency='nncomp.engine.prune:magnitude',
+           size='nncomp.compress.ledger:measured_size', transform='nncomp.compress.posttrain:ans_coded', base='magl2'),
 ]}
 FAMILIES = ('pruning', 'hashednet', 'convnet', 'coding')
 

@@ -13,8 +13,12 @@ import matplotlib.pyplot as plt
 from scipy import stats
 import nncomp
 from .core import atomic_write, atomic_write_bytes, not_allowed
-from .datasets import DATASETS
-from .methods import METHODS, in_family
+from .data.datasets import DATASETS, split_indices
+from .methods import METHODS, in_family, get_method
+from .runs.sweep import PRESETS, sweep_spec, plan_runs, family_methods_of, SweepSpec, method_configs
+from .runs.store import run_name, run_path, is_done, load_runs
+from .nets.convnet import pareto_front
+from .runs.screen import design_runs, is_screening
 
 # %% auto #0
 __all__ = ['DATASET_ORDER', 'CONV_KEYS', 'ROI', 'STYLES', 'SWEEP_ORDER', 'HIST_HIDDEN', 'HIST_LEVEL', 'HIST_DATASET',
@@ -82,7 +86,6 @@ def choose_preset(results:str|Path|None, # `results` or `results/<preset>`
     "`preset` if given; else the preset `results` is named after, 'paper' when its runs exist, else 'quick' (the CPU demo)."
     if preset: return preset
     if results is None: return 'quick'
-    from nncomp.sweep import PRESETS
     if Path(results).name in PRESETS: return Path(results).name
     return 'paper' if has_runs(Path(results)/'paper') else 'quick'
 
@@ -95,14 +98,13 @@ def load_results(folder:str|Path, # a preset's results folder
     folder = Path(folder)
     if (folder/'runs.parquet').exists(): runs = pd.read_parquet(folder/'runs.parquet')
     elif (folder/'runs').is_dir():
-        from nncomp.store import load_runs
         runs = load_runs(folder)
     else: return pd.DataFrame(columns=_EMPTY)
     if 'path' in runs: runs['path'] = [str(folder/p) for p in runs.path]   # run folders are stored relative to the preset's folder
     failed = runs.failed.astype(bool)
     for c in ('test_acc', 'valid_acc'):
         if c in runs: runs[c] = runs[c].astype(float).mask(failed)
-    from nncomp.screen import is_screening   # short ConvNet runs that choose what trains in full (23_screen): not the study's
+    from nncomp.runs.screen import is_screening   # short ConvNet runs that choose what trains in full (23_screen): not the study's
     return runs if screening else runs[~is_screening(runs)].reset_index(drop=True)
 
 def repo_root() -> Path:
@@ -120,7 +122,6 @@ def shown_path(path:str|Path) -> str:
 def preset_label(preset:str) -> str:
     "The preset's own description (says when its numbers are not the study's), or its name."
     try:
-        from nncomp.sweep import PRESETS
         return PRESETS[preset].label
     except (ImportError, KeyError, AttributeError): return f'preset {preset}'
 
@@ -135,8 +136,6 @@ def planned_counts(runs:pd.DataFrame, # the runs table
                    folder:Path|None=None, # the store (screening design: its fixed candidates and screening runs)
                   ) -> pd.DataFrame:
     "Per training sweep of `preset`, on the datasets `runs` has: how many runs the preset plans and how many have finished."
-    from nncomp.sweep import PRESETS, sweep_spec, plan_runs, family_methods_of
-    from nncomp.store import run_name, run_path, is_done
     if preset not in PRESETS or not len(runs): return pd.DataFrame(columns=['sweep', 'planned', 'finished'])
     p = PRESETS[preset]
     ds, have, rows = [d for d in _datasets(runs) if d in p.datasets], set(runs.run), []
@@ -144,7 +143,6 @@ def planned_counts(runs:pd.DataFrame, # the runs table
         methods = family_methods_of(family, preset)
         if not (methods and ds): continue
         if family == 'convnet' and p.conv_design == 'screen':   # the design's full runs (candidates bounded until fixed), and its screening
-            from nncomp.screen import design_runs
             plans = [design_runs(folder, p, d) for d in ds]
             full = {run_name(c, s) for d in plans for c, s in d['full']}
             screen = [(c, s) for d in plans for c, s in d['screen']]
@@ -284,7 +282,6 @@ def convnet_front(runs:pd.DataFrame, # the runs table
                   x:str='n_params', # size measure: 'n_params' or 'stored_bytes'
                  ) -> pd.DataFrame:
     "The Pareto-optimal ConvNet configurations of each dataset on (size `x`, mean test accuracy)."
-    from nncomp.convnet import pareto_front
     cfgs = convnet_configs(runs).dropna(subset=[x])
     fronts = [pareto_front(d, x=x, y='test_acc').assign(dataset=ds) for ds, d in cfgs.groupby('dataset')]
     return pd.concat(fronts, ignore_index=True) if fronts else cfgs
@@ -363,7 +360,6 @@ def size_points(runs:pd.DataFrame, # the runs table
 
 def fronts(points:pd.DataFrame) -> pd.DataFrame:
     "Per dataset, the Pareto front (smaller `x`, higher `acc`) of each method (`front` = its name) and of all of them (`front` = 'all')."
-    from nncomp.convnet import pareto_front
     out = []
     for _, d in points.groupby('dataset'):
         out += [pareto_front(dm, x='x', y='acc').assign(front=m) for m, dm in d.groupby('method')]
@@ -411,8 +407,6 @@ def compute_spent(runs:pd.DataFrame, # the runs table with the screening runs: `
     "Per sweep and dataset: runs, network-epochs, process-hours, devices, first and last finish."
     cols = ['sweep', 'dataset', 'runs', 'network_epochs', 'process_hours', 'resumes_not_counted', 'devices', 'first_finished', 'last_finished']
     if not len(runs) or 'wall_time' not in runs: return pd.DataFrame(columns=cols)
-    from nncomp.methods import get_method
-    from nncomp.screen import is_screening
     sweep = runs.method.map(lambda m: get_method(m).family).where(~is_screening(runs), 'convnet screening')
     epochs = runs.epochs.astype('Float64').fillna(0) if 'epochs' in runs else pd.Series(0.0, index=runs.index)
     resumes = runs.resumes if 'resumes' in runs else pd.Series(pd.NA, index=runs.index)
@@ -726,7 +720,6 @@ REASONS = {
 
 def preset_configs(preset:str) -> dict:
     "One run configuration per method of `preset` (its first dataset, its highest level), as its sweep builds them."
-    from nncomp.sweep import PRESETS, SweepSpec, method_configs
     if preset not in PRESETS: raise not_allowed('preset', preset, ', '.join(PRESETS))
     p = PRESETS[preset]
     spec = SweepSpec(p, Path('.'), None, None)
@@ -734,7 +727,6 @@ def preset_configs(preset:str) -> dict:
 
 def split_sizes(data) -> str:
     "A run's `DataConfig` in words: the split's train / valid / test sizes and any subsample."
-    from nncomp.datasets import split_indices
     n = {k: len(v) for k, v in split_indices(data.split).items()}
     s = f"'{data.split}': {n['train']:,} train / {n['valid']:,} validation / {n['test']:,} test"
     if data.n_train or data.n_test: s += f' (subsampled to {data.n_train or n["train"]:,} train / {data.n_test or n["test"]:,} test)'

@@ -14,7 +14,7 @@ def synthetic_runs(seeds:int=3, # runs per cell
                    seed:int=0, # random seed of the invented numbers
                    datasets=('mnist', 'mnist-rot'), # which datasets to invent
                   ) -> pd.DataFrame:
-    "A clearly synthetic runs table with the columns of `nncomp.store.load_runs` (preset 'synthetic')."
+    "A clearly synthetic runs table with the columns of `nncomp.runs.store.load_runs` (preset 'synthetic')."
     rng, rows = np.random.default_rng(seed), []
     base = {'mnist': 0.98, 'mnist-rot': 0.88, 'mnist-back-rand': 0.90, 'mnist-back-image': 0.85, 'fashion-mnist': 0.88}
     shift = {'magl1': 0.004, 'magl2': 0.0, 'obd': 0.0, 'random': -0.05, 'hashednet': -0.02}

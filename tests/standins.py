@@ -24,7 +24,7 @@ def barrier(path:str, n:str, timeout:float=60):
     while len(Path(path).read_text().split()) < int(n) and time.time() < deadline: time.sleep(0.01)
 
 def train_batch(cfgs:list, seeds:list, data=None, device=None, progress=False) -> list[dict]:
-    "Stand-in for `nncomp.train.train_batch`: made-up results derived from the runs' identities."
+    "Stand-in for `nncomp.engine.train.train_batch`: made-up results derived from the runs' identities."
     delay = float(os.environ.get('NNCOMP_STANDIN_DELAY', '0'))
     log = os.environ.get('NNCOMP_STANDIN_LOG')
     if os.environ.get('NNCOMP_STANDIN_BARRIER'): barrier(*os.environ['NNCOMP_STANDIN_BARRIER'].rsplit(':', 1))

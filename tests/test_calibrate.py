@@ -4,9 +4,9 @@ import os, re, subprocess, sys
 from pathlib import Path
 import pandas as pd
 import pytest
-from nncomp import calibrate
-from nncomp.calibrate import run_sensitivity, sensitivity_design, sensitivity_report, store_label
-from nncomp.store import claim_folder, load_runs
+from nncomp.runs import calibrate
+from nncomp.runs.calibrate import run_sensitivity, sensitivity_design, sensitivity_report, store_label
+from nncomp.runs.store import claim_folder, load_runs
 from standins import STANDIN
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,7 +68,7 @@ def test_copies_finished_runs_trains_the_rest_and_resumes(tmp_path, monkeypatch)
     assert why == '' and list(shown.columns)[0] == 'preset' and shown.shape == (3 + 4 + 3 + 3 * 2, 8)
 
 def test_two_processes_share_the_work(tmp_path):
-    code = ("from nncomp.calibrate import run_sensitivity; from standins import STANDIN; "
+    code = ("from nncomp.runs.calibrate import run_sensitivity; from standins import STANDIN; "
             f"t = run_sensitivity({str(tmp_path/'sens')!r}, levels=(0.9, 0.98), seeds=2, sources=(), preset='smoke', "
             "engine=STANDIN, progress=False, max_batch=2); print(len(t))")
     e = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT/'tests'), str(ROOT), os.environ.get('PYTHONPATH', '')]),

@@ -3,7 +3,7 @@ bit per symbol of the entropy, relative indices with fillers, CSR / CSC byte cou
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from nncomp.coding import (CODERS, encode, decode, entropy_bits, relative_indices, positions, csr_bytes, csc_bytes,
+from nncomp.compress.coding import (CODERS, encode, decode, entropy_bits, relative_indices, positions, csr_bytes, csc_bytes,
                            bitmap_bytes, huffman_encode)
 
 STREAMS = {'empty': [], 'one symbol once': [4], 'one symbol only': [3] * 500, 'two symbols': [0, 1] * 50,

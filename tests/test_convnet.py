@@ -1,18 +1,18 @@
 """ConvNet baseline: weight counts by hand, grouped conv = reference, batched run = run alone, grid, Pareto filter, bad input;
-the screening design (nncomp.screen): its rule and recall on hand-made points, its costs, its stages, bad input."""
+the screening design (nncomp.runs.screen): its rule and recall on hand-made points, its costs, its stages, bad input."""
 from dataclasses import replace
 from pathlib import Path
 import pandas as pd
 import pytest, torch
 from torch import nn
 from nncomp.config import RunConfig, ModelConfig, MethodConfig, DataConfig, TrainConfig
-from nncomp.convnet import (ConvNet, conv_counts, check_conv, conv_grid, sample_grid, conv_run_configs, pareto_front,
+from nncomp.nets.convnet import (ConvNet, conv_counts, check_conv, conv_grid, sample_grid, conv_run_configs, pareto_front,
                             pareto_mask, with_weights, CONV_TRAIN, CONV_FIELDS)
-from nncomp.models import model_class
-from nncomp.screen import (Design, candidate_bound, check_design, config_keys, convnet_notebook, design_cost, is_screening,
+from nncomp.nets.models import model_class
+from nncomp.runs.screen import (Design, candidate_bound, check_design, config_keys, convnet_notebook, design_cost, is_screening,
                            read_ranking, recall_table, rank_screened, run_stage, screening_files, screening_recall,
                            select_candidates, subset_models)
-from nncomp.sweep import NOTEBOOK_PARAMETERS, PRESETS, conv_models, conv_runs, plan_runs, sweep_spec
+from nncomp.runs.sweep import NOTEBOOK_PARAMETERS, PRESETS, conv_models, conv_runs, plan_runs, sweep_spec
 from standins import STANDIN
 
 
@@ -43,7 +43,7 @@ def test_grouped_conv_matches_torch_layers():
 
 def test_batched_run_equals_run_alone():
     "A run trained among others through the engine takes the same steps as alone (dropout included)."
-    from nncomp.train import train_batch, toy_data
+    from nncomp.engine.train import train_batch, toy_data
     data = toy_data(n_train=192, n_valid=64, n_test=64)
     cfg = conv_run_configs([ModelConfig('conv', channels=5, kernel=6, stride=2, pool=3, dropout=0.2)],
                            train=replace(CONV_TRAIN, epochs=2, patience=2))[0]
@@ -57,7 +57,7 @@ def test_batched_run_equals_run_alone():
 
 def test_mixed_batch_equals_runs_alone_and_autograd():
     "Configurations of one geometry (other channels and dropout) trained in one batch end as alone, and the step by hand as autograd's."
-    from nncomp.train import train_batch, toy_data
+    from nncomp.engine.train import train_batch, toy_data
     data = toy_data(n_train=192, n_valid=64, n_test=64)
     models = [ModelConfig('conv', channels=c, kernel=5, stride=2, pool=2, dropout=d) for c, d in [(6, 0.1), (3, 0.0), (4, 0.2)]]
     cfgs = conv_run_configs(models, train=replace(CONV_TRAIN, epochs=2, patience=2))
@@ -75,7 +75,7 @@ def test_mixed_batch_equals_runs_alone_and_autograd():
 
 def test_pool_backward_stays_compiled_across_the_grids_shapes():
     "A process that trains the whole grid keeps a compiled max-pool backward for more than dynamo's default 8 shapes."
-    from nncomp.convnet import pool_backward, first_max_grad, _compiled_first_max_grad, COMPILE_MIN
+    from nncomp.nets.convnet import pool_backward, first_max_grad, _compiled_first_max_grad, COMPILE_MIN
     if _compiled_first_max_grad() is None: pytest.skip('torch.compile is not usable here')
     from torch._dynamo.eval_frame import _debug_get_cache_entry_list
     gen = torch.Generator().manual_seed(0)
@@ -88,7 +88,7 @@ def test_pool_backward_stays_compiled_across_the_grids_shapes():
 
 def test_killed_batch_resumes_with_its_dropout_streams(monkeypatch, tmp_path):
     "A ConvNet batch with dropout, killed after an epoch and resumed from its checkpoint, ends as an uninterrupted one."
-    import nncomp.train as T
+    import nncomp.engine.train as T
     data = T.toy_data(n_train=160, n_valid=32, n_test=32)
     models = [ModelConfig('conv', channels=c, kernel=5, stride=2, pool=2, dropout=0.3) for c in (3, 5)]
     cfgs = conv_run_configs(models, train=replace(CONV_TRAIN, epochs=3, patience=3, select='last'))
@@ -142,7 +142,7 @@ def test_with_weights_on_a_runs_table():
     (dict(kernel=10, stride=1, pool=20), 'empty feature map'),
     (dict(channels=0), 'channels=0 is not allowed')])
 def test_bad_geometry_fails_before_training(kw, msg, monkeypatch):
-    import nncomp.train as T
+    import nncomp.engine.train as T
     model = ModelConfig('conv', **kw)
     with pytest.raises(ValueError, match='allowed') as e: conv_run_configs([model])
     assert msg in str(e.value)
@@ -168,12 +168,12 @@ def test_cuda_matches_cpu():
     gpu = ConvNet.from_configs(cfg, [MethodConfig()] * 2, [0, 1], device='cuda').eval()
     x = torch.randn(2, 8, 784)
     torch.testing.assert_close(gpu(x.cuda()).detach().cpu(), cpu(x).detach(), rtol=1e-3, atol=1e-3)
-    from nncomp.train import train_batch, toy_data
+    from nncomp.engine.train import train_batch, toy_data
     run = conv_run_configs([cfg], train=replace(CONV_TRAIN, epochs=1, patience=1))[0]
     assert not any(r['failed'] for r in train_batch([run] * 2, [0, 1], toy_data(128, 32, 32), device='cuda', progress=False))
 
 
-# ---- the screening design (nncomp.screen): rule, recall, costs, stages, bad input ----
+# ---- the screening design (nncomp.runs.screen): rule, recall, costs, stages, bad input ----
 
 
 def _pts():
@@ -285,7 +285,7 @@ def test_stages_resume_and_stay_fixed(tmp_path, monkeypatch, capsys):
 def test_all_trains_the_candidates_before_the_recall_subset_once_screened(tmp_path, monkeypatch):
     "Stage 'all' after a complete screening: the candidates (they decide the front) first, then the rest of the recall subset."
     from nncomp.config import run_id
-    from nncomp.screen import models_of
+    from nncomp.runs.screen import models_of
     log = tmp_path/'trained.log'; monkeypatch.setenv('NNCOMP_STANDIN_LOG', str(log))
     grid = conv_grid(kernel=(5, 9), channels=(4, 12), stride=(1, 3), pool=(2, 4), dropout=(0.0,))
     d = Design(delta=1.0, top_k=2, subset=6)
@@ -300,19 +300,19 @@ def test_all_trains_the_candidates_before_the_recall_subset_once_screened(tmp_pa
 
 def toy_bundle(data, device=None):
     "A loader for the real engine in tests: the engine's synthetic data, whatever the dataset."
-    from nncomp.train import toy_data
+    from nncomp.engine.train import toy_data
     return toy_data(n_train=192, n_valid=64, n_test=64)
 
 
 def test_real_engine_screening_runs_are_told_apart(tmp_path):
     "Real training on toy data: screening runs record fewer epochs, the report leaves them out, the recall is the report's front's."
     from nncomp.report import convnet_front, load_results
-    engine = {'train': 'nncomp.train:train_batch', 'key': 'nncomp.train:batch_key', 'load': f'{__name__}:toy_bundle'}
+    engine = {'train': 'nncomp.engine.train:train_batch', 'key': 'nncomp.engine.train:batch_key', 'load': f'{__name__}:toy_bundle'}
     grid = conv_grid(kernel=(5, 9), channels=(4, 8), stride=(2, 3), pool=(2,), dropout=(0.0,))
     d, res = Design(delta=0.5, top_k=None, subset=4), tmp_path/'res'
     kw = dict(preset='quick', dataset='mnist', results=res, design=d, scheduler='inline', engine=engine, progress=False, models=grid)
     for stage in ('screen', 'full', 'recall'): run_stage(stage, **kw)
-    from nncomp.store import load_runs
+    from nncomp.runs.store import load_runs
     every = load_runs(res)
     assert sorted(every[is_screening(every)].epochs.unique()) == [1] and is_screening(every).sum() == 8
     shown = load_results(res)
@@ -342,7 +342,7 @@ def test_convnet_notebook_parameters_and_dispatch(tmp_path):
 
 def test_paper_preset_finds_its_front_by_the_design(tmp_path, monkeypatch):
     "`conv_design='screen'`: the ConvNet notebook of the paper preset runs the whole design (stage 'all'), the quick one its grid."
-    import nncomp.screen as screen
+    import nncomp.runs.screen as screen
     calls = []
     monkeypatch.setattr(screen, 'run_stage', lambda stage, preset, ds, *a, **k: calls.append((stage, preset, ds)) or pd.DataFrame())
     convnet_notebook('paper', tmp_path, datasets='mnist', progress=False, delta=1.0)

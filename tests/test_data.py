@@ -1,15 +1,15 @@
-"""Tests of the data layer: nncomp.mnist, nncomp.variants, nncomp.datasets."""
+"""Tests of the data layer: nncomp.data.mnist, nncomp.data.variants, nncomp.data.datasets."""
 import functools, gzip, http.server, json, math, os, threading, warnings
 from pathlib import Path
 import numpy as np
 import pytest
 import torch
 
-from nncomp import mnist, variants
-from nncomp.mnist import FILES, SHA256, load_raw, locate, make_idx, read_bytes, sha256
-from nncomp.variants import (BACKGROUND_IMAGES, MIN_PATCH_VARIANCE, VARIANTS, background_images, cache_paths,
+from nncomp.data import mnist, variants
+from nncomp.data.mnist import FILES, SHA256, load_raw, locate, make_idx, read_bytes, sha256
+from nncomp.data.variants import (BACKGROUND_IMAGES, MIN_PATCH_VARIANCE, VARIANTS, background_images, cache_paths,
                              cut_patches, load_variant, patch_variance, read_amat, variant_params)
-from nncomp.datasets import DATASETS, SPLITS, DataBundle, Split, load_dataset, main, split_indices, subsample
+from nncomp.data.datasets import DATASETS, SPLITS, DataBundle, Split, load_dataset, main, split_indices, subsample
 
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 
@@ -328,7 +328,7 @@ def test_load_dataset_standard_split_is_the_canonical_one(data_root):
 
 def test_load_dataset_bad_name_or_split_before_any_work(monkeypatch):
     def boom(*a, **k): raise AssertionError('data loaded before the arguments were checked')
-    monkeypatch.setattr('nncomp.datasets.load_raw', boom)
+    monkeypatch.setattr('nncomp.data.datasets.load_raw', boom)
     with pytest.raises(ValueError, match="dataset='cifar10' is not allowed; allowed: mnist, mnist-rot, mnist-back-rand, mnist-back-image, fashion-mnist"):
         load_dataset('cifar10')
     with pytest.raises(ValueError, match="split='larochelle' is not allowed; allowed: paper, standard"):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nncomp import docs
+from nncomp.tools import docs
 
 ROOT = Path(__file__).resolve().parents[1]
 needs_chromium = pytest.mark.skipif(docs.find_chromium() is None,
@@ -78,7 +78,7 @@ def _mini_repo(tmp_path):
                      'API: [the demo](demo.html) and [the report](../results/quick/report.ipynb).')])))
     (repo / 'nbs/00_demo.ipynb').write_text(json.dumps(_notebook([
         ('markdown', '# Demo\n\n> A page with maths, outputs, a plot, a wide table and API docs.'),
-        ('code', '#| hide\nfrom nbdev.showdoc import show_doc\nimport matplotlib.pyplot as plt, pandas as pd\nfrom nncomp.docs import build'),
+        ('code', '#| hide\nfrom nbdev.showdoc import show_doc\nimport matplotlib.pyplot as plt, pandas as pd\nfrom nncomp.tools.docs import build'),
         ('markdown', r'Inline $\ell = -\log p_y$ and displayed $$\frac{\partial^2 \ell}{\partial z^2} = \mathrm{diag}(p) - pp^\top.$$'),
         ('code', 'show_doc(build)'),
         ('code', '6 * 7'),

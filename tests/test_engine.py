@@ -6,8 +6,8 @@ import pytest, torch
 import torch.nn.functional as F
 from torch import nn
 from nncomp.config import *
-from nncomp.models import build_model, MODELS, model_class
-from nncomp.train import train_batch, batch_key, toy_data, DataOrder, FlatState, RunHyper, sgd_step
+from nncomp.nets.models import build_model, MODELS, model_class
+from nncomp.engine.train import train_batch, batch_key, toy_data, DataOrder, FlatState, RunHyper, sgd_step
 
 SMALL = ModelConfig(hidden=(16,))
 TR = TrainConfig(epochs=4, batch_size=32, patience=2)
@@ -32,7 +32,7 @@ def test_bad_config_names_value_and_allowed(kw, msg):
     assert msg in str(e.value)
 
 def test_bad_input_fails_before_training(data, monkeypatch):
-    import nncomp.train as T
+    import nncomp.engine.train as T
     monkeypatch.setattr(T, 'build_model', lambda *a, **k: pytest.fail('trained despite bad input'))
     for cfg in [RunConfig(model=SMALL, method=MethodConfig('magnitude', 1.2)), RunConfig(model=SMALL, train=replace(TR, epochs=0)),
                 RunConfig(model=ModelConfig(hidden=(-1,))), RunConfig(model=SMALL, schedule=ScheduleConfig('linear'))]:
@@ -40,7 +40,7 @@ def test_bad_input_fails_before_training(data, monkeypatch):
     with pytest.raises(ValueError, match='kind'): model_class('mlp')
 
 def test_registry_is_lazy_strings():
-    assert MODELS['fc'] == 'nncomp.models:MLP' and all(isinstance(v, str) for v in MODELS.values())
+    assert MODELS['fc'] == 'nncomp.nets.models:MLP' and all(isinstance(v, str) for v in MODELS.values())
 
 def test_common_random_numbers():
     m = build_model(SMALL, [MethodConfig()] * 3, [7, 8, 7])
@@ -110,7 +110,7 @@ def test_cuda_matches_cpu(data):
     for x, y in zip(a, b): assert abs(x['test_acc'] - y['test_acc']) < 0.05 and x['n_alive_edges'] == y['n_alive_edges']
 
 def test_mnist_fc_learns(data_root):
-    from nncomp.datasets import load_dataset, subsample
+    from nncomp.data.datasets import load_dataset, subsample
     data = subsample(load_dataset('mnist', root=data_root), 3000, 1000)
     cfgs = [study_config(m, 0.9, train={'epochs': 4, 'patience': 2}, schedule=ScheduleConfig('sqrt', 2, 1)) for m in ('magl2', 'magl1', 'obd')]
     res = train_batch(cfgs, [0, 0, 0], data, progress=False)

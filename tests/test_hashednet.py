@@ -4,9 +4,9 @@ import math, struct
 from dataclasses import replace
 import pytest, torch
 from nncomp.config import RunConfig, ModelConfig, MethodConfig, TrainConfig
-from nncomp.hashednet import (xxh32, xxh32_many, xxh32_pair, xxh32_assignment, lua_assignment, lua_key, n_buckets,
+from nncomp.nets.hashednet import (xxh32, xxh32_many, xxh32_pair, xxh32_assignment, lua_assignment, lua_key, n_buckets,
                               occupancy_chi2, HashedTable, HashedLinear, HashedMLP, ASSIGNMENTS)
-from nncomp.models import MODELS, model_class
+from nncomp.nets.models import MODELS, model_class
 
 
 def sanity_buffer(n):
@@ -108,8 +108,8 @@ def test_index_based_inference_matches_materialized(assignment):
 
 
 def test_registered_and_trains_through_engine():
-    from nncomp.train import train_batch, toy_data
-    assert model_class('hashed') is HashedMLP and MODELS['hashed'] == 'nncomp.hashednet:HashedMLP'
+    from nncomp.engine.train import train_batch, toy_data
+    assert model_class('hashed') is HashedMLP and MODELS['hashed'] == 'nncomp.nets.hashednet:HashedMLP'
     data = toy_data(n_train=256, n_valid=64, n_test=64)
     base = RunConfig(model=ModelConfig('hashed', (16,), hash_bias=True), train=TrainConfig(epochs=2, batch_size=32, patience=2))
     cfgs = [replace(base, method=MethodConfig('hashednet', a)) for a in (0.0, 0.5, 0.95)]
@@ -150,7 +150,7 @@ def test_cuda_matches_cpu():
         x = torch.randn(2, 8, 784)
         torch.testing.assert_close(gpu(x.cuda()).detach().cpu(), cpu(x).detach(), rtol=1e-3, atol=1e-3)
         torch.testing.assert_close(gpu.forward_indexed(x.cuda()).cpu(), cpu(x).detach(), rtol=1e-3, atol=1e-3)
-    from nncomp.train import train_batch, toy_data
+    from nncomp.engine.train import train_batch, toy_data
     cfgs = [RunConfig(model=ModelConfig('hashed', (16,)), train=TrainConfig(epochs=1, batch_size=32, patience=1),
                       method=MethodConfig('hashednet', a)) for a in (0.0, 0.9)]
     assert not any(r['failed'] for r in train_batch(cfgs, [0, 1], toy_data(256, 64, 64), device='cuda', progress=False))
@@ -159,7 +159,7 @@ def test_cuda_matches_cpu():
 def test_lua_assignment_from_run_config():
     "ModelConfig.hash selects the original code's assignment, and it is part of the run's identity."
     from nncomp.config import ModelConfig, MethodConfig, RunConfig, run_id
-    from nncomp.hashednet import HashedMLP
+    from nncomp.nets.hashednet import HashedMLP
     net = HashedMLP.from_configs(ModelConfig(kind='hashed', hidden=(8,), hash='lua'), [MethodConfig('hashednet', 0.5)], [0])
     assert {m.assignment for m in net.modules() if hasattr(m, 'assignment')} == {'lua'}
     lua, ours = (RunConfig(model=ModelConfig(kind='hashed', hash=h), method=MethodConfig('hashednet', 0.5)) for h in ('lua', 'xxh32'))
@@ -168,7 +168,7 @@ def test_lua_assignment_from_run_config():
 
 def _one_step(assignment, hash_bias, by_hand, hidden=(20, 12), device='cpu'):
     "Losses and flat gradient of one training step of a mixed batch (dense net, padding, three seed groups)."
-    from nncomp.train import FlatState, DataOrder, autograd_step
+    from nncomp.engine.train import FlatState, DataOrder, autograd_step
     methods = [MethodConfig('none'), *(MethodConfig('hashednet', a) for a in (0.5, 0.9, 0.0, 0.97, 0.7))]
     seeds = [0, 0, 1, 1, 1, 2]
     net = HashedMLP.from_configs(ModelConfig('hashed', hidden, hash_bias=hash_bias), methods, seeds, device=device, assignment=assignment)
@@ -195,7 +195,7 @@ def test_step_by_hand_equals_autograd(assignment, hash_bias):
 
 
 def test_step_by_hand_trains_like_autograd():
-    from nncomp.train import train_batch, toy_data
+    from nncomp.engine.train import train_batch, toy_data
     data = toy_data(n_train=256, n_valid=64, n_test=64)
     base = RunConfig(model=ModelConfig('hashed', (16,), hash_bias=True, hash='lua'),
                      train=TrainConfig(epochs=2, batch_size=32, patience=2))

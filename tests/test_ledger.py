@@ -8,11 +8,11 @@ from torch import nn
 import torch.nn.functional as F
 from torch.nn.utils import prune
 from nncomp.config import ModelConfig, MethodConfig
-from nncomp.quantize import share_weights
-from nncomp.ledger import (Encoding, POSITIONS, write_compressed, read_compressed, ledger, by_category, compare,
+from nncomp.compress.quantize import share_weights
+from nncomp.compress.ledger import (Encoding, POSITIONS, write_compressed, read_compressed, ledger, by_category, compare,
                            run_as_module, encode_weight, decode_weight, hashed_size, dense_size)
-from nncomp.posttrain import layers_of, saliencies, prune_layers, share_layers, compress, PostTrain, fit
-from nncomp.coding import CODERS
+from nncomp.compress.posttrain import layers_of, saliencies, prune_layers, share_layers, compress, PostTrain, fit
+from nncomp.compress.coding import CODERS
 
 
 def _net():
@@ -75,7 +75,7 @@ def test_per_layer_encodings(tmp_path):
 
 
 def test_hashednet_size_is_K_values_plus_seeds(tmp_path):
-    from nncomp.hashednet import HashedMLP
+    from nncomp.nets.hashednet import HashedMLP
     hm = HashedMLP.from_configs(ModelConfig(kind='hashed', hidden=(30, 20)), [MethodConfig(name='hashednet', amount=0.9)], [3])
     seq = run_as_module(hm)
     x = torch.randn(4, 784)
@@ -88,7 +88,7 @@ def test_hashednet_size_is_K_values_plus_seeds(tmp_path):
 
 
 def test_convnet_size_is_dense_weights(tmp_path):
-    from nncomp.convnet import ConvNet
+    from nncomp.nets.convnet import ConvNet
     cn = ConvNet.from_configs(ModelConfig(kind='conv', channels=2, kernel=5, stride=2, pool=2), [MethodConfig()], [0]).eval()
     seq = run_as_module(cn); x = torch.randn(4, 784)
     with torch.no_grad(): torch.testing.assert_close(seq(x), cn(x.expand(1, 4, 784))[0])
@@ -136,7 +136,7 @@ def test_pipeline_on_any_module(tmp_path):
 
 
 def test_plain_copy_of_pruned_module_and_coded_transform():
-    from nncomp.posttrain import plain_copy, huffman_coded, ans_coded, n_weights
+    from nncomp.compress.posttrain import plain_copy, huffman_coded, ans_coded, n_weights
     torch.manual_seed(0)
     x, y = torch.randn(120, 10), torch.randint(0, 3, (120,))
     data = type('D', (), {'train': type('S', (), {'x': x, 'y': y}), 'test': type('S', (), {'x': x[:40], 'y': y[:40]})})
@@ -165,7 +165,7 @@ def test_registry_coding_family_and_ledger_size_rules():
 
 
 def test_low_rank_layers_store_their_factors(tmp_path):
-    from nncomp.lowrank import low_rank, lowrank_params
+    from nncomp.compress.lowrank import low_rank, lowrank_params
     net = _net(); low_rank(net[1], 2); low_rank(net[5], 4)
     p = write_compressed(net, tmp_path / 'lr.safetensors')
     x = torch.randn(5, 100)
@@ -177,7 +177,7 @@ def test_low_rank_layers_store_their_factors(tmp_path):
 
 @pytest.mark.parametrize('pos', POSITIONS)
 def test_pruned_low_rank_factors_stored_sparse(tmp_path, pos):
-    from nncomp.lowrank import low_rank_layers, prune_factors, factor_counts
+    from nncomp.compress.lowrank import low_rank_layers, prune_factors, factor_counts
     net = _net(); low_rank_layers(net, {'1': 2, '5': 4, '7': 3}); prune_factors(net, {'1': 1, '5': 0.25, '7': 0.5})
     p = write_compressed(net, tmp_path / 'plr.safetensors', Encoding(positions=pos, gap_bits=3))
     x = torch.randn(5, 100)
@@ -194,7 +194,7 @@ def test_pruned_low_rank_factors_stored_sparse(tmp_path, pos):
 
 def test_lowrank_prune_pipeline_bad_input():
     from types import SimpleNamespace as NS
-    from nncomp.lowrank import lowrank_prune, LowRankPrune
+    from nncomp.compress.lowrank import lowrank_prune, LowRankPrune
     data = NS(train=NS(x=torch.randn(20, 100), y=torch.randint(0, 10, (20,))), test=NS(x=torch.randn(8, 100), y=torch.randint(0, 10, (8,))))
     with pytest.raises(ValueError, match=r'rank=10 is not allowed; allowed: an integer from 1 to min\(n, m\) = 4'): lowrank_prune(_net(), data, LowRankPrune(rank=10))
     with pytest.raises(ValueError, match=r'keep=0 is not allowed; allowed: a fraction in \(0, 1\]'): lowrank_prune(_net(), data, LowRankPrune(rank=2, keep=0))
@@ -206,5 +206,5 @@ def test_non_contiguous_weights_are_written_correctly(tmp_path):
     with torch.no_grad(): lin.weight = nn.Parameter(torch.randn(6, 4).t())     # a transposed view
     assert not lin.weight.is_contiguous()
     p = write_compressed(nn.Sequential(lin), tmp_path / 't.safetensors', Encoding(positions='dense'))
-    from nncomp.ledger import decoded_state
+    from nncomp.compress.ledger import decoded_state
     assert torch.equal(decoded_state(p)['0.weight'], lin.weight.detach())   # (logits may differ in the last bit: another GEMM path)

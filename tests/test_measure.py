@@ -7,11 +7,11 @@ import pytest, torch
 from torch import nn
 from torch.nn.utils import prune
 from nncomp.config import RunConfig, DataConfig, ModelConfig, TrainConfig, MethodConfig, ScheduleConfig
-from nncomp.ledger import (Encoding, best_encoding, encodings, smallest_file, to_bytes, decoded_state, encode_weight,
+from nncomp.compress.ledger import (Encoding, best_encoding, encodings, smallest_file, to_bytes, decoded_state, encode_weight,
                            weight_parts, _encoded_bytes)
 from nncomp.methods import masked_bytes
-from nncomp.store import run_path, start_run, finish_run, provenance, load_runs, read_run, read_json, SIZE_FILE
-from nncomp.derived import measure_runs, plain_module, MEASURE_CODERS
+from nncomp.runs.store import run_path, start_run, finish_run, provenance, load_runs, read_run, read_json, SIZE_FILE
+from nncomp.runs.derived import measure_runs, plain_module, MEASURE_CODERS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,7 +30,7 @@ def test_smallest_file_reads_back_and_is_never_larger(amount):
     assert sizes[best_encoding(w, mask, ('huffman', 'ans'))] == min(sizes.values())
 
 def _store(root):
-    from nncomp.train import train_batch, toy_data
+    from nncomp.engine.train import train_batch, toy_data
     toy = toy_data(n_train=300, n_test=100)
     cfgs = [RunConfig(DataConfig('mnist'), ModelConfig(hidden=(8,)), TrainConfig(epochs=1), MethodConfig('magnitude', a),
                       ScheduleConfig(steps=1, every=1)) for a in (0.0, 0.95)]
@@ -40,7 +40,7 @@ def _store(root):
 
 def test_two_processes_measure_one_store(tmp_path):
     root = _store(tmp_path)
-    code = f"from nncomp.derived import measure_runs; import json; print(json.dumps(measure_runs({str(root)!r}, progress=False)))"
+    code = f"from nncomp.runs.derived import measure_runs; import json; print(json.dumps(measure_runs({str(root)!r}, progress=False)))"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]), OMP_NUM_THREADS='1')
     procs = [subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]

@@ -1,7 +1,7 @@
 """NNCodec anchor (issue 11 §5): a clear error without its environment; a round trip when $NNCODEC_PYTHON is set."""
 import os
 import pytest, torch
-from nncomp.nncodec_bench import nncodec_python, nncodec_roundtrip, at_equal_error
+from nncomp.tools.nncodec_bench import nncodec_python, nncodec_roundtrip, at_equal_error
 
 
 def test_missing_interpreter_is_a_clear_error(monkeypatch):

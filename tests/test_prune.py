@@ -3,9 +3,9 @@ import math
 import pytest, torch
 import torch.nn.utils.prune as tprune
 from nncomp.config import *
-from nncomp.prune import fc_hessian_diag, select, sparsity_at, pruning_steps, magnitude, obd, taylor
-from nncomp.models import build_model
-from nncomp.train import FlatState, RunHyper, sgd_step
+from nncomp.engine.prune import fc_hessian_diag, select, sparsity_at, pruning_steps, magnitude, obd, taylor
+from nncomp.nets.models import build_model
+from nncomp.engine.train import FlatState, RunHyper, sgd_step
 
 def _loss(ws, bs, x, y):
     a = x

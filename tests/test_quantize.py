@@ -4,9 +4,9 @@ import math
 import pytest, torch
 from torch import nn
 from torch.nn.utils import parametrize
-from nncomp.quantize import (sharing_rate, uniform_quantize, uniform_dequantize, kmeans_1d, nearest, share_weights,
+from nncomp.compress.quantize import (sharing_rate, uniform_quantize, uniform_dequantize, kmeans_1d, nearest, share_weights,
                              uniform_weights, codebook, SharedWeight)
-from nncomp.lowrank import truncated_svd, lowrank_params, low_rank, factors
+from nncomp.compress.lowrank import truncated_svd, lowrank_params, low_rank, factors
 
 
 @pytest.mark.parametrize('n,k,b,r', [(16, 4, 32, 3.2), (1000, 16, 32, 32000 / 4512), (2, 2, 8, 16 / 18), (8, 256, 32, 256 / (64 + 8192))])

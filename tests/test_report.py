@@ -136,7 +136,7 @@ def test_shown_paths_are_relative():
 
 def test_unstated_choices_are_read_from_the_preset():
     from dataclasses import replace
-    from nncomp import sweep
+    from nncomp.runs import sweep
     t = rp.unstated_choices('paper').set_index('choice')
     p = sweep.PRESETS['paper']
     assert t.loc['learning rate', 'paper preset'] == f'{p.train.lr:g}'
@@ -173,7 +173,7 @@ def test_the_real_reference_column_loads():
 def _papermill(nb_out, **params):
     "Run the report notebook the way `nncomp_study` does (papermill, parameters cell found even if untagged)."
     import nbformat
-    from nncomp.study import run_notebook
+    from nncomp.runs.study import run_notebook
     run_notebook(ROOT / 'nbs/study/report.ipynb', nb_out, params)
     return nbformat.read(nb_out, as_version=4)
 

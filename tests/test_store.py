@@ -8,9 +8,9 @@ import torch
 from nncomp.config import RunConfig, MethodConfig, to_dict
 from nncomp.core import WriteError
 from nncomp.methods import method_of
-from nncomp.store import (RunLock, is_locked, run_path, start_run, finish_run, load_runs, save_runs, load_state,
+from nncomp.runs.store import (RunLock, is_locked, run_path, start_run, finish_run, load_runs, save_runs, load_state,
                           provenance, unfinished_runs, load_module, export_safetensors)
-from nncomp.sweep import plan_runs, sweep_spec, run_sweep, STUDY
+from nncomp.runs.sweep import plan_runs, sweep_spec, run_sweep, STUDY
 from standins import STANDIN
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,13 +21,13 @@ def env(**extra):
     e.update({k: str(v) for k, v in extra.items()})
     return e
 
-SWEEP = ("from nncomp.sweep import run_sweep; from standins import STANDIN; "
+SWEEP = ("from nncomp.runs.sweep import run_sweep; from standins import STANDIN; "
          "run_sweep('smoke', methods=['magl2', 'magl1', 'obd', 'random', 'hashednet'], seeds=3, results={root!r}, "
          "scheduler='inline', engine=STANDIN, progress=False, max_batch=3)")
 N_RUNS = 32  # 5 methods x 2 levels x 3 seeds, + Figure 6's two networks (one seed)
 
 def test_lock_is_exclusive_across_processes_and_dies_with_its_owner(tmp_path):
-    holder = subprocess.Popen([sys.executable, '-c', f"from nncomp.store import RunLock; import time; "
+    holder = subprocess.Popen([sys.executable, '-c', f"from nncomp.runs.store import RunLock; import time; "
                                f"l = RunLock({str(tmp_path)!r}); assert l.acquire(); print('held', flush=True); time.sleep(60)"],
                               stdout=subprocess.PIPE, text=True, env=env())
     try:

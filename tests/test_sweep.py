@@ -7,9 +7,9 @@ import pytest
 import torch
 from pkgutil import resolve_name
 from nncomp.config import LEVELS_H100, LEVELS_H30
-from nncomp.sweep import PRESETS, plan_runs, run_sweep, sweep_spec, make_tasks, ENGINE
+from nncomp.runs.sweep import PRESETS, plan_runs, run_sweep, sweep_spec, make_tasks, ENGINE
 from standins import STANDIN
-from nncomp.store import load_runs, load_state
+from nncomp.runs.store import load_runs, load_state
 
 ROOT = Path(__file__).resolve().parents[1]
 FIELDS = ['run', 'dataset', 'method', 'hidden', 'level', 'seed', 'test_acc', 'valid_acc', 'n_params', 'failed', 'reason']
@@ -58,7 +58,7 @@ def test_local_cluster_on_loopback_equals_in_process(tmp_path):
     pd.testing.assert_frame_equal(remote[FIELDS], inline[FIELDS])
 
 def test_two_sweeps_at_once_never_train_a_run_twice(tmp_path):
-    code = ("from nncomp.sweep import run_sweep; from standins import STANDIN; "
+    code = ("from nncomp.runs.sweep import run_sweep; from standins import STANDIN; "
             f"df = run_sweep('smoke', methods=['magl2', 'magl1', 'obd', 'random', 'hashednet'], seeds=4, results={str(tmp_path)!r}, "
             "scheduler='inline', engine=STANDIN, progress=False, max_batch=2); print(len(df), df.attrs['trained'], df.attrs['waited'])")
     e = env(NNCOMP_STANDIN_DELAY=0.07, NNCOMP_STANDIN_LOG=tmp_path/'trained.log',
@@ -76,7 +76,7 @@ def test_two_sweeps_at_once_never_train_a_run_twice(tmp_path):
 
 def test_not_waiting_leaves_held_runs_to_their_owner(tmp_path):
     "With wait=False a sweep trains what it can and returns; runs another process holds stay theirs (counted as held)."
-    from nncomp.store import RunLock, run_path, is_done
+    from nncomp.runs.store import RunLock, run_path, is_done
     kw = dict(methods=['magl2'], results=tmp_path, scheduler='inline', engine=STANDIN, progress=False)
     cfg, seed = plan_runs(sweep_spec('smoke', **{k: kw[k] for k in ('methods', 'results')}))[0]
     lock = RunLock(run_path(tmp_path, cfg, seed)); assert lock.acquire()    # another sweep's run, as far as run_sweep can tell
@@ -137,7 +137,7 @@ def test_all_workers_gone_is_an_error_not_a_hang(tmp_path):
 
 def test_study_exit_status(monkeypatch, tmp_path):
     "nncomp_study exits non-zero when a run failed, and on bad input (an empty --sweeps, a device this torch lacks)."
-    import nncomp.study as study
+    import nncomp.runs.study as study
     def fake(*a, **k): return dict(pruning=1.0, total=1.0, runs=8, failed=1)
     monkeypatch.setattr(study, 'run_study', fake)
     with pytest.raises(SystemExit, match='1 of 8 runs failed') as e: study.main(['--preset', 'smoke'])
@@ -152,7 +152,7 @@ def test_study_exit_status(monkeypatch, tmp_path):
         study.main(['--preset', 'smoke', '--scheduler', 'tcp://127.0.0.1:9', '--results', str(tmp_path)])
 
 def test_study_progress_counts_finished_runs(tmp_path, capsys):
-    from nncomp.study import Progress, sweep_runs
+    from nncomp.runs.study import Progress, sweep_runs
     paths = sweep_runs('pruning', 'smoke', tmp_path)
     assert len(paths) == 4 * 2 + 2                                      # 4 pruning methods x 2 levels + Figure 6
     with Progress(paths, '[smoke] pruning', every=0.05) as p:
@@ -165,7 +165,7 @@ def test_papermill_parameters_as_typed(tmp_path):
     "A sweep notebook through papermill's CLI: -p with a float, -r with a list literal, and an unknown name refused."
     nb = Path(__file__).parents[1]/'nbs'/'study'/'hashednet.ipynb'
     import papermill
-    from nncomp.sweep import notebook_parameters
+    from nncomp.runs.sweep import notebook_parameters
     params = {p['name'] for p in papermill.inspect_notebook(str(nb)).values()}
     assert {'levels', 'results', 'preset', 'weights'} <= params
     ns = {'preset': 'smoke', 'levels': '[0.0, 0.9]'}
@@ -175,13 +175,13 @@ def test_papermill_parameters_as_typed(tmp_path):
 
 def test_train_only_workers_share_a_study(tmp_path):
     "Two `train_study` processes on one store: every planned run trained exactly once, and neither waits for the other."
-    code = ("from nncomp.study import train_study; from standins import STANDIN; "
+    code = ("from nncomp.runs.study import train_study; from standins import STANDIN; "
             f"print(train_study('smoke', {str(tmp_path)!r}, sweeps=('pruning', 'hashednet'), engine=STANDIN, max_batch=2, progress=False))")
     e = env(NNCOMP_STANDIN_DELAY=0.05, NNCOMP_STANDIN_LOG=tmp_path/'trained.log', NNCOMP_STANDIN_BARRIER=f"{tmp_path/'barrier'}:2")
     procs = [subprocess.Popen([sys.executable, '-c', code], env=e, stdout=subprocess.PIPE, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=120)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
-    from nncomp.study import sweep_runs
+    from nncomp.runs.study import sweep_runs
     planned = {s: len(sweep_runs(s, 'smoke', tmp_path)) for s in ('pruning', 'hashednet')}
     assert planned == {'pruning': 4 * 2 + 2, 'hashednet': 2}     # 4 methods x 2 levels + Figure 6's pair; 2 levels
     lines = (tmp_path/'trained.log').read_text().splitlines()
@@ -196,7 +196,7 @@ def test_train_only_workers_share_a_study(tmp_path):
 @pytest.mark.skipif(not os.environ.get('NNCOMP_DATA'), reason='needs the real MNIST files: set NNCOMP_DATA (CI sets it)')
 def test_train_only_codes_and_measures(tmp_path):
     "The coding sweep of `train_study` derives the coded runs and measures every trained run's file, as the coding notebook does."
-    from nncomp.study import train_study
+    from nncomp.runs.study import train_study
     out = train_study('smoke', tmp_path, sweeps=('pruning', 'coding'), progress=False)
     assert out['pruning']['finished'] == out['pruning']['planned'] == 10
     assert out['coding']['finished'] == out['coding']['planned'] > 0

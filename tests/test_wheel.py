@@ -36,7 +36,7 @@ def installed(tmp_path_factory):
     return venv/'bin'
 
 def test_wheel_ships_the_study_notebooks(installed, tmp_path):
-    code = 'import nncomp, nncomp.study as s; print(nncomp.__file__); print(s.study_folder()); print(sorted(p.name for p in s.study_folder().glob("*.ipynb")))'
+    code = 'import nncomp, nncomp.runs.study as s; print(nncomp.__file__); print(s.study_folder()); print(sorted(p.name for p in s.study_folder().glob("*.ipynb")))'
     r = run(installed/'python', '-c', code, cwd=tmp_path, env={k: v for k, v in os.environ.items() if k != 'PYTHONPATH'})
     assert r.returncode == 0, r.stderr
     module, folder, names = r.stdout.splitlines()

@@ -1,0 +1,33 @@
+"""Every run's identity survives refactoring: the run names each preset plans, pinned before the house move
+(issue 26) was made, and the names of the committed paper runs recomputed from their stored configs."""
+import hashlib, json
+from pathlib import Path
+import pytest
+from nncomp.config import run_id, from_dict
+from nncomp.runs import sweep, derived
+
+def digest(names) -> str: return hashlib.sha256('\n'.join(sorted(names)).encode()).hexdigest()[:16]
+
+# (number of runs, digest of their sorted names) of plan_runs and of the ConvNet grid's runs on MNIST, per preset;
+# computed with the code before the move (commit 22b749f)
+PINNED = {'paper': (38902, '9dea7ce8cbe48ae8', 7290, '6622002a0c5cd2aa'),
+          'quick': (647, 'c2c9780a7ecc8544', 12, 'cf5d711611189832'),
+          'smoke': (13, '17df4dd9beb15fe4', 1, 'e029e363506a3960')}
+
+@pytest.mark.parametrize('preset', sorted(PINNED))
+def test_planned_run_names_are_unchanged(preset):
+    spec = sweep.sweep_spec(preset, check_here=False)
+    names = [f'{run_id(c)}-s{s}' for c, s in sweep.plan_runs(spec)]
+    conv = [f'{run_id(c)}-s{s}' for c, s in sweep.conv_runs(spec.preset, 'mnist', sweep.conv_models(spec.preset))]
+    assert (len(names), digest(names), len(conv), digest(conv)) == PINNED[preset]
+
+def test_derived_run_name_is_unchanged():
+    assert derived.derived_name('061a5d41593cf8ac-s0', 'dc-ans', derived.check_params(None)) == '061a5d41593cf8ac-s0-dc-ans-5ba3a4fb'
+
+def test_committed_paper_runs_keep_their_names():
+    runs = sorted((Path(__file__).resolve().parents[1]/'results'/'paper'/'runs').glob('*/config.json'))[:300]
+    if not runs: pytest.skip('no results/paper runs in this checkout')
+    for p in runs:
+        d = json.loads(p.read_text())
+        cfg, seed = (from_dict(d['config']), d['seed']) if 'config' in d else (from_dict({k: v for k, v in d.items() if k != 'seed'}), d.get('seed'))
+        assert p.parent.name == f'{run_id(cfg)}-s{seed}', p.parent.name
