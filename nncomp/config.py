@@ -42,7 +42,7 @@ class DataConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     "The network; conv fields are used only by kind 'conv'."
-    kind: str = 'fc'              # a key of nncomp.nets.models.MODELS
+    kind: str = 'fc'              # a key of nncomp.nets.registry.MODELS
     hidden: tuple = (100,)        # hidden widths of an 'fc'/'hashed' net
     channels: int = 8             # conv: output channels
     kernel: int = 5               # conv: kernel size

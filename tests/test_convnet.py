@@ -8,7 +8,7 @@ from torch import nn
 from nncomp.config import RunConfig, ModelConfig, MethodConfig, DataConfig, TrainConfig
 from nncomp.nets.convnet import (ConvNet, conv_counts, check_conv, conv_grid, sample_grid, conv_run_configs, pareto_front,
                             pareto_mask, with_weights, CONV_TRAIN, CONV_FIELDS)
-from nncomp.nets.models import model_class
+from nncomp.nets.registry import model_class
 from nncomp.runs.screen import (Design, candidate_bound, check_design, config_keys, convnet_notebook, design_cost, is_screening,
                            read_ranking, recall_table, rank_screened, run_stage, screening_files, screening_recall,
                            select_candidates, subset_models)

@@ -6,7 +6,7 @@ import pytest, torch
 from nncomp.config import RunConfig, ModelConfig, MethodConfig, TrainConfig
 from nncomp.nets.hashednet import (xxh32, xxh32_many, xxh32_pair, xxh32_assignment, lua_assignment, lua_key, n_buckets,
                               occupancy_chi2, HashedTable, HashedLinear, HashedMLP, ASSIGNMENTS)
-from nncomp.nets.models import MODELS, model_class
+from nncomp.nets.registry import MODELS, model_class
 
 
 def sanity_buffer(n):
@@ -109,7 +109,7 @@ def test_index_based_inference_matches_materialized(assignment):
 
 def test_registered_and_trains_through_engine():
     from nncomp.engine.train import train_batch, toy_data
-    assert model_class('hashed') is HashedMLP and MODELS['hashed'] == 'nncomp.nets.hashednet:HashedMLP'
+    assert model_class('hashed') is HashedMLP and MODELS['hashed'] is HashedMLP
     data = toy_data(n_train=256, n_valid=64, n_test=64)
     base = RunConfig(model=ModelConfig('hashed', (16,), hash_bias=True), train=TrainConfig(epochs=2, batch_size=32, patience=2))
     cfgs = [replace(base, method=MethodConfig('hashednet', a)) for a in (0.0, 0.5, 0.95)]

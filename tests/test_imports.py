@@ -71,19 +71,9 @@ def test_the_graph_sees_the_package():
     assert 'nncomp.engine.train' in e and 'nncomp.runs.store' in e and 'nncomp.compress.ledger' in e
     assert any(m == 'nncomp.config' for m, *_ in e['nncomp.engine.train'])
 
-# The modules that still import one another in a circle (issue 26's knot: the method and model registries, the
-# engine and the nets, the ledger and the post-training pipeline). The test fails on any other circle, and when the
-# knot shrinks it says so, so that this list only ever gets shorter.
-KNOWN_KNOT = {'nncomp.methods', 'nncomp.config', 'nncomp.engine.prune', 'nncomp.engine.train', 'nncomp.nets.models',
-              'nncomp.nets.convnet', 'nncomp.nets.hashednet', 'nncomp.compress.ledger', 'nncomp.compress.lowrank',
-              'nncomp.compress.posttrain'}
-
-def test_no_import_circle_but_the_known_knot():
+def test_no_import_circle():
     found = cycles(graph())
-    extra = [c for c in found if not set(c) <= KNOWN_KNOT]
-    assert not extra, f'import circles among nncomp modules: {extra}'
-    inside = set().union(*map(set, found)) if found else set()
-    assert inside == KNOWN_KNOT, f'the knot is now {sorted(inside)}: shrink KNOWN_KNOT to it'
+    assert not found, f'import circles among nncomp modules: {found}'
 
 def test_imports_inside_functions_say_why():
     bare = [f'{m}:{line}: {text.strip()}' for m, out in graph().items() for _, line, inner, text in sorted(out, key=lambda e: e[1])

@@ -151,7 +151,8 @@ def test_plain_copy_of_pruned_module_and_coded_transform():
 
 
 def test_registry_coding_family_and_ledger_size_rules():
-    from nncomp.methods import in_family, get_method, stored_size, config_names, pruning_names, method_of
+    from nncomp.methods import in_family, config_names, pruning_names, method_of
+    from nncomp.compress.ledger import stored_size, SIZE_RULES
     from types import SimpleNamespace as NS
     assert in_family('pruning') == ('magl2', 'magl1', 'obd', 'taylor', 'random')
     assert in_family('coding') == ('dc-huffman', 'dc-ans')
@@ -159,7 +160,7 @@ def test_registry_coding_family_and_ledger_size_rules():
     assert pruning_names() == ('magnitude', 'obd', 'taylor', 'random')
     fc = NS(model=NS(kind='fc', hidden=(100,)), method=NS(name='magnitude', amount=0.9), train=NS(reg='l2'))
     assert method_of(fc) == 'magl2'
-    assert math.isnan(get_method('dc-huffman').size_fn()(fc, {'n_params': 10}))
+    assert math.isnan(SIZE_RULES['measured'](fc, {'n_params': 10}))
     hashed = NS(model=NS(kind='hashed', hidden=(100,)), method=NS(name='hashednet', amount=0.9), train=NS(reg='l2'))
     assert stored_size(hashed, {'n_params': 8050}) == 4 * 8050 + 8
 
@@ -194,7 +195,7 @@ def test_pruned_low_rank_factors_stored_sparse(tmp_path, pos):
 
 def test_lowrank_prune_pipeline_bad_input():
     from types import SimpleNamespace as NS
-    from nncomp.compress.lowrank import lowrank_prune, LowRankPrune
+    from nncomp.compress.lowrank_prune import lowrank_prune, LowRankPrune
     data = NS(train=NS(x=torch.randn(20, 100), y=torch.randint(0, 10, (20,))), test=NS(x=torch.randn(8, 100), y=torch.randint(0, 10, (8,))))
     with pytest.raises(ValueError, match=r'rank=10 is not allowed; allowed: an integer from 1 to min\(n, m\) = 4'): lowrank_prune(_net(), data, LowRankPrune(rank=10))
     with pytest.raises(ValueError, match=r'keep=0 is not allowed; allowed: a fraction in \(0, 1\]'): lowrank_prune(_net(), data, LowRankPrune(rank=2, keep=0))

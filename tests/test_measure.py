@@ -9,7 +9,7 @@ from torch.nn.utils import prune
 from nncomp.config import RunConfig, DataConfig, ModelConfig, TrainConfig, MethodConfig, ScheduleConfig
 from nncomp.compress.ledger import (Encoding, best_encoding, encodings, smallest_file, to_bytes, decoded_state, encode_weight,
                            weight_parts, _encoded_bytes)
-from nncomp.methods import masked_bytes
+from nncomp.compress.ledger import masked_bytes
 from nncomp.runs.store import run_path, start_run, finish_run, provenance, load_runs, read_run, read_json, SIZE_FILE
 from nncomp.runs.derived import measure_runs, plain_module, MEASURE_CODERS
 

@@ -4,7 +4,7 @@ import pytest, torch
 import torch.nn.utils.prune as tprune
 from nncomp.config import *
 from nncomp.engine.prune import fc_hessian_diag, select, sparsity_at, pruning_steps, magnitude, obd, taylor
-from nncomp.nets.models import build_model
+from nncomp.nets.registry import build_model
 from nncomp.engine.train import FlatState, RunHyper, sgd_step
 
 def _loss(ws, bs, x, y):

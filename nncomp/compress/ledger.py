@@ -16,13 +16,16 @@ from ..core import not_allowed, check_choice, atomic_write_bytes
 from .coding import Coded, encode, decode, relative_indices, positions, csr_bytes, csc_bytes, bitmap_bytes, CODERS
 from .quantize import SharedWeight
 from .lowrank import LowRank, stored_factors, factor_masks
+from ..methods import METHODS, method_of
+from ..nets.hashednet import xxh32_assignment
 
 # %% auto #0
 __all__ = ['FORMAT', 'POSITIONS', 'CATEGORIES', 'ITEM_CATEGORY', 'FACTORS', 'LAYERS', 'SIMPLE', 'GAP_BITS', 'FLOAT_BYTES',
-           'SEED_BYTES', 'Encoding', 'check_encoding', 'encode_weight', 'decode_weight', 'HashedLayer', 'weight_parts',
-           'encode_factors', 'decode_factors', 'encode_module', 'arch_of', 'build_arch', 'to_bytes', 'write_compressed',
-           'read_header', 'decoded_state', 'read_compressed', 'ledger', 'by_category', 'compare', 'encodings',
-           'best_encoding', 'smallest_file', 'run_as_module', 'dense_size', 'hashed_size', 'measured_size']
+           'SEED_BYTES', 'SIZE_RULES', 'Encoding', 'check_encoding', 'encode_weight', 'decode_weight', 'HashedLayer',
+           'weight_parts', 'encode_factors', 'decode_factors', 'encode_module', 'arch_of', 'build_arch', 'to_bytes',
+           'write_compressed', 'read_header', 'decoded_state', 'read_compressed', 'ledger', 'by_category', 'compare',
+           'encodings', 'best_encoding', 'smallest_file', 'run_as_module', 'dense_size', 'hashed_size', 'measured_size',
+           'masked_bytes', 'stored_size']
 
 # %% ../../nbs/compress/18_ledger.ipynb #bfb2d757
 FORMAT = 'nncomp-ledger/1'
@@ -106,7 +109,6 @@ class HashedLayer(nn.Module):
         self.bias = nn.Parameter(bias.detach().clone().float()) if bias is not None else None
         self.bias_values = nn.Parameter(bias_values.detach().clone().float()) if bias_values is not None else None
     def _table(self, values:Tensor, n_in:int, bias:bool) -> Tensor:
-        from nncomp.nets.hashednet import xxh32_assignment  # not at the top: a circle of the known knot (tests/test_imports.py)
         e = torch.arange(self.n_out * n_in)
         bucket, sign = xxh32_assignment(e // n_in, e % n_in, len(values), self.seed, self.layer, bias)
         return (values[bucket.to(values.device)] * sign.to(values.device)).view(self.n_out, n_in)
@@ -393,3 +395,17 @@ def measured_size(cfg, metrics:dict) -> float:
     "The size of the run's written file (`stored_bytes`), NaN until it is measured."
     v = metrics.get('stored_bytes')
     return float('nan') if v is None else float(v)
+
+def masked_bytes(cfg, metrics:dict) -> float:
+    "fp32 values of the alive edges and biases plus a one-bit-per-edge mask."
+    n, edges = metrics.get('n_params'), metrics.get('n_edges') or 0
+    if n is None: return float('nan')
+    return float(FLOAT_BYTES * n + (math.ceil(edges / 8) if cfg.method.amount > 0 else 0))
+
+SIZE_RULES = {'masked': masked_bytes, 'dense': dense_size, 'hashed': hashed_size, 'measured': measured_size}
+
+def stored_size(cfg, metrics:dict) -> float:
+    "Stored bytes of a finished run: the figure its metrics give, else its method's size rule."
+    if metrics.get('stored_bytes') is not None: return float(metrics['stored_bytes'])
+    name = method_of(cfg)
+    return SIZE_RULES[METHODS[name].size if name in METHODS else 'masked'](cfg, metrics)

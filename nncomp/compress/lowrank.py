@@ -12,11 +12,11 @@ from torch import nn, Tensor
 from torch.nn.utils import parametrize, prune
 from ..core import not_allowed
 from ..engine.prune import magnitude
+from ..engine.plain import keep_mask, per_layer
 
 # %% auto #0
-__all__ = ['POINTS', 'check_rank', 'as_matrix', 'truncated_svd', 'lowrank_params', 'LowRank', 'low_rank', 'factors',
-           'low_rank_layers', 'factored', 'factor_masks', 'stored_factors', 'factor_counts', 'check_keep',
-           'prune_factors', 'LowRankPrune', 'check_lowrank_prune', 'lowrank_prune', 'lenet_rows']
+__all__ = ['check_rank', 'as_matrix', 'truncated_svd', 'lowrank_params', 'LowRank', 'low_rank', 'factors', 'low_rank_layers',
+           'factored', 'factor_masks', 'stored_factors', 'factor_counts', 'check_keep', 'prune_factors']
 
 # %% ../../nbs/compress/16_lowrank.ipynb #b740ba54
 def check_rank(d:int, n:int, m:int):
@@ -106,7 +106,6 @@ def check_keep(keep) -> float:
 # %% ../../nbs/compress/16_lowrank.ipynb #fd66889c
 def prune_factors(model:nn.Module, keep) -> dict: # fraction of each factor's entries kept: one value or {layer: fraction}
     "Magnitude-prune both factors of every low-rank layer with `torch.nn.utils.prune` masks; returns {layer: (mask A, mask B)}."
-    from nncomp.compress.posttrain import keep_mask, per_layer   # imported here: posttrain imports the ledger, which imports this module
     layers = factored(model)
     if not layers: raise not_allowed('model', type(model).__name__, 'a module with low-rank layers (`low_rank_layers` first)')
     keep = per_layer(keep, layers, 'keep')
@@ -117,64 +116,3 @@ def prune_factors(model:nn.Module, keep) -> dict: # fraction of each factor's en
             prev = torch.ones_like(t, dtype=torch.bool) if prev is None else prev.bool()
             prune.custom_from_mask(m.parametrizations.weight, f'original{i}', keep_mask(magnitude(t), prev, keep[n]))
     return {n: factor_masks(m) for n, m in layers.items()}
-
-# %% ../../nbs/compress/16_lowrank.ipynb #103ffd14
-@dataclass(frozen=True)
-class LowRankPrune:
-    "What `lowrank_prune` does to a trained module."
-    rank: int|dict = 20          # d: one for every layer or {layer: d}
-    keep: float|dict = 0.5       # fraction of each factor's entries kept (1: not pruned): one value or {layer: fraction}
-    tune_epochs: int = 1         # fine-tuning after factoring (0: none)
-    retrain_epochs: int = 1      # retraining after pruning the factors (0: none)
-    lr: float = 5e-4             # Adam, both trainings
-    gap_bits: int = 5            # bits per relative index of a pruned factor's positions
-    n_train: int|None = None     # train on the first n_train training examples (None: all)
-
-def check_lowrank_prune(model:nn.Module, cfg:LowRankPrune) -> LowRankPrune:
-    "Raise unless every layer of `model` has an allowed rank and keep in `cfg`."
-    from nncomp.compress.posttrain import layers_of, per_layer   # imported here: see `prune_factors`
-    layers = layers_of(model); ranks, keep = per_layer(cfg.rank, layers, 'rank'), per_layer(cfg.keep, layers, 'keep')
-    for n, m in layers.items(): check_rank(ranks[n], *as_matrix(m.weight).shape); check_keep(keep[n])
-    return cfg
-
-# %% ../../nbs/compress/16_lowrank.ipynb #846d2b2c
-def lowrank_prune(model:nn.Module, data, # a trained module (changed in place); data.train.x/.y, data.test.x/.y
-                  cfg:LowRankPrune=LowRankPrune(), folder=None, seed:int=0) -> dict:
-    "Factor, fine-tune, prune the factors, retrain and write `model`: test error, parameters and file bytes after every stage."
-    from nncomp.compress.posttrain import layers_of, fit, error_rate, plain_copy    # imported here: see `prune_factors`
-    from nncomp.compress.ledger import Encoding, write_compressed, read_compressed, by_category, compare  # not at the top: a circle of the known knot (tests/test_imports.py)
-    check_lowrank_prune(model, cfg)
-    te, x, y = data.test, data.train.x[:cfg.n_train], data.train.y[:cfg.n_train]
-    def err(m=model): return error_rate(m, te.x, te.y)
-    skeleton = None if type(model) is nn.Sequential else plain_copy(model)   # a plain module to read the file into
-    out = {'error_dense': err(), 'params_dense': sum(m.weight.numel() for m in layers_of(model).values())}
-    low_rank_layers(model, cfg.rank); out |= {'error_svd': err(), 'params_lowrank': factor_counts(model)[1]}
-    if cfg.tune_epochs: fit(model, x, y, cfg.tune_epochs, cfg.lr, seed=seed + 1)
-    out['error_tuned'] = err()
-    prune_factors(model, cfg.keep); out['error_pruned'] = err()
-    if cfg.retrain_epochs: fit(model, x, y, cfg.retrain_epochs, cfg.lr, seed=seed + 2)
-    out |= {'error_final': err(), 'params_kept': factor_counts(model)[0]}
-    p = write_compressed(model, Path(folder or tempfile.mkdtemp()) / 'lowrank.safetensors', Encoding(gap_bits=cfg.gap_bits))
-    out |= {'file': str(p), 'error_file': err(read_compressed(p, skeleton))}
-    out |= {f'bytes_{k.replace(" ", "_")}': v for k, v in by_category(p).items()} | {'bytes_dense_fp32': compare(p)['dense_fp32']}
-    return out | {'param_ratio': out['params_dense'] / out['params_kept'], 'byte_ratio': out['bytes_dense_fp32'] / out['bytes_total']}
-
-# %% ../../nbs/compress/16_lowrank.ipynb #0282a9b3
-POINTS = (({'0': 40, '2': 20, '4': 8}, 1.0), ({'0': 40, '2': 20, '4': 8}, 0.4), ({'0': 20, '2': 10, '4': 8}, 0.5))   # LeNet-300-100's layers '0', '2', '4'
-
-def lenet_rows(data, points=POINTS, # the MNIST DataBundle; (rank, keep) pairs
-               epochs:int=4, lr:float=1e-3, n_train:int|None=None, # initial training (the last epoch at lr/10), on the first n_train examples
-               cfg:LowRankPrune=LowRankPrune(), seed:int=0) -> list:
-    "Train a LeNet-300-100 on `data`, then factor and prune a copy of it at every (rank, keep): one results row each."
-    from nncomp.compress.posttrain import lenet_300_100, fit   # imported here: see `prune_factors`
-    torch.manual_seed(seed); dense = lenet_300_100(); x, y = data.train.x[:n_train], data.train.y[:n_train]
-    t0 = time.time(); fit(dense, x, y, epochs - 1, lr, seed=seed); fit(dense, x, y, 1, lr / 10, seed=seed + 100)
-    base = {'net': 'lenet-300-100', 'train_examples': len(y), 'epochs': epochs, 'train_seconds': round(time.time() - t0, 1)}
-    return [_point_row(dense, data, replace(cfg, rank=r, keep=k), base, lr, seed) for r, k in points]
-
-def _point_row(dense:nn.Module, data, cfg:LowRankPrune, base:dict, lr:float, seed:int) -> dict:
-    "One results row: `lowrank_prune` on a copy of `dense`, its provenance and configuration."
-    from nncomp.compress.posttrain import provenance  # not at the top: a circle of the known knot (tests/test_imports.py)
-    t0 = time.time(); r = lowrank_prune(copy.deepcopy(dense), data, cfg, seed=seed); r.pop('file')
-    return (base | {'rank': json.dumps(cfg.rank, sort_keys=True), 'keep': cfg.keep} | r | {'compress_seconds': round(time.time() - t0, 1)}
-            | provenance() | {'config': json.dumps({'train_lr': lr, 'seed': seed, **asdict(cfg)}, sort_keys=True)})

@@ -13,27 +13,14 @@ from torch.nn.utils import prune
 import torch.nn.functional as F
 from ..core import not_allowed, check_choice, atomic_write_bytes
 from ..engine.prune import magnitude, taylor
+from ..engine.plain import layers_of, per_layer, keep_mask
 from .quantize import share_weights, check_bits
 from .ledger import Encoding, write_compressed, read_compressed, by_category, compare
 
 # %% auto #0
-__all__ = ['NETS', 'DEEP_COMPRESSION', 'DEFAULTS', 'layers_of', 'per_layer', 'loss_gradients', 'saliencies', 'keep_mask',
-           'current_mask', 'prune_layers', 'share_layers', 'error_rate', 'fit', 'PostTrain', 'n_weights', 'plain_copy',
-           'compress', 'coded', 'huffman_coded', 'ans_coded', 'lenet_300_100', 'lenet5', 'provenance', 'demo',
-           'write_rows']
-
-# %% ../../nbs/compress/19_posttrain.ipynb #108cce48
-def layers_of(model:nn.Module) -> dict:
-    "{name: layer} of the nn.Linear and nn.Conv2d layers of `model`, in order."
-    out = {n: m for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))}
-    if not out: raise not_allowed('model', type(model).__name__, 'a module with at least one nn.Linear or nn.Conv2d layer')
-    return out
-
-def per_layer(value, names, what:str) -> dict:
-    "{name: value} from one value for every layer or a dict that names every layer."
-    if not isinstance(value, dict): return {n: value for n in names}
-    if set(value) != set(names): raise not_allowed(what, sorted(value), f'one value, or a dict over exactly the layers {list(names)}')
-    return dict(value)
+__all__ = ['TRANSFORMS', 'NETS', 'DEEP_COMPRESSION', 'DEFAULTS', 'loss_gradients', 'saliencies', 'current_mask', 'prune_layers',
+           'share_layers', 'error_rate', 'fit', 'PostTrain', 'n_weights', 'plain_copy', 'compress', 'coded',
+           'huffman_coded', 'ans_coded', 'lenet_300_100', 'lenet5', 'provenance', 'demo', 'write_rows']
 
 # %% ../../nbs/compress/19_posttrain.ipynb #48d09955
 def loss_gradients(model:nn.Module, x:Tensor, y:Tensor, # inputs and labels of the data the gradient is taken on
@@ -61,14 +48,6 @@ def saliencies(model:nn.Module, kind:str='magnitude', # 'magnitude' or 'taylor'
     return {n: taylor(m.weight.detach(), g[n]) for n, m in layers.items()}
 
 # %% ../../nbs/compress/19_posttrain.ipynb #a5cb8c6f
-def keep_mask(score:Tensor, prev:Tensor, keep:float) -> Tensor:
-    "Mask keeping the round(keep·n) highest-scoring entries that `prev` still keeps (fewer if fewer are alive)."
-    if not 0 <= keep <= 1: raise not_allowed('keep', keep, 'a fraction from 0 to 1')
-    n = min(round(keep * score.numel()), int(prev.sum()))
-    s = torch.where(prev.bool(), score.float(), torch.tensor(-math.inf)).flatten()
-    m = torch.zeros(score.numel(), dtype=torch.bool); m[s.topk(n).indices] = True
-    return m.view(score.shape)
-
 def current_mask(m:nn.Module) -> Tensor:
     "The layer's prune mask (all ones when it was never pruned)."
     return getattr(m, 'weight_mask', torch.ones_like(m.weight)).bool()
@@ -200,6 +179,8 @@ def huffman_coded(model:nn.Module, data, **kw) -> dict:
 def ans_coded(model:nn.Module, data, **kw) -> dict:
     "`coded` with ANS coding (constriction)."
     return coded(model, data, 'ans', **kw)
+
+TRANSFORMS = {'dc-huffman': huffman_coded, 'dc-ans': ans_coded}   # the coding methods of `nncomp.methods`, by name
 
 # %% ../../nbs/compress/19_posttrain.ipynb #0606d0d5
 def lenet_300_100() -> nn.Sequential:

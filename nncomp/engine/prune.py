@@ -178,7 +178,7 @@ def run_scores(model,                  # batched model with `prunable()` (and `l
         for need in m.needs:
             if need not in got: got[need] = needs[need]()
         rows = torch.tensor([x is not None and x.config_name == m.config_name for x in methods], device=next(iter(ws.values())).device)
-        fn = m.score_fn()
+        fn = SALIENCIES[m.config_name]
         for k, w in ws.items():
             s = fn(w, *(got[need][k] for need in m.needs))
             scores[k] = torch.where(rows.view(-1, *[1] * (w.dim() - 1)), s, scores[k])

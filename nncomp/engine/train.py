@@ -17,15 +17,17 @@ with warnings.catch_warnings():  # in a kernel without ipywidgets tqdm.auto fall
     warnings.simplefilter('ignore'); from tqdm.auto import tqdm
 from ..config import RunConfig, validate, PRUNING_METHODS, canonical_json, study_config, ScheduleConfig
 from ..data.datasets import Split, DataBundle
-from ..nets.models import build_model, shape_of, MLP
-from ..data.mnist import atomic_write_bytes
+from ..core import compiled
+from ..nets.models import MLP, fc_step
+from ..nets.registry import build_model, shape_of
+from ..core import atomic_write_bytes
 from .prune import pruning_steps, prune_step, saliency_batches, hessian_diagonals, mean_gradients
 
 # %% auto #0
 __all__ = ['FUSE_MIN', 'SPARSE_BELOW', 'CHECKPOINT_EVERY', 'batch_key', 'is_bias', 'ParamViews', 'FlatState', 'RunHyper',
-           'update_block', 'compiled', 'fused_update', 'hold_freed_memory', 'update_alive', 'sgd_step',
-           'stream_generator', 'DataOrder', 'accuracy', 'fc_step', 'SparseGroup', 'SparseFirstLayer', 'saliency_needs',
-           'Checkpoint', 'train_epoch', 'autograd_step', 'check_batch', 'train_batch', 'toy_data', 'precision_check']
+           'update_block', 'fused_update', 'hold_freed_memory', 'update_alive', 'sgd_step', 'stream_generator',
+           'DataOrder', 'accuracy', 'SparseGroup', 'SparseFirstLayer', 'saliency_needs', 'Checkpoint', 'train_epoch',
+           'autograd_step', 'check_batch', 'train_batch', 'toy_data', 'precision_check']
 
 # %% ../../nbs/engine/05_train.ipynb #61c13305
 def batch_key(cfg:RunConfig) -> tuple:
@@ -129,19 +131,6 @@ def _fused_block(w, g, v, mask, neg_lr, mom, l2, l1):
     v.copy_(new_v); w.add_(new_v * neg_lr)
 
 FUSE_MIN = 2**18    # prunable weights of a batch from which `train_batch` compiles the update by default
-_COMPILED = {}
-def compiled(fn, # a function of tensors
-             *probe): # the arguments of a tiny call that must work
-    "`fn` compiled once per process (dynamic shapes), or None where torch.compile does not work here (with a warning)."
-    if fn not in _COMPILED:
-        try:
-            c = torch.compile(fn, dynamic=True); c(*probe)
-            _COMPILED[fn] = c
-        except Exception as e:                          # no C++ compiler, unsupported platform...
-            warnings.warn(f'torch.compile is not usable here ({type(e).__name__}: {str(e)[:200]}); {fn.__name__} runs eagerly')
-            _COMPILED[fn] = None
-    return _COMPILED[fn]
-
 def fused_update():
     "`_fused_block` compiled (`compiled`), or None where torch.compile does not work here."
     t, c = torch.zeros(2, 3), torch.zeros(2, 1)
@@ -225,45 +214,6 @@ def accuracy(model:nn.Module, x:Tensor, y:Tensor, # shared inputs (N, 784) and l
         correct += (model(xb.expand(R, *xb.shape)).argmax(-1) == y[i:i + chunk]).sum(1)
     model.train(was)
     return correct / len(x)
-
-# %% ../../nbs/engine/05_train.ipynb #5152361a
-@torch.no_grad()
-def fc_step(model:MLP,           # batched FC model, runs sorted by seed group
-            x:Tensor, y:Tensor,  # device-resident training inputs (N, in) (bf16 for bf16 precision) and labels (N,)
-            idx:Tensor,          # (U, B) example indices of this step, one row per seed group
-            groups:list,         # [(first, stop)] run range of each seed group (`DataOrder.groups`)
-            w_low:Tensor|None=None, # bf16 copy of the first layer's weights (R, H, in), or None for fp32
-            sparse=None          # `SparseFirstLayer` (fp32): groups with runs sparse enough take their first layer as a sparse matrix
-           ) -> Tensor:          # (R,) mean cross-entropy of each run on its mini-batch
-    "Loss of every run, and its exact gradient written into the parameters' `.grad`; the first layer is one GEMM per seed group."
-    layers, B = model.layers(), idx.shape[1]
-    (w0, b0), H = layers[0], layers[0][0].shape[1]
-    plans = sparse.plans(w0.grad) if sparse is not None else [None] * len(groups)
-    losses = []
-    for u, (r0, r1) in enumerate(groups):
-        K, xb, yb, plan = r1 - r0, x[idx[u]], y[idx[u]], plans[u]
-        if plan is not None: z = plan.forward(w0, b0, xb)
-        else:
-            W = (w0 if w_low is None else w_low)[r0:r1].reshape(K * H, -1)
-            z = torch.addmm(b0[r0:r1].reshape(1, -1).to(xb.dtype), xb, W.t()).float().view(B, K, H).transpose(0, 1)
-        zs, acts = [z], []
-        for w, b in layers[1:]:
-            acts.append(zs[-1].relu())
-            zs.append(torch.baddbmm(b[r0:r1].unsqueeze(1), acts[-1], w[r0:r1].transpose(1, 2)))
-        logp = zs[-1].log_softmax(-1)
-        pick = yb.view(1, B, 1).expand(K, B, 1)
-        losses.append(-logp.gather(2, pick).squeeze(2).mean(1))
-        dz = logp.exp_().scatter_add_(2, pick, torch.full_like(pick, -1, dtype=logp.dtype)).div_(B)
-        for l in range(len(layers) - 1, 0, -1):
-            w, b = layers[l]
-            torch.bmm(dz.transpose(1, 2), acts[l - 1], out=w.grad[r0:r1]); torch.sum(dz, 1, out=b.grad[r0:r1])
-            dz = torch.bmm(dz, w[r0:r1]).mul_(zs[l - 1] > 0)
-        torch.sum(dz, 1, out=b0.grad[r0:r1])
-        if plan is not None: plan.backward(w0.grad, dz, xb); continue
-        dzt = dz.transpose(1, 2).reshape(K * H, B)
-        if w_low is None: torch.mm(dzt, xb, out=w0.grad[r0:r1].view(K * H, -1))
-        else: w0.grad[r0:r1].view(K * H, -1).copy_(torch.mm(dzt.to(xb.dtype), xb))
-    return torch.cat(losses)
 
 # %% ../../nbs/engine/05_train.ipynb #7e27d82b
 SPARSE_BELOW = 0.05   # first-layer density at or below which a run's first layer trains as a sparse matrix (CPU, fp32)

@@ -12,13 +12,13 @@ import torch.nn.functional as F
 from torch import nn, Tensor
 from ..config import DataConfig, ModelConfig, TrainConfig, MethodConfig, RunConfig, validate
 from .models import uniform_init, per_seed
-from ..engine.train import compiled
+from ..core import compiled
 
 # %% auto #0
 __all__ = ['IMAGE', 'CLASSES', 'STEP_BUDGET', 'COMPILE_MIN', 'GRAPHS_PER_PROCESS', 'GRID', 'CONV_FIELDS', 'CONV_TRAIN',
            'feature_sizes', 'check_conv', 'conv_counts', 'pooled_patches', 'ConvNet', 'check_conv_model',
            'equal_blocks', 'step_tiles', 'first_max_grad', 'pool_backward', 'conv_step', 'is_valid_conv', 'conv_grid',
-           'sample_grid', 'conv_run_configs', 'pareto_mask', 'pareto_front', 'with_weights', 'train_convnets']
+           'sample_grid', 'conv_run_configs', 'pareto_mask', 'pareto_front', 'with_weights']
 
 # %% ../../nbs/nets/08_convnet.ipynb #526a71b5
 IMAGE = 28      # MNIST images are 28 × 28
@@ -401,19 +401,3 @@ def with_weights(df:pd.DataFrame): # has columns channels, kernel, stride, pool
     counts = [conv_counts(int(c), int(k), int(s), int(p)) for c, k, s, p in
               zip(df['channels'], df['kernel'], df['stride'], df['pool'])]
     return df.assign(**{key: [c[key] for c in counts] for key in ('weights', 'biases', 'n_params')})
-
-def train_convnets(models:list[ModelConfig], # ConvNet configurations, e.g. sample_grid(8)
-                   seeds:list[int], # runs per configuration, trained as one batch
-                   data, # nncomp.data.datasets.DataBundle
-                   data_cfg:DataConfig=DataConfig(), # recorded in the RunConfigs (name, split, subsample)
-                   train:TrainConfig=CONV_TRAIN, # training recipe
-                   device=None, progress:bool=False):
-    "Train every configuration with every seed; one row per run (conv fields, seed, counts, accuracies)."
-    from nncomp.engine.train import train_batch  # not at the top: a circle of the known knot (tests/test_imports.py)
-    cfgs = conv_run_configs(models, data_cfg, train)    # all validated before any training
-    rows = []
-    for cfg in cfgs:
-        for seed, res in zip(seeds, train_batch([cfg] * len(seeds), list(seeds), data, device, progress)):
-            rows.append({**{k: getattr(cfg.model, k) for k in CONV_FIELDS}, 'seed': seed,
-                         **{k: res[k] for k in ('test_acc', 'valid_acc', 'n_params', 'best_epoch', 'wall_time')}})
-    return with_weights(pd.DataFrame(rows).rename(columns={'n_params': 'n_params_run'}))

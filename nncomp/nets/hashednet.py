@@ -9,8 +9,7 @@ import numpy as np
 import torch
 from torch import nn, Tensor
 from types import SimpleNamespace
-from .models import uniform_init, shared_linear
-from ..engine.train import fc_step
+from .models import uniform_init, shared_linear, fc_step
 
 # %% auto #0
 __all__ = ['PRIME32', 'MASK32', 'LUA_SEED', 'ASSIGNMENTS', 'xxh32', 'xxh32_many', 'xxh32_pair', 'derived_seed',

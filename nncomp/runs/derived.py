@@ -13,6 +13,7 @@ from ..core import not_allowed, check_choice
 from ..config import run_id
 from ..methods import get_method, in_family, method_of
 from .sweep import load_data
+from ..compress.posttrain import TRANSFORMS
 from .store import (RunLock, RunFileError, atomic_write_json, read_json, read_run, load_module, provenance,
                           save_runs, DERIVED, SIZE_FILE, file_size, batched_model)
 from ..compress.ledger import FORMAT, smallest_file, by_category, run_as_module
@@ -93,7 +94,7 @@ def derive(parent:Path,           # a finished run's folder, with its weights
     try:
         torch.manual_seed(seed)
         model = load_module(parent)
-        out = get_method(method).transform_fn()(model, load(cfg.data), folder=dest, **params)
+        out = TRANSFORMS[method](model, load(cfg.data), folder=dest, **params)
         for f in dest.glob('*.safetensors'):
             if f.name != Path(out['file']).name: f.unlink()     # the transform may write other coders' files too
         n_bias = sum(m.bias.numel() for m in model.modules() if isinstance(m, torch.nn.Linear) and m.bias is not None)

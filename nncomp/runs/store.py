@@ -11,8 +11,9 @@ import torch
 import nncomp
 from ..config import RunConfig, run_id, to_dict, from_dict, canonical_json
 from ..core import atomic_write, atomic_write_bytes, not_allowed
-from ..methods import method_of, stored_size
-from ..nets.models import build_model
+from ..methods import method_of
+from ..compress.ledger import stored_size
+from ..nets.registry import build_model
 
 # %% auto #0
 __all__ = ['CONV_COLUMNS', 'COLUMNS', 'SIZE_FILE', 'DERIVED', 'PRESET_FILE', 'dumps', 'atomic_write_json', 'run_name', 'run_path',

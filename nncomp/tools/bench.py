@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 from ..config import RunConfig, ModelConfig, TrainConfig, MethodConfig, ScheduleConfig
 from ..engine.train import (train_batch, toy_data, DataOrder, SPARSE_BELOW, FlatState, RunHyper,
-                                 SparseFirstLayer, fc_step, sgd_step, fused_update)
-from ..nets.models import MLP
+                                 SparseFirstLayer, sgd_step, fused_update)
+from ..nets.models import MLP, fc_step
 from ..nets import convnet
 from ..nets.convnet import GRID, conv_grid, conv_counts
 

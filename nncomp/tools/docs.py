@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 from importlib.util import find_spec
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
-from ..data.mnist import atomic_write_bytes
+from ..core import atomic_write_bytes
 
 # %% auto #0
 __all__ = ['SECTIONS', 'MATHJAX_CONFIG', 'SHIM', 'CHROMIUM_FLAGS', 'repo_root', 'nbdev_config', 'front_matter', 'title_cell',
