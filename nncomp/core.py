@@ -8,7 +8,7 @@ import errno, os, warnings
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['not_allowed', 'check_choice', 'WriteError', 'atomic_write', 'atomic_write_bytes', 'compiled']
+__all__ = ['not_allowed', 'check_choice', 'positive_int', 'WriteError', 'atomic_write', 'atomic_write_bytes', 'compiled']
 
 # %% ../nbs/00a_core.ipynb #007b6c9f
 def not_allowed(what:str,    # the parameter, e.g. 'method.amount' or 'preset'
@@ -26,6 +26,13 @@ def check_choice(what:str,   # the parameter's name
     "Return `value` if it is one of `allowed`, else raise `not_allowed`."
     if value not in allowed: raise not_allowed(what, value, allowed)
     return value
+
+def positive_int(what:str, # the parameter, for the error
+                 v) -> int:
+    "`v` if it is (or reads as) a positive int."
+    if isinstance(v, str) and v.strip().isdigit(): v = int(v)
+    if isinstance(v, bool) or not isinstance(v, int) or v <= 0: raise not_allowed(what, v, 'a positive integer')
+    return v
 
 # %% ../nbs/00a_core.ipynb #e3b53f8f
 class WriteError(OSError):

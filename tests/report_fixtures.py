@@ -2,7 +2,7 @@
 
 `synthetic_runs` has the rough shape of the study (for examples and unit tests); `null_runs` simulates two methods
 with no true difference and a seed effect shared across levels (for the false-verdict rate of the claim tests).
-The report notebook (nbs/13_report.ipynb) imports this file from a hidden cell; pytest imports it directly."""
+The report notebooks (nbs/report/) import this file from a hidden cell; pytest imports it directly."""
 import math
 
 import numpy as np

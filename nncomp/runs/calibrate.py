@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 from ..config import (run_id, validate, RunConfig, DataConfig, ModelConfig, TrainConfig, MethodConfig, ScheduleConfig,
                            LEVELS_H100, DEFAULT_REG_STRENGTH, STUDY_METHODS, PRUNING_METHODS)
-from ..core import not_allowed, check_choice, atomic_write
-from .sweep import (PRESETS, as_list, _positive_int, SweepSpec, method_configs, check_levels, ENGINE,
+from ..core import not_allowed, check_choice, atomic_write, positive_int
+from ..presets import PRESETS
+from .sweep import (as_list, SweepSpec, method_configs, check_levels, ENGINE,
                                make_tasks, run_tasks, prepare_data, check_device, check_writable, needs_training)
 from .store import run_path, provenance, RunLock, load_config, start_run, save_runs, claim_folder
 from ..report import (finished, percent, label, has_runs, load_results, shown_path, paired, VERY_HIGH, MARGIN,
@@ -173,7 +174,7 @@ SENSITIVITY_LEVELS = (0.9, 0.98, 0.99, 0.998)        # rows of the report's Tabl
 SENSITIVITY_METHODS = ('magl2', 'magl1', 'obd', 'hashednet')   # the sides of claims (c), (d) and (a)
 
 def preset_value(factor:str,         # a key of SENSITIVITY
-                 preset:str='paper'  # a key of nncomp.runs.sweep.PRESETS
+                 preset:str='paper'  # a key of nncomp.presets.PRESETS
                 ):
     "The value preset `preset` gives choice `factor` (the L1 strength: 1.0, the preset's own strength)."
     p = PRESETS[check_choice('preset', preset, tuple(PRESETS))]
@@ -204,7 +205,7 @@ def base_configs(methods=SENSITIVITY_METHODS,  # pruning methods (keys of nncomp
                  levels=SENSITIVITY_LEVELS,    # fractions of edges removed
                  hidden:int=100,               # hidden width H
                  dataset:str='mnist',
-                 preset:str='paper',           # whose runs (a key of nncomp.runs.sweep.PRESETS)
+                 preset:str='paper',           # whose runs (a key of nncomp.presets.PRESETS)
                 ) -> list[tuple[str, RunConfig]]:
     "(method, cfg) of the preset's runs at `levels`, as its sweep builds them (same config, same run id)."
     p = PRESETS[check_choice('preset', preset, tuple(PRESETS))]
@@ -218,7 +219,7 @@ def sensitivity_design(levels=SENSITIVITY_LEVELS, # fractions of edges removed
                        factors:dict=SENSITIVITY,  # choice -> values (the preset's value is added when missing)
                       ) -> pd.DataFrame:          # factor, value, setting, method, level, seed, run, moved, in_study, cfg
     "Every cell of the one-at-a-time design around `preset`: one row per (factor, value, method, level, seed); `in_study`: the preset's own sweep trains that run."
-    seeds, bases, rows = _positive_int('seeds', seeds), base_configs(methods, levels, hidden, dataset, preset), []
+    seeds, bases, rows = positive_int('seeds', seeds), base_configs(methods, levels, hidden, dataset, preset), []
     study = {c for _, c in base_configs(methods, None, hidden, dataset, preset)}   # at the preset's own levels
     for f, values in factors.items():
         for v in dict.fromkeys((preset_value(f, preset), *values)):
@@ -319,7 +320,7 @@ def run_sensitivity(folder='results/sensitivity', # the sensitivity store
     "Train the sensitivity design into `folder` (resumable, shared by several processes); return `sensitivity_table` of what is finished, also saved as `folder/sensitivity.csv`."
     from pkgutil import resolve_name
     design = sensitivity_design(levels, seeds, preset=preset)
-    check_device(device); max_batch = _positive_int('max_batch', max_batch)
+    check_device(device); max_batch = positive_int('max_batch', max_batch)
     sources = check_sources(sources, folder)
     folder = claim_folder(check_writable(Path(folder)), store_label(preset))   # refuses a folder of another preset
     engine = engine or ENGINE | {'checkpoints': str(folder/'checkpoints')}   # killed tasks resume mid-training
@@ -409,7 +410,7 @@ _SENSITIVITY_ONLY = ('levels', 'seeds', 'sources', 'plan')
 
 def _sensitivity(a):
     "The `--sensitivity` branch of `main`: print the cost, train (unless --plan), print the table."
-    levels, seeds = check_levels(SENSITIVITY_LEVELS if a.levels is None else a.levels), _positive_int('seeds', a.seeds)
+    levels, seeds = check_levels(SENSITIVITY_LEVELS if a.levels is None else a.levels), positive_int('seeds', a.seeds)
     sources = check_sources(a.sources, a.results)
     print(formatted(sensitivity_cost(sensitivity_design(levels, seeds), (*sources, a.results))).to_string(index=False))   # the store's own runs count: a resumed design shows what is left
     if a.plan: return

@@ -14,7 +14,8 @@ from ..core import atomic_write, check_choice, not_allowed
 from ..nets.convnet import CONV_FIELDS, pareto_front, sample_grid, with_weights
 from ..data.datasets import DATASETS
 from .store import COLUMNS, RunFileError, atomic_write_json, read_json, run_path, run_row
-from .sweep import ENGINE, PRESETS, Preset, as_list, conv_models, conv_runs, sweep_notebook, sweep_spec, train_runs
+from ..presets import PRESETS, Preset
+from .sweep import ENGINE, as_list, conv_models, conv_runs, sweep_notebook, sweep_spec, train_runs
 
 # %% auto #0
 __all__ = ['RULE', 'STAGES', 'CONV_DESIGNS', 'is_screening', 'Design', 'check_design', 'screen_train', 'screen_runs',

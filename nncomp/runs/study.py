@@ -7,10 +7,11 @@ from __future__ import annotations
 import argparse, datetime, json, os, re, sys, tempfile, threading, time, warnings
 from pathlib import Path
 import nncomp
-from ..core import not_allowed, check_choice
+from ..core import not_allowed, check_choice, positive_int
 from .store import atomic_write_json, read_json, provenance, save_runs, run_path, is_done
-from .sweep import (ENGINE, FAMILIES, PRESETS, sweep_spec, plan_runs, family_methods_of, check_scheduler,
-                               run_sweep, _positive_int)
+from ..presets import PRESETS
+from .sweep import (ENGINE, FAMILIES, sweep_spec, plan_runs, family_methods_of, check_scheduler,
+                               run_sweep)
 with warnings.catch_warnings():
     warnings.simplefilter('ignore'); from tqdm.auto import tqdm
 from .derived import run_derived, measure_runs, plan_derived
@@ -140,7 +141,7 @@ def train_study(preset:str='quick',       # 'quick', 'paper' or 'smoke'
     sweeps = tuple(check_choice('sweep', s, SWEEPS) for s in sweeps)
     if not sweeps: raise not_allowed('sweeps', sweeps, f'a non-empty subset of {", ".join(SWEEPS)}')
     check_scheduler(scheduler)
-    if max_batch is not None: _positive_int('max_batch', max_batch)
+    if max_batch is not None: positive_int('max_batch', max_batch)
     remote = scheduler not in (None, 'local', 'inline')
     spec = sweep_spec(preset, datasets, results=results, device=device, check_here=not remote)
     folder, out = spec.results.resolve(), {}

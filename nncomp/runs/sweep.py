@@ -16,83 +16,27 @@ with warnings.catch_warnings():  # in a papermill kernel without ipywidgets tqdm
     warnings.simplefilter('ignore'); from tqdm.auto import tqdm
 from ..config import (RunConfig, DataConfig, ModelConfig, TrainConfig, MethodConfig, ScheduleConfig,
                            DEFAULT_REG_STRENGTH, LEVELS_H100, LEVELS_H30, run_id, to_dict, from_dict, validate)
-from ..core import not_allowed, check_choice
+from ..core import not_allowed, check_choice, positive_int
 from ..data.datasets import DATASETS, load_dataset, subsample
-from ..nets.convnet import CONV_TRAIN, conv_grid, sample_grid
+from ..nets.convnet import conv_grid, sample_grid
+from ..presets import Preset, PRESETS, STUDY, conv_train, HIST_METHODS, HIST_HIDDEN, HIST_LEVEL, HIST_DATASET
 from ..methods import METHODS, FAMILIES, get_method, in_family
 from .store import (RunLock, is_locked, read_metrics, run_path, start_run, finish_run, failed_result,
                           provenance, save_runs, run_problem, set_aside, RunFileError, check_folder_preset, claim_folder)
 
 # %% auto #0
-__all__ = ['STUDY', 'PAPER_SCOPE', 'PAPER_C', 'PRESETS', 'HIST_METHODS', 'HIST_HIDDEN', 'HIST_LEVEL', 'HIST_DATASET', 'ENGINE',
-           'WEIGHTS', 'NOTEBOOK_PARAMETERS', 'family_methods', 'Preset', 'conv_train', 'SweepSpec', 'as_list',
-           'check_levels', 'check_writable', 'device_problem', 'check_device', 'sweep_spec', 'fit_schedule',
-           'conv_models', 'method_configs', 'histogram_configs', 'is_histogram_run', 'plan_runs', 'conv_runs', 'Task',
-           'make_tasks', 'load_data', 'torch_threads', 'train_task', 'needs_training', 'Claimed', 'claim', 'record',
-           'scheduler_problem', 'check_scheduler', 'dask_client', 'check_workers_device', 'log_tasks', 'run_tasks',
-           'wait_for_others', 'prepare_data', 'train_runs', 'run_sweep', 'summarize', 'notebook_parameters',
-           'family_methods_of', 'sweep_notebook']
+__all__ = ['ENGINE', 'WEIGHTS', 'NOTEBOOK_PARAMETERS', 'family_methods', 'SweepSpec', 'as_list', 'check_levels', 'check_writable',
+           'device_problem', 'check_device', 'sweep_spec', 'fit_schedule', 'conv_models', 'method_configs',
+           'histogram_configs', 'is_histogram_run', 'plan_runs', 'conv_runs', 'Task', 'make_tasks', 'load_data',
+           'torch_threads', 'train_task', 'needs_training', 'Claimed', 'claim', 'record', 'scheduler_problem',
+           'check_scheduler', 'dask_client', 'check_workers_device', 'log_tasks', 'run_tasks', 'wait_for_others',
+           'prepare_data', 'train_runs', 'run_sweep', 'summarize', 'notebook_parameters', 'family_methods_of',
+           'sweep_notebook']
 
 # %% ../../nbs/runs/11_sweep.ipynb #60be1f79
 def family_methods(family:str) -> tuple:
     "Study-level names of the methods sweep family `family` runs (`nncomp.methods.in_family`)."
     return in_family(family)
-
-# %% ../../nbs/runs/11_sweep.ipynb #9a30930f
-@dataclass(frozen=True)
-class Preset:
-    "Everything a sweep needs besides where it writes and which device it uses."
-    name: str
-    label: str                      # one line saying what the numbers are (and are not)
-    datasets: tuple                 # dataset names
-    methods: tuple                  # study-level method names (keys of nncomp.methods.METHODS)
-    hidden: tuple                   # hidden widths of the pruning methods
-    levels: dict                    # hidden width -> levels (fraction of edges removed) for pruning
-    hashed_levels: tuple            # HashedNet levels (1 - K/edges), H = hashed_hidden
-    seeds: int                      # runs per cell (seeds 0 .. seeds-1)
-    train: TrainConfig              # training of the FC and hashed nets
-    schedule: ScheduleConfig        # pruning schedule
-    conv_train: TrainConfig         # training of the ConvNets
-    conv_configs: int|None = None   # ConvNet configurations: None = the whole grid, n = a fixed sample of n
-    hashed_hidden: int = 100
-    split: str = 'paper'
-    n_train: int|None = None        # training subsample (None: all)
-    n_test: int|None = None         # test subsample (None: all)
-    max_batch: int = 64             # most runs in one task (one batched training program)
-    scope: str = 'erk'              # how removed edges are shared among layers (MethodConfig.scope)
-    hash: str = 'xxh32'             # HashedNet bucket assignment (ModelConfig.hash): 'xxh32' or 'lua'
-    hash_bias: bool = False         # HashedNet hashes the biases too (ModelConfig.hash_bias)
-    hist_seeds: int = 1             # seeds of Figure 6's networks (0: none)
-    conv_design: str = 'grid'       # how the ConvNet front is found: 'grid' (train every configuration) or 'screen' (`nncomp.runs.screen`)
-
-# %% ../../nbs/runs/11_sweep.ipynb #6ac49593
-def conv_train(epochs:int=30, **kw) -> TrainConfig:
-    "PROTOCOL §3's ConvNet training (`nncomp.nets.convnet.CONV_TRAIN`: batch 16, SGD lr 1e-2, L2 1e-3) for `epochs`."
-    return replace(CONV_TRAIN, epochs=epochs, **kw)
-
-STUDY = ('magl2', 'magl1', 'obd', 'random', 'hashednet', 'convnet')   # the study's methods (the registry has more, e.g. 'taylor')
-
-# The reading of what the report leaves unsaid, from the calibration on its Table 1 MNIST column (21_calibrate):
-# stage 1 (8 candidates × the 5 rows ≥ 99 %) put scope 'first' ahead (RMSE 8.6 pp, against 17.0 for erk, 23.3 for
-# global, 47.5 for layer); stage 2 (the other 9 rows) chose c = 2: RMSE over all 14 rows 5.31 pp against 5.40 for c = 4.
-PAPER_SCOPE, PAPER_C = 'first', 2.0
-
-PRESETS = {
-    'paper': Preset('paper', 'paper preset: the full grid of PROTOCOL §5 on the full data (ConvNet front by screening)',
-                    DATASETS, STUDY, (100, 30), {100: LEVELS_H100, 30: LEVELS_H30},
-                    tuple(l for l in LEVELS_H100 if l <= 0.99), 5, TrainConfig(), ScheduleConfig(c=PAPER_C), conv_train(),
-                    max_batch=64, hash='lua', hash_bias=True, scope=PAPER_SCOPE, conv_design='screen'),
-    'quick': Preset('quick', 'quick preset (CPU demo): subsampled data, few levels, seeds and epochs — NOT the study\'s numbers',
-                    DATASETS, STUDY, (100, 30), {100: (0.0, 0.5, 0.9, 0.98, 0.99, 0.995), 30: (0.9, 0.95, 0.98)},
-                    (0.0, 0.9, 0.98), 3, TrainConfig(epochs=6, batch_size=64, lr=0.05, patience=2),
-                    ScheduleConfig(steps=4, every=1, c=1.0), conv_train(3, batch_size=32), conv_configs=4,
-                    n_train=4000, n_test=2000, max_batch=48),
-    'smoke': Preset('smoke', 'smoke preset (tests only): tiny data, one or two epochs — meaningless numbers',
-                    ('mnist',), STUDY, (30,), {30: (0.0, 0.9)}, (0.0, 0.9), 1,
-                    TrainConfig(epochs=2, batch_size=64, lr=0.05, patience=1), ScheduleConfig(steps=1, every=1),
-                    conv_train(1, batch_size=32), conv_configs=1, n_train=500, n_test=200, max_batch=16),
-}
-HIST_METHODS, HIST_HIDDEN, HIST_LEVEL, HIST_DATASET = ('magl1', 'magl2'), 50, 0.96, 'mnist'   # Figure 6's networks
 
 # %% ../../nbs/runs/11_sweep.ipynb #d09641e3
 @dataclass(frozen=True)
@@ -131,12 +75,6 @@ def as_list(what:str,      # the parameter's name, for errors
 def _choices(what:str, values, allowed:tuple) -> tuple:
     "`values` as a tuple, each one of `allowed`."
     return tuple(check_choice(what, v, allowed) for v in as_list(what, values))
-
-def _positive_int(what:str, v) -> int:
-    "`v` if it is (or reads as) a positive int."
-    if isinstance(v, str) and v.strip().isdigit(): v = int(v)
-    if isinstance(v, bool) or not isinstance(v, int) or v <= 0: raise not_allowed(what, v, 'a positive integer')
-    return v
 
 def check_levels(levels) -> tuple:
     "Levels as a tuple of floats, each in [0, 1)."
@@ -188,11 +126,11 @@ def sweep_spec(preset:str='smoke',   # 'quick', 'paper' or 'smoke'
     kw = {}
     if datasets is not None: kw['datasets'] = _choices('dataset', datasets, DATASETS)
     if methods is not None: kw['methods'] = tuple(get_method(m).name for m in as_list('method', methods))
-    if hidden is not None: kw['hidden'] = tuple(_positive_int('hidden', h) for h in as_list('hidden', hidden, int))
+    if hidden is not None: kw['hidden'] = tuple(positive_int('hidden', h) for h in as_list('hidden', hidden, int))
     if levels is not None: levels = check_levels(levels)
-    if seeds is not None: kw['seeds'] = _positive_int('seeds', seeds)
+    if seeds is not None: kw['seeds'] = positive_int('seeds', seeds)
     if epochs is not None:
-        epochs = _positive_int('epochs', epochs)
+        epochs = positive_int('epochs', epochs)
         kw.update(train=replace(p.train, epochs=epochs), conv_train=replace(p.conv_train, epochs=epochs),
                   schedule=fit_schedule(p.schedule, epochs))
     if check_here: check_device(device)
@@ -537,7 +475,7 @@ def train_runs(spec:SweepSpec,        # where the runs go and on which device (`
     check_choice('weights', weights, WEIGHTS)
     if remote: check_scheduler(scheduler)
     runs = list(dict.fromkeys((validate(c), s) for c, s in runs))
-    max_batch = spec.preset.max_batch if max_batch is None else _positive_int('max_batch', max_batch)
+    max_batch = spec.preset.max_batch if max_batch is None else positive_int('max_batch', max_batch)
     tasks = make_tasks(runs, resolve_name(engine['key']), max_batch)
     if engine is ENGINE: engine = ENGINE | {'checkpoints': str(spec.results/'checkpoints')}   # killed tasks resume mid-training
     claim_folder(spec.results, spec.preset.name)

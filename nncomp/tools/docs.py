@@ -232,7 +232,7 @@ def doc_notebooks(proc:Path, # nbdev's `_proc` folder
     return sorted(nbs, key=lambda p: (p.stem != 'index', order.get(p.relative_to(proc).parent.as_posix(), len(order)), p.name))
 
 SECTIONS = {'data': 'Data', 'nets': 'Networks', 'engine': 'Training engine', 'compress': 'Compression',
-            'runs': 'Runs and the study', 'tools': 'Tools'}   # the package's folders, in the order a reader meets them
+            'runs': 'Runs and the study', 'report': 'Report', 'tools': 'Tools'}   # the package's folders, in the order a reader meets them
 
 # %% ../../nbs/tools/14_docs.ipynb #7b2c0b75
 def stage_pages(root:Path, # the repository
