@@ -104,8 +104,9 @@ def xxh32_pair(a:Tensor, # int64, values in [0, 2**32): first 4-byte little-endi
 def derived_seed(seed:int, # the run's hash seed
                  layer:int, # 0-based layer index
                  tag:str): # 'w', 'xi', 'b', 'xib'
-    "Seed of one hash function of one layer: xxh32 of 'nncomp.nets.hashednet/<tag>/<layer>' under `seed`."
-    return xxh32(f'nncomp.nets.hashednet/{tag}/{layer}'.encode('ascii'), seed)
+    "Seed of one hash function of one layer: xxh32 of 'nncomp.hashednet/<tag>/<layer>' under `seed`."
+    # a fixed key, not the module's path (it was 'nncomp.hashednet' when written): changing it changes every run's hashing
+    return xxh32(f'nncomp.hashednet/{tag}/{layer}'.encode('ascii'), seed)
 
 def xxh32_assignment(rows:Tensor, # int64 output-row indices (0-based)
                      cols:Tensor, # int64 input-column indices (0-based), same shape

@@ -17,10 +17,10 @@ from ..runs.screen import is_screening
 from .load import DATASET_ORDER, _in_order, finished, label, percent
 
 # %% auto #0
-__all__ = ['CONV_KEYS', 'SWEEP_ORDER', 'REASONS', 'fmt_cell', 'formatted', 'cell_stats', 'study_table', 'study_tables',
-           'table_name', 'atomic_write_text', 'save_tables', 'failed_runs', 'training_lengths', 'convnet_configs',
-           'convnet_front', 'conv_name', 'size_points', 'fronts', 'front_table', 'size_note', 'compute_spent',
-           'preset_configs', 'split_sizes', 'unstated_choices']
+__all__ = ['LEVEL_KEY', 'CONV_KEYS', 'SWEEP_ORDER', 'REASONS', 'fmt_cell', 'formatted', 'cell_stats', 'reading_scope',
+           'size_label', 'cell_sizes', 'study_table', 'study_tables', 'table_name', 'atomic_write_text', 'save_tables',
+           'failed_runs', 'training_lengths', 'convnet_configs', 'convnet_front', 'conv_name', 'size_points', 'fronts',
+           'front_table', 'size_note', 'compute_spent', 'preset_configs', 'split_sizes', 'unstated_choices']
 
 # %% ../../nbs/report/13b_tables.ipynb #7bfab975
 def fmt_cell(mean:float, std:float, n:int, failed:int=0) -> str:
@@ -51,20 +51,54 @@ def cell_stats(runs:pd.DataFrame, # the runs table
     out['failed'] = out.pop('runs') - out.n
     return out.reset_index()
 
+# %% ../../nbs/report/13b_tables.ipynb #e0f95a76
+def reading_scope(runs:pd.DataFrame) -> str|None:
+    "How the runs' preset shares the removed edges among layers (`MethodConfig.scope`); None when not one of nncomp's presets."
+    scopes = {PRESETS[p].scope for p in (set(runs.preset.dropna()) if 'preset' in runs else ()) if p in PRESETS}
+    return scopes.pop() if len(scopes) == 1 else None
+
+def size_label(level:float,          # the level key: the fraction of the pruned layers' edges removed
+               all_removed:float,    # the fraction of all edges removed
+               kept:float,           # weights kept
+               scope:str|None=None,  # the reading's `MethodConfig.scope` ('first': only layer 1 is pruned)
+              ) -> str:
+    "The size of a level in words: '99.8 % of layer-1 edges — 98.5 % of all edges, 1,157 weights'."
+    kept = '' if pd.isna(kept) else f', {int(round(kept)):,} weights'
+    if scope == 'first': return f'{level * 100:g} % of layer-1 edges — {all_removed * 100:.1f} % of all edges{kept}'
+    return f'{level * 100:g} % of all edges{kept}'
+
+def cell_sizes(runs:pd.DataFrame,                   # the runs table
+               keys=('method', 'hidden', 'level'),  # what a cell is
+              ) -> pd.DataFrame:                    # keys, `all edges removed %`, `kept weights`
+    "Per cell, medians over its finished runs: the fraction of all edges removed (%) and the weights kept."
+    ok = finished(runs)
+    removed = ok.removed_fraction.astype(float) if 'removed_fraction' in ok else pd.Series(np.nan, index=ok.index)
+    alive = ok.n_alive_edges.astype(float) if 'n_alive_edges' in ok else pd.Series(np.nan, index=ok.index)
+    fc = ok.method.map(lambda m: m in METHODS and METHODS[m].kind == 'fc').astype(bool)
+    kept = alive.where(fc, ok.n_params.astype(float))          # a HashedNet or ConvNet keeps what it stores
+    g = ok.assign(_removed=removed * 100, _kept=kept).groupby(list(keys), dropna=False)
+    return g.agg(**{'all edges removed %': ('_removed', 'median'), 'kept weights': ('_kept', 'median')}).reset_index()
+
 # %% ../../nbs/report/13b_tables.ipynb #8c34cba6
 def study_table(runs:pd.DataFrame, # the runs table
                 method:str, # study-level method name
                 hidden:int, # hidden width
                ) -> pd.DataFrame:
-    "The study's table for (`method`, `hidden`): rows = % of edges removed, columns = datasets, 'mean ± std (n)'."
+    "The study's table for (`method`, `hidden`): rows = levels, the sizes they keep, then one column per dataset, 'mean ± std (n)'."
     df = runs[(runs.method == method) & (runs.hidden == hidden)]
     st = cell_stats(df)
     st['entry'] = [fmt_cell(m, s, n, f) for m, s, n, f in zip(st['mean'], st['std'], st.n, st.failed)]
-    st['removed %'] = (st.level.astype(float) * 100).round(2)
-    t = st.pivot(index='removed %', columns='dataset', values='entry')
-    t = t[_in_order(t.columns, DATASET_ORDER)]
+    key = LEVEL_KEY[reading_scope(df) == 'first' and METHODS.get(method) is not None and METHODS[method].kind == 'fc']
+    st[key] = (st.level.astype(float) * 100).round(2)
+    t = st.pivot(index=key, columns='dataset', values='entry')
+    t = t[_in_order(t.columns, DATASET_ORDER)].fillna('—')
+    sz = cell_sizes(df, ('level',)).assign(**{key: lambda d: (d.level.astype(float) * 100).round(2)}).set_index(key)
+    t.insert(0, 'kept weights', sz['kept weights'].reindex(t.index).round().astype('Int64'))
+    t.insert(0, 'all edges removed %', sz['all edges removed %'].reindex(t.index).round(2))
     t.columns.name = f'{label(method)}, H = {hidden}'
-    return t.fillna('—')
+    return t
+
+LEVEL_KEY = {False: 'removed %', True: 'layer-1 edges removed %'}   # the level key: of all edges, or of layer 1 only (scope 'first')
 
 def study_tables(runs:pd.DataFrame) -> dict:
     "Every (method, hidden) table of the runs with a level (all but ConvNets), in the registry's order."
@@ -121,9 +155,9 @@ def convnet_configs(runs:pd.DataFrame) -> pd.DataFrame:
 def convnet_front(runs:pd.DataFrame, # the runs table
                   x:str='n_params', # size measure: 'n_params' or 'stored_bytes'
                  ) -> pd.DataFrame:
-    "The Pareto-optimal ConvNet configurations of each dataset on (size `x`, mean test accuracy)."
-    cfgs = convnet_configs(runs).dropna(subset=[x])
-    fronts = [pareto_front(d, x=x, y='test_acc').assign(dataset=ds) for ds, d in cfgs.groupby('dataset')]
+    "The Pareto-optimal ConvNet configurations of each dataset on (size `x`, mean validation accuracy), with their test accuracy."
+    cfgs = convnet_configs(runs).dropna(subset=[x, 'valid_acc'])
+    fronts = [pareto_front(d, x=x, y='valid_acc').assign(dataset=ds) for ds, d in cfgs.groupby('dataset')]
     return pd.concat(fronts, ignore_index=True) if fronts else cfgs
 
 def conv_name(r) -> str:
@@ -134,32 +168,35 @@ def conv_name(r) -> str:
 def size_points(runs:pd.DataFrame, # the runs table
                 x:str='stored_bytes', # size measure: 'stored_bytes' or 'n_params'
                ) -> pd.DataFrame:
-    "One point per (dataset, method, hidden, level) cell and per ConvNet configuration: median size `x`, mean test accuracy (%) of its finished runs."
+    "One point per (dataset, method, hidden, level) cell and per ConvNet configuration: median size `x`, mean test and validation accuracy (%)."
     ok = finished(runs)
-    ok = ok.assign(acc=percent(ok.test_acc.astype(float)), x=ok[x].astype(float)).dropna(subset=['x'])
-    agg = dict(x=('x', 'median'), acc=('acc', 'mean'), n=('acc', 'size'))
+    valid = ok.valid_acc.astype(float) if 'valid_acc' in ok else pd.Series(np.nan, index=ok.index)
+    ok = ok.assign(acc=percent(ok.test_acc.astype(float)), valid=percent(valid), x=ok[x].astype(float)).dropna(subset=['x'])
+    agg = dict(x=('x', 'median'), acc=('acc', 'mean'), valid=('valid', 'mean'), n=('acc', 'size'))
     lv = ok[ok.level.notna()].groupby(['dataset', 'method', 'hidden', 'level'], as_index=False).agg(**agg)
     lv['point'] = [f'H={int(h)}, {l * 100:g} % removed' for h, l in zip(lv.hidden, lv.level)]
     cv = ok[ok.level.isna() & (ok.method == 'convnet')]
-    cv = cv.groupby(['dataset', 'method', *CONV_KEYS], as_index=False).agg(**agg) if len(cv) else pd.DataFrame(columns=['dataset', 'method', *CONV_KEYS, 'x', 'acc', 'n'])
+    cv = (cv.groupby(['dataset', 'method', *CONV_KEYS], as_index=False).agg(**agg) if len(cv)
+          else pd.DataFrame(columns=['dataset', 'method', *CONV_KEYS, 'x', 'acc', 'valid', 'n']))
     cv['point'] = [conv_name(r) for _, r in cv.iterrows()]
-    cols = ['dataset', 'method', 'point', 'x', 'acc', 'n']
+    cols = ['dataset', 'method', 'point', 'x', 'acc', 'valid', 'n']
     return pd.concat([lv[cols], cv[cols]], ignore_index=True)
 
 def fronts(points:pd.DataFrame) -> pd.DataFrame:
-    "Per dataset, the Pareto front (smaller `x`, higher `acc`) of each method (`front` = its name) and of all of them (`front` = 'all')."
+    "Per dataset, the Pareto front (smaller `x`, higher validation accuracy) of each method (`front` = its name) and of all of them ('all')."
     out = []
-    for _, d in points.groupby('dataset'):
-        out += [pareto_front(dm, x='x', y='acc').assign(front=m) for m, dm in d.groupby('method')]
-        out.append(pareto_front(d, x='x', y='acc').assign(front='all'))
-    return pd.concat(out, ignore_index=True) if out else points.assign(front=None)
+    for _, d in points.dropna(subset=['valid']).groupby('dataset'):   # a point without validation accuracy cannot be chosen
+        out += [pareto_front(dm, x='x', y='valid').assign(front=m) for m, dm in d.groupby('method')]
+        out.append(pareto_front(d, x='x', y='valid').assign(front='all'))
+    return pd.concat(out, ignore_index=True) if out else points.iloc[:0].assign(front=None)
 
 # %% ../../nbs/report/13b_tables.ipynb #cabd2fda
 def front_table(runs:pd.DataFrame) -> pd.DataFrame:
-    "The overall Pareto front on (stored bytes, mean test accuracy) per dataset: which method and cell, in order of size."
+    "The overall Pareto front on (stored bytes, mean validation accuracy) per dataset, with test accuracy: method and cell, by size."
     f = fronts(size_points(runs))
     f = f[f.front == 'all'].assign(method=lambda d: d.method.map(label))
-    return f[['dataset', 'method', 'point', 'x', 'acc', 'n']].rename(columns={'x': 'stored bytes', 'acc': 'test acc. (%)', 'n': 'runs'}).reset_index(drop=True)
+    cols = {'x': 'stored bytes', 'valid': 'valid acc. (%)', 'acc': 'test acc. (%)', 'n': 'runs'}
+    return f[['dataset', 'method', 'point', 'x', 'valid', 'acc', 'n']].rename(columns=cols).reset_index(drop=True)
 
 # %% ../../nbs/report/13b_tables.ipynb #6af9dcfd
 def size_note(runs:pd.DataFrame) -> str:
