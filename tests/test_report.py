@@ -153,12 +153,12 @@ def test_calibration_table_ranks_readings_by_rmse(tmp_path):
     ref = pd.DataFrame({'method': 'magl2', 'hidden': 100, 'removed_pct': [0.0, 99.0], 'dataset': 'mnist', 'acc_mean': [97.0, 90.0], 'acc_std': 0.1})
     rows = [dict(scope=s, c=c, level=l, seed=0, test_acc=a, method='magl2', hidden=100, dataset='mnist', failed=False)
             for s, c, a0, a1 in (('global', 1.0, 0.97, 0.50), ('layer', 4.0, 0.97, 0.88)) for l, a in ((0.0, a0), (0.99, a1))]
-    t = rp.calibration_table(pd.DataFrame(rows), ref)
+    t = rp.calibration_table(pd.DataFrame(rows), ref, ('scope', 'c'))
     assert list(t.index) == [('layer', 4.0), ('global', 1.0)]
     assert t.loc[('layer', 4.0), 'RMSE (pp)'] == pytest.approx(math.sqrt((0 + 2.0**2) / 2))
     assert t.loc[('global', 1.0), '99 %'] == pytest.approx(50.0)
     with pytest.raises(ValueError, match='reference'):
-        rp.calibration_table(pd.DataFrame(rows), pd.concat([ref, ref.assign(hidden=30)]))
+        rp.calibration_table(pd.DataFrame(rows), pd.concat([ref, ref.assign(hidden=30)]), ('scope', 'c'))
 
 
 def test_the_real_reference_column_loads():
@@ -215,7 +215,7 @@ def test_real_quick_results_render(tmp_path):
     if not parquet.exists(): pytest.skip('results/quick/runs.parquet not there yet: run `make study`')
     runs = rp.load_results(parquet.parent)
     rep = rp.render_report(runs, tmp_path, label='quick')
-    assert len(rep['tables']) and set(rep['claims'].claim) == {'a', 'b', 'c', 'd'}
+    assert len(rep['tables']) and set(rep['claims'].claim) == {'a', 'b', 'c', 'd', 'e'}
     assert (tmp_path / 'accuracy_vs_params.png').exists() and (tmp_path / 'accuracy_vs_bytes.png').exists()
     assert set(rep['claims'].verdict) <= {'supported', 'refuted', 'not decided', 'insufficient data', 'partly: not at every size',
                                           'holds here (descriptive)', 'does not hold here (descriptive)'}

@@ -12,11 +12,14 @@ from ..core import not_allowed
 from .load import finished, has_runs, load_results, percent, repo_root, shown_path
 
 # %% auto #0
-__all__ = ['READING_FIELDS', 'with_reading', 'load_reference', 'calibration_table', 'reference_path', 'calibration_report']
+__all__ = ['READING_FIELDS', 'READING', 'with_reading', 'load_reference', 'calibration_table', 'reference_path',
+           'calibration_report']
 
 # %% ../../nbs/report/13e_calibration.ipynb #d266f0e4
-READING_FIELDS = {'scope': ('method', 'scope'), 'c': ('schedule', 'c'), 'schedule': ('schedule', 'kind'),
+READING_FIELDS = {'scope': ('method', 'scope'), 'c': ('schedule', 'c'), 'momentum': ('train', 'momentum'), 'schedule': ('schedule', 'kind'),
                   'reg_strength': ('train', 'reg_strength'), 'steps': ('schedule', 'steps'), 'every': ('schedule', 'every')}
+
+READING = ('scope', 'c', 'momentum')   # what a candidate reading fixes (21_calibrate's `Reading`)
 
 def _config_field(path, section:str, field:str):
     "One field of the run config in folder `path`'s config.json (None when absent)."
@@ -42,7 +45,7 @@ def load_reference(path:str|Path) -> pd.DataFrame:
 
 def calibration_table(runs:pd.DataFrame, # runs of the candidate readings (finished ones count)
                       reference:pd.DataFrame, # `load_reference`: one (method, hidden, dataset) column of a report table
-                      keys=('scope', 'c'), # what a reading is
+                      keys=READING, # what a reading is
                      ) -> pd.DataFrame:
     "Per reading: mean test accuracy (%) per level of `reference`, RMSE (pp) against its means, and how many rows it covers."
     cell = ['method', 'hidden', 'dataset']
@@ -67,7 +70,7 @@ def reference_path() -> Path:
 
 def calibration_report(folder:str|Path, # the preset's results folder; calibration runs live in its sibling `calibration/`
                        reference:str|Path|None=None, # the report's column (CSV); None: `reference_path()`
-                       keys=('scope', 'c'), # what a reading is
+                       keys=READING, # what a reading is
                       ) -> tuple:
     "(the calibration table of `results/calibration/`, '') or (None, why there is none)."
     cal, ref = Path(folder).parent/'calibration', Path(reference or reference_path())

@@ -11,13 +11,14 @@ from scipy import stats
 from ..methods import METHODS
 from ..presets import HIST_DATASET
 from .load import _datasets, finished, label, percent
-from .tables import CONV_KEYS, conv_name, convnet_configs, formatted
+from .tables import CONV_KEYS, conv_name, convnet_configs, convnet_front, formatted
 from .figures import weight_summary
 
 # %% auto #0
-__all__ = ['CONFIDENCE', 'CLAIM_A', 'VERY_HIGH', 'MARGIN', 'CLAIMS', 't_interval', 'wilcoxon_p', 'same_computation', 'left_out',
-           'paired', 'seed_level', 'verdicts', 'verdict', 'compare', 'claim_a', 'convnet_vs_hashednet', 'claim_b',
-           'claim_c', 'claim_d', 'check_claims', 'claim_summary', 'claims_display']
+__all__ = ['CONFIDENCE', 'MATCHING', 'CLAIM_A', 'MATCH_HIDDEN', 'CLAIM_E_HIDDEN', 'VERY_HIGH', 'MARGIN', 'CLAIMS', 't_interval',
+           'wilcoxon_p', 'same_computation', 'left_out', 'paired', 'seed_level', 'verdicts', 'verdict', 'compare',
+           'size_curve', 'log_interp', 'matched', 'size_range', 'matched_rows', 'claim_a', 'convnet_vs_hashednet',
+           'claim_b', 'claim_e', 'claim_c', 'claim_d', 'check_claims', 'claim_summary', 'claims_display']
 
 # %% ../../nbs/report/13d_stats.ipynb #d9562e98
 CONFIDENCE = 0.95   # two-sided confidence of every interval: a claim with no true effect gets a wrong verdict 5 % of the time
@@ -107,18 +108,79 @@ def compare(pairs:pd.DataFrame, # paired differences of one comparison: columns 
             'wilcoxon p': wilcoxon_p(per_seed), 'a better in': f'{int(r.better)}/{int(r.seeds)} seeds',
             'verdict': str(verdicts([r.lo], [r.hi], [r.seeds], margin)[0])}
 
+# %% ../../nbs/report/13d_stats.ipynb #1b4840e1
+def size_curve(runs:pd.DataFrame,  # the runs table
+               method:str,         # a study-level method: its levels, or (ConvNets) its front's configurations
+               hidden=None,        # keep this hidden width only (FC and hashed nets; None: all)
+               x:str='n_params',   # size: 'n_params' or 'stored_bytes'
+              ) -> pd.DataFrame:   # dataset, seed, level, x, acc (test accuracy, %)
+    "The (size, test accuracy) points of `method`'s finished runs, per dataset and seed."
+    ok = finished(runs[runs.method == method]).dropna(subset=[x])
+    if method == 'convnet':
+        front = convnet_front(runs, x)[['dataset', *CONV_KEYS]]
+        ok = ok.merge(front, on=['dataset', *CONV_KEYS])
+    elif hidden is not None: ok = ok[ok.hidden == hidden]
+    out = ok.assign(x=ok[x].astype(float), acc=percent(ok.test_acc.astype(float)))
+    return out[['dataset', 'seed', 'level', 'x', 'acc']].reset_index(drop=True)
+
+def log_interp(x:float,        # a size
+               xs, ys,         # a curve: sizes and accuracies (any order; equal sizes are averaged)
+              ) -> float:
+    "The curve's accuracy at size `x`, linear in log(size) between its neighbouring points; NaN outside its sizes."
+    c = pd.Series(np.asarray(ys, float)).groupby(np.asarray(xs, float)).mean()
+    if not len(c) or not c.index[0] <= x <= c.index[-1]: return float('nan')
+    return float(np.interp(np.log(x), np.log(c.index.values), c.values))
+
+def matched(runs:pd.DataFrame,       # the runs table
+            a:str, b:str,            # methods: a is interpolated at the sizes of b's points
+            x:str='n_params',        # size: 'n_params' or 'stored_bytes'
+            hidden_a=None, hidden_b=None, # hidden widths of the FC or hashed methods (None: all)
+           ) -> pd.DataFrame:        # dataset, seed, x, level, acc_a, acc_b, diff (a − b, pp)
+    "Pairs at equal size: each point of `b` with `a`'s accuracy at that size, per dataset and seed (`log_interp`)."
+    ca, cb = size_curve(runs, a, hidden_a, x), size_curve(runs, b, hidden_b, x)
+    cb = cb[[pd.isna(l) or not left_out(a, b, l) for l in cb.level]]      # HashedNet at 0 % is the dense net
+    rows = []
+    for (ds, seed), gb in cb.groupby(['dataset', 'seed']):
+        ga = ca[(ca.dataset == ds) & (ca.seed == seed)]
+        for r in gb.itertuples():
+            acc = log_interp(r.x, ga.x, ga.acc)
+            if not math.isnan(acc): rows.append({'dataset': ds, 'seed': seed, 'x': r.x, 'level': r.level, 'acc_a': acc, 'acc_b': r.acc})
+    out = pd.DataFrame(rows, columns=['dataset', 'seed', 'x', 'level', 'acc_a', 'acc_b'])
+    return out.assign(diff=out.acc_a - out.acc_b)
+
+MATCHING = {'n_params': 'equal parameters', 'stored_bytes': 'equal stored bytes', 'level': 'same nominal level (secondary)'}
+
+def size_range(pairs:pd.DataFrame) -> str:
+    "The sizes a comparison covers: '796–7,951'."
+    return '' if not len(pairs) else f'{pairs.x.min():,.0f}–{pairs.x.max():,.0f}'
+
 # %% ../../nbs/report/13d_stats.ipynb #a5d13059
 CLAIM_A = ('magl2', 'magl1', 'obd')   # the pruning methods PROTOCOL §1 compares with HashedNet
 
-def _row(claim, dataset, comparison, pairs, margin=None, note=''):
-    return {'claim': claim, 'dataset': dataset, 'comparison': comparison, **compare(pairs, margin), 'note': note}
+def _row(claim, dataset, comparison, pairs, margin=None, note='', matching='level'):
+    sizes = size_range(pairs) if 'x' in pairs else ''
+    return {'claim': claim, 'dataset': dataset, 'comparison': comparison, 'matching': MATCHING[matching], 'sizes': sizes,
+            **compare(pairs, margin), 'note': note}
+
+def matched_rows(runs:pd.DataFrame, claim:str, a:str, b:str, hidden_a=None, hidden_b=None, name:str|None=None) -> list[dict]:
+    "Rows of claim `claim`: `a` − `b` at equal parameters and at equal stored bytes, per dataset."
+    name, out = name or f'{label(a)} − {label(b)}', []
+    for x in ('n_params', 'stored_bytes'):
+        if x not in runs or runs[x].isna().all(): continue
+        p = matched(runs, a, b, x, hidden_a, hidden_b)
+        out += [_row(claim, ds, f'{name}, {MATCHING[x]}', p[p.dataset == ds], matching=x) for ds in _datasets(runs)]
+    return out
+
+MATCH_HIDDEN = 100   # the width HashedNet is trained at (PROTOCOL §5): pruned nets are matched at that width
 
 def claim_a(runs:pd.DataFrame) -> list[dict]:
-    "(a) each pruning method against HashedNet, per dataset."
+    "(a) each pruning method against HashedNet, per dataset: at equal size, and (secondary) at the same nominal level."
     out = []
     for m in CLAIM_A:
+        out += matched_rows(runs, 'a', m, 'hashednet', MATCH_HIDDEN, MATCH_HIDDEN, f'{label(m)} − {label("hashednet")} (H = 100)')
         p = paired(runs, m, 'hashednet')
-        out += [_row('a', ds, f'{label(m)} − {label("hashednet")}', p[p.dataset == ds]) for ds in _datasets(runs)]
+        out += [_row('a', ds, f'{label(m)} − {label("hashednet")}, same nominal level (secondary)', p[p.dataset == ds])
+                for ds in _datasets(runs)]
     return out
 
 # %% ../../nbs/report/13d_stats.ipynb #69848a0d
@@ -143,23 +205,31 @@ def convnet_vs_hashednet(runs:pd.DataFrame, # the runs table
     return pd.DataFrame(rows)
 
 def claim_b(runs:pd.DataFrame) -> list[dict]:
-    "(b) the best ConvNet no larger than HashedNet against HashedNet, at every HashedNet size, per dataset."
-    out = []
+    "(b) ConvNets against HashedNet per dataset: the front at equal size, and the best ConvNet no larger than each HashedNet."
+    out = matched_rows(runs, 'b', 'convnet', 'hashednet', None, MATCH_HIDDEN)
     for ds in _datasets(runs):
         t = convnet_vs_hashednet(runs, ds)
-        name = f'{label("convnet")} − {label("hashednet")}'
+        name = f'{label("convnet")} − {label("hashednet")}, best ConvNet no larger (chosen on validation)'
         if not len(t): out.append(_row('b', ds, name, pd.DataFrame(columns=['seed', 'diff']))); continue
         covered = t[t.convnet.notna()]
         p = pd.concat(list(covered.pairs), ignore_index=True) if len(covered) else pd.DataFrame(columns=['seed', 'diff'])
         losing = [f'{l * 100:g} %' for l, x in zip(covered.level, covered.pairs) if len(x) and x['diff'].mean() <= 0]
         uncovered = [f'{l * 100:g} %' for l in t[t.convnet.isna()].level]
         r = _row('b', ds, name, p)
+        r['matching'] = 'best ConvNet with no more parameters'
         if r['verdict'] == 'supported' and losing: r['verdict'] = 'partly: not at every size'
         notes = ([f'ConvNet not better at HashedNet level(s) {", ".join(losing)}'] if losing else []) + \
                 ([f'no ConvNet as small as HashedNet at level(s) {", ".join(uncovered)}'] if uncovered else [])
         r['note'] = '; '.join(notes)
         out.append(r)
     return out
+
+CLAIM_E_HIDDEN = (100, 30)   # the pruned widths of Tables 1–6: ConvNets are compared with each
+
+def claim_e(runs:pd.DataFrame) -> list[dict]:
+    "(e) each pruning method (at each width) against the ConvNet front at equal size, per dataset."
+    return [r for m in CLAIM_A for h in CLAIM_E_HIDDEN
+            for r in matched_rows(runs, 'e', m, 'convnet', h, None, f'{label(m)} (H = {h}) − {label("convnet")} front')]
 
 # %% ../../nbs/report/13d_stats.ipynb #e6ba678a
 VERY_HIGH = 0.99   # "very high compression" for claim (c): ≥ 99 % of edges removed (our threshold)
@@ -193,8 +263,8 @@ def claim_d(runs:pd.DataFrame, # the runs table
 def check_claims(runs:pd.DataFrame, # the runs table
                 weights:dict|None=None, # Figure 6's surviving weights, if any
                ) -> pd.DataFrame:
-    "Every claim of PROTOCOL §1 (a)–(d), per dataset: seeds, pairs, mean difference, 95 % interval, Wilcoxon p, verdict."
-    return pd.DataFrame(claim_a(runs) + claim_b(runs) + claim_c(runs) + claim_d(runs, weights))
+    "Every claim of PROTOCOL §1 (a)–(e), per dataset: how sizes were matched, seeds, pairs, mean difference, 95 % interval, Wilcoxon p, verdict."
+    return pd.DataFrame(claim_a(runs) + claim_b(runs) + claim_c(runs) + claim_d(runs, weights) + claim_e(runs))
 
 def _describe(r) -> str:
     "One comparison in words: dataset, comparison, effect and interval (or the note)."
@@ -205,7 +275,8 @@ def _describe(r) -> str:
 
 CLAIMS = {'a': 'pruning beats HashedNet', 'b': 'a well-chosen small ConvNet beats HashedNet at every size',
           'c': 'magnitude pruning is at least as good as OBD, and clearly better at very high compression',
-          'd': 'MagL1 is slightly better than MagL2; L1 puts the surviving weights nearer zero'}
+          'd': 'MagL1 is slightly better than MagL2; L1 puts the surviving weights nearer zero',
+          'e': 'size-matched ConvNets are beaten by every pruning method with the same number of parameters'}
 
 def claim_summary(claims:pd.DataFrame) -> str:
     "Markdown, per claim: each verdict with the datasets and comparisons it applies to, with their intervals."
@@ -223,5 +294,6 @@ def claims_display(claims:pd.DataFrame) -> pd.DataFrame:
     out['95% CI (pp)'] = ['—' if pd.isna(lo) else f'{lo:+.2f} to {hi:+.2f}' for lo, hi in zip(out['95% CI low'], out['95% CI high'])]
     out['mean diff (pp)'] = ['—' if pd.isna(v) else f'{v:+.2f}' for v in out['mean diff (pp)']]
     out = out.drop(columns=['95% CI low', '95% CI high'])
-    cols = ['claim', 'dataset', 'comparison', 'verdict', 'mean diff (pp)', '95% CI (pp)', 'seeds', 'pairs', 'a better in', 'wilcoxon p', 'note']
+    cols = ['claim', 'dataset', 'comparison', 'verdict', 'mean diff (pp)', '95% CI (pp)', 'seeds', 'pairs', 'sizes', 'a better in',
+            'wilcoxon p', 'note']
     return formatted(out[[c for c in cols if c in out]], {'wilcoxon p': 3}).fillna('')
