@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_report.ipynb #7f012fc0
 from __future__ import annotations
-import json, math
+import json, math, warnings
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -16,7 +16,8 @@ from .core import atomic_write, atomic_write_bytes, not_allowed
 from .data.datasets import DATASETS, split_indices
 from .methods import METHODS, in_family, get_method
 from .runs.sweep import PRESETS, sweep_spec, plan_runs, family_methods_of, SweepSpec, method_configs
-from .runs.store import run_name, run_path, is_done, load_runs
+from .runs.store import (run_name, run_path, is_done, load_runs, load_state, run_problem, check_folder_preset,
+                                store_preset)
 from .nets.convnet import pareto_front
 from .runs.screen import design_runs, is_screening
 
@@ -24,16 +25,17 @@ from .runs.screen import design_runs, is_screening
 __all__ = ['DATASET_ORDER', 'CONV_KEYS', 'ROI', 'STYLES', 'SWEEP_ORDER', 'HIST_HIDDEN', 'HIST_LEVEL', 'HIST_DATASET',
            'HIST_METHODS', 'HIST_TOL', 'CONFIDENCE', 'CLAIM_A', 'VERY_HIGH', 'MARGIN', 'CLAIMS', 'REASONS',
            'READING_FIELDS', 'label', 'color', 'marker', 'finished', 'percent', 'preset_folder', 'has_runs',
-           'choose_preset', 'load_results', 'repo_root', 'shown_path', 'preset_label', 'demo_note', 'planned_counts',
-           'listed_values', 'describe_runs', 'fmt_cell', 'formatted', 'cell_stats', 'study_table', 'study_tables',
-           'table_name', 'atomic_write_text', 'save_tables', 'failed_runs', 'training_lengths', 'convnet_configs',
-           'convnet_front', 'conv_name', 'accuracy_panel', 'accuracy_vs_size', 'size_points', 'fronts',
-           'accuracy_vs_bytes', 'front_table', 'size_note', 'compute_spent', 'save_figure', 'surviving_weights',
-           'histogram_runs', 'histogram_weights', 'figure6_note', 'weight_histograms', 'weight_summary', 't_interval',
-           'wilcoxon_p', 'same_computation', 'left_out', 'paired', 'seed_level', 'verdicts', 'verdict', 'compare',
-           'claim_a', 'convnet_vs_hashednet', 'claim_b', 'claim_c', 'claim_d', 'check_claims', 'claim_summary',
-           'claims_display', 'preset_configs', 'split_sizes', 'unstated_choices', 'with_reading', 'load_reference',
-           'calibration_table', 'reference_path', 'calibration_report', 'render_report']
+           'choose_preset', 'report_folder', 'load_results', 'repo_root', 'shown_path', 'preset_label', 'demo_note',
+           'planned_counts', 'listed_values', 'describe_runs', 'fmt_cell', 'formatted', 'cell_stats', 'study_table',
+           'study_tables', 'table_name', 'atomic_write_text', 'save_tables', 'failed_runs', 'training_lengths',
+           'convnet_configs', 'convnet_front', 'conv_name', 'accuracy_panel', 'accuracy_vs_size', 'size_points',
+           'fronts', 'accuracy_vs_bytes', 'front_table', 'size_note', 'compute_spent', 'save_figure',
+           'surviving_weights', 'histogram_runs', 'histogram_weights', 'figure6_note', 'weight_histograms',
+           'weight_summary', 't_interval', 'wilcoxon_p', 'same_computation', 'left_out', 'paired', 'seed_level',
+           'verdicts', 'verdict', 'compare', 'claim_a', 'convnet_vs_hashednet', 'claim_b', 'claim_c', 'claim_d',
+           'check_claims', 'claim_summary', 'claims_display', 'preset_configs', 'split_sizes', 'unstated_choices',
+           'with_reading', 'load_reference', 'calibration_table', 'reference_path', 'calibration_report',
+           'render_report']
 
 # %% ../nbs/13_report.ipynb #650cebec
 DATASET_ORDER = DATASETS
@@ -83,11 +85,22 @@ def has_runs(folder:str|Path) -> bool:
 def choose_preset(results:str|Path|None, # `results` or `results/<preset>`
                   preset:str|None=None, # the preset asked for; None: choose
                  ) -> str:
-    "`preset` if given; else the preset `results` is named after, 'paper' when its runs exist, else 'quick' (the CPU demo)."
+    "`preset` if given; else `results`' `preset.json`'s, the one it is named after, 'paper' if it has runs, or 'quick'."
     if preset: return preset
     if results is None: return 'quick'
+    if store_preset(results): return store_preset(results)
     if Path(results).name in PRESETS: return Path(results).name
     return 'paper' if has_runs(Path(results)/'paper') else 'quick'
+
+def report_folder(results:str|Path|None, # `results` or `results/<preset>` (None: nothing to report)
+                  preset:str|None=None, # the preset asked for; None: `choose_preset`
+                 ) -> tuple[str, Path|None]:
+    "The preset and the folder of its runs; `not_allowed` naming both when the folder holds another preset's runs."
+    preset = choose_preset(results, preset)
+    if not results: return preset, None
+    folder = preset_folder(results, preset)
+    check_folder_preset(folder, preset)   # `-p preset quick` on a smoke folder would label smoke numbers as quick ones
+    return preset, folder
 
 _EMPTY = ['run', 'dataset', 'method', 'hidden', 'level', 'seed', 'test_acc', 'valid_acc', 'n_params', 'stored_bytes', 'failed', 'reason']
 
@@ -450,12 +463,13 @@ def histogram_runs(runs:pd.DataFrame) -> pd.DataFrame:
 
 def histogram_weights(runs:pd.DataFrame, # rows with a `path` column pointing at the run folders
                      ) -> dict:
-    "{'MagL1': weights, 'MagL2': weights} of the surviving weights read from the store's `state.pt` (those that are there)."
-    import torch
+    "{'MagL1': weights, 'MagL2': weights}: surviving weights of the store's `state.pt` (a warning names bad ones)."
     out = {}
     for r in histogram_runs(runs).itertuples():
-        path = Path(getattr(r, 'path', '') or '')/'state.pt'
-        if path.is_file(): out[label(r.method)] = surviving_weights(torch.load(path, map_location='cpu', weights_only=True))
+        folder = Path(getattr(r, 'path', '') or '')
+        if not (folder/'state.pt').is_file(): continue
+        if problem := run_problem(folder, weights=True): warnings.warn(f'Figure 6 leaves out {problem}'); continue
+        out[label(r.method)] = surviving_weights(load_state(folder))
     return out
 
 def figure6_note(runs:pd.DataFrame, # the runs table
@@ -465,6 +479,11 @@ def figure6_note(runs:pd.DataFrame, # the runs table
     what = f'hidden {HIST_HIDDEN}, about {HIST_LEVEL:.0%} of edges removed, dataset {HIST_DATASET}'
     have = set(histogram_runs(runs).method)
     missing = [label(m) for m in HIST_METHODS if m not in have]
+    paths = histogram_runs(runs).get('path', pd.Series(dtype=str))
+    broken = [b for b in (run_problem(p, weights=True) for p in paths if (Path(p)/'state.pt').is_file()) if b]
+    if broken:
+        return (f'Figure 6 is not drawn: {"; ".join(broken)}. The next pruning sweep (`nncomp_study`) sets the run '
+                'aside and trains it again.')
     if missing:
         return (f'Figure 6 is not drawn: this results folder has no finished {" and no ".join(missing)} run ({what}). '
                 'The pruning sweep trains these runs; the report only reads the store and trains nothing.')
