@@ -15,6 +15,11 @@ from nncomp.runs.sweep import run_sweep
 from nncomp.runs.derived import run_derived
 from standins import STANDIN, FAILING
 
+@pytest.fixture(autouse=True)
+def no_task_lines(monkeypatch):
+    "`nncomp_study --no-progress` sets $NNCOMP_LOG_TASKS unless it is set: set here ('0', no lines), undone after each test."
+    monkeypatch.setenv('NNCOMP_LOG_TASKS', '0')
+
 def quiet(f, *a, **k):
     "`f(*a, **k)` and the warnings it gave, as strings."
     with warnings.catch_warnings(record=True) as w:
