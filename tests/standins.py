@@ -45,3 +45,9 @@ def train_batch(cfgs:list, seeds:list, data=None, device=None, progress=False) -
                         history=[dict(epoch=e, train_loss=1 / (e + 1), valid_acc=0.8, sparsity=0.0) for e in range(cfg.train.epochs)],
                         state={'w': torch.full((2, 2), u)}))
     return out
+
+def train_fails(cfgs:list, seeds:list, data=None, device=None, progress=False) -> list[dict]:
+    "Stand-in for a worker that cannot train (no data files, a device its torch lacks): raises, as such a worker does."
+    raise FileNotFoundError('mnist file train-images-idx3-ubyte not found (stand-in worker without the data)')
+
+FAILING = STANDIN | {'train': 'standins:train_fails'}

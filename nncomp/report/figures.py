@@ -4,7 +4,7 @@
 
 # %% ../../nbs/report/13c_figures.ipynb #56082739
 from __future__ import annotations
-import math
+import math, warnings
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 from ..core import atomic_write, not_allowed
 from ..methods import METHODS, in_family
 from ..presets import HIST_METHODS, HIST_HIDDEN, HIST_LEVEL, HIST_DATASET
+from ..runs.store import load_state, run_problem
 from .load import _datasets, _methods, color, finished, label, marker
 from .tables import cell_stats, convnet_configs, convnet_front, fronts, size_points
 
@@ -120,12 +121,13 @@ def histogram_runs(runs:pd.DataFrame) -> pd.DataFrame:
 
 def histogram_weights(runs:pd.DataFrame, # rows with a `path` column pointing at the run folders
                      ) -> dict:
-    "{'MagL1': weights, 'MagL2': weights} of the surviving weights read from the store's `state.pt` (those that are there)."
-    import torch
+    "{'MagL1': weights, 'MagL2': weights}: surviving weights of the store's `state.pt` (a warning names bad ones)."
     out = {}
     for r in histogram_runs(runs).itertuples():
-        path = Path(getattr(r, 'path', '') or '')/'state.pt'
-        if path.is_file(): out[label(r.method)] = surviving_weights(torch.load(path, map_location='cpu', weights_only=True))
+        folder = Path(getattr(r, 'path', '') or '')
+        if not (folder/'state.pt').is_file(): continue
+        if problem := run_problem(folder, weights=True): warnings.warn(f'Figure 6 leaves out {problem}'); continue
+        out[label(r.method)] = surviving_weights(load_state(folder))
     return out
 
 def figure6_note(runs:pd.DataFrame, # the runs table
@@ -135,6 +137,11 @@ def figure6_note(runs:pd.DataFrame, # the runs table
     what = f'hidden {HIST_HIDDEN}, about {HIST_LEVEL:.0%} of edges removed, dataset {HIST_DATASET}'
     have = set(histogram_runs(runs).method)
     missing = [label(m) for m in HIST_METHODS if m not in have]
+    paths = histogram_runs(runs).get('path', pd.Series(dtype=str))
+    broken = [b for b in (run_problem(p, weights=True) for p in paths if (Path(p)/'state.pt').is_file()) if b]
+    if broken:
+        return (f'Figure 6 is not drawn: {"; ".join(broken)}. The next pruning sweep (`nncomp_study`) sets the run '
+                'aside and trains it again.')
     if missing:
         return (f'Figure 6 is not drawn: this results folder has no finished {" and no ".join(missing)} run ({what}). '
                 'The pruning sweep trains these runs; the report only reads the store and trains nothing.')

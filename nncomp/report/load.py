@@ -11,13 +11,13 @@ from ..data.datasets import DATASETS
 from ..methods import METHODS
 from ..presets import PRESETS
 from ..runs.sweep import sweep_spec, plan_runs, family_methods_of
-from ..runs.store import run_name, run_path, is_done, load_runs
+from ..runs.store import run_name, run_path, is_done, load_runs, check_folder_preset, store_preset
 from ..runs.screen import design_runs, is_screening
 
 # %% auto #0
 __all__ = ['DATASET_ORDER', 'label', 'color', 'marker', 'finished', 'percent', 'preset_folder', 'has_runs', 'choose_preset',
-           'load_results', 'repo_root', 'shown_path', 'preset_label', 'demo_note', 'planned_counts', 'listed_values',
-           'describe_runs']
+           'report_folder', 'load_results', 'repo_root', 'shown_path', 'preset_label', 'demo_note', 'planned_counts',
+           'listed_values', 'describe_runs']
 
 # %% ../../nbs/report/13a_load.ipynb #798f5fa2
 DATASET_ORDER = DATASETS
@@ -67,11 +67,22 @@ def has_runs(folder:str|Path) -> bool:
 def choose_preset(results:str|Path|None, # `results` or `results/<preset>`
                   preset:str|None=None, # the preset asked for; None: choose
                  ) -> str:
-    "`preset` if given; else the preset `results` is named after, 'paper' when its runs exist, else 'quick' (the CPU demo)."
+    "`preset` if given; else `results`' `preset.json`'s, the one it is named after, 'paper' if it has runs, or 'quick'."
     if preset: return preset
     if results is None: return 'quick'
+    if store_preset(results): return store_preset(results)
     if Path(results).name in PRESETS: return Path(results).name
     return 'paper' if has_runs(Path(results)/'paper') else 'quick'
+
+def report_folder(results:str|Path|None, # `results` or `results/<preset>` (None: nothing to report)
+                  preset:str|None=None, # the preset asked for; None: `choose_preset`
+                 ) -> tuple[str, Path|None]:
+    "The preset and the folder of its runs; `not_allowed` naming both when the folder holds another preset's runs."
+    preset = choose_preset(results, preset)
+    if not results: return preset, None
+    folder = preset_folder(results, preset)
+    check_folder_preset(folder, preset)   # `-p preset quick` on a smoke folder would label smoke numbers as quick ones
+    return preset, folder
 
 _EMPTY = ['run', 'dataset', 'method', 'hidden', 'level', 'seed', 'test_acc', 'valid_acc', 'n_params', 'stored_bytes', 'failed', 'reason']
 

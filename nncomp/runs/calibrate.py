@@ -15,7 +15,7 @@ from ..core import not_allowed, check_choice, atomic_write, positive_int
 from ..presets import PRESETS
 from .sweep import (as_list, SweepSpec, method_configs, check_levels, ENGINE,
                                make_tasks, run_tasks, prepare_data, check_device, check_writable, needs_training)
-from .store import run_path, provenance, RunLock, load_config, start_run, save_runs, claim_folder
+from .store import run_path, provenance, RunLock, load_config, start_run, save_runs, claim_folder, store_preset
 from ..report import (finished, percent, label, has_runs, load_results, shown_path, paired, VERY_HIGH, MARGIN,
                            compare, formatted, atomic_write_text)
 from ..engine.train import batch_key
@@ -275,7 +275,7 @@ def copy_run(src:Path,   # a finished run folder
     if not lock.acquire(): return False
     try:
         if not needs_training(dest): return False
-        start_run(dest, cfg, seed)
+        start_run(dest, cfg, seed, store_preset(Path(dest).parent.parent))   # now a run of the store it is copied into
         files = sorted((f for f in Path(src).iterdir() if f.is_file() and f.name not in ('.lock', 'config.json')),
                        key=lambda f: f.name == 'metrics.json')
         for f in files: atomic_write(Path(dest)/f.name, lambda tmp, f=f: shutil.copyfile(f, tmp))

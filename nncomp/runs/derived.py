@@ -4,7 +4,7 @@
 
 # %% ../../nbs/runs/22_derived.ipynb #da4dfbcb
 from __future__ import annotations
-import dataclasses, hashlib, json, time, traceback, warnings
+import dataclasses, time, traceback, warnings
 from pathlib import Path
 from pkgutil import resolve_name
 import pandas as pd
@@ -15,28 +15,21 @@ from ..methods import get_method, in_family, method_of
 from .sweep import load_data
 from ..compress.posttrain import TRANSFORMS
 from .store import (RunLock, RunFileError, atomic_write_json, read_json, read_run, load_module, provenance,
-                          save_runs, DERIVED, SIZE_FILE, file_size, batched_model)
+                          save_runs, DERIVED, SIZE_FILE, file_size, batched_model, DERIVED_FILE, params_digest,
+                          derived_name, derived_problem, set_aside)
 from ..compress.ledger import FORMAT, smallest_file, by_category, run_as_module
 from ..compress.coding import CODERS
 with warnings.catch_warnings():
     warnings.simplefilter('ignore'); from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['CODING_PARAMS', 'DERIVED_FILE', 'MEASURE_CODERS', 'params_digest', 'derived_name', 'check_coding', 'check_params',
-           'plan_derived', 'derive', 'run_derived', 'plain_module', 'measure_run', 'measure_runs', 'coding_notebook']
+__all__ = ['CODING_PARAMS', 'MEASURE_CODERS', 'check_coding', 'check_params', 'plan_derived', 'derive', 'run_derived',
+           'plain_module', 'measure_run', 'measure_runs', 'coding_notebook']
 
 # %% ../../nbs/runs/22_derived.ipynb #ff3b17dc
 CODING_PARAMS = {'bits': 5, 'centroid_epochs': 1, 'lr': 1e-4}   # Deep Compression's FC layers: 5 bits, centroids fine-tuned
-
-def params_digest(params:dict) -> str:
-    "First 8 hex digits of the sha256 of `params` as sorted-key JSON."
-    return hashlib.sha256(json.dumps(params, sort_keys=True, separators=(',', ':')).encode()).hexdigest()[:8]
-
-def derived_name(parent:str,   # the parent run's folder name
-                 method:str,   # a coding method of the registry
-                 params:dict) -> str:
-    "Folder name of a derived run."
-    return f'{parent}-{method}-{params_digest(params)}'
+# A derived run's name (`derived_name`, `params_digest`) is the store's business (`nncomp.runs.store`): it checks
+# the name when it reads the run.
 
 # %% ../../nbs/runs/22_derived.ipynb #77ba764c
 def check_coding(methods) -> tuple:
@@ -75,8 +68,6 @@ def plan_derived(root,             # a preset's results folder
     return todo, no_weights
 
 # %% ../../nbs/runs/22_derived.ipynb #cec3735a
-DERIVED_FILE = 'derived.json'
-
 def derive(parent:Path,           # a finished run's folder, with its weights
            method:str,            # a coding method
            dest:Path,             # the derived run's folder
@@ -87,9 +78,10 @@ def derive(parent:Path,           # a finished run's folder, with its weights
     params, method = check_params(params), check_coding(method)[0]
     parent, dest = Path(parent), Path(dest)
     cfg, seed, pm = read_run(parent)
-    load = load or load_data
+    load, prov = load or load_data, prov or provenance(None, pm.get('provenance', {}).get('preset'))
     dest.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(dest/DERIVED_FILE, {'parent': parent.name, 'method': method, 'params': params, 'parent_run_id': run_id(cfg)})
+    atomic_write_json(dest/DERIVED_FILE, {'parent': parent.name, 'method': method, 'params': params,
+                                          'parent_run_id': run_id(cfg), 'preset': prov.get('preset')})
     start = time.time()
     try:
         torch.manual_seed(seed)
@@ -103,8 +95,7 @@ def derive(parent:Path,           # a finished run's folder, with its weights
     except Exception as e:
         metrics = {'failed': True, 'reason': f'{type(e).__name__}: {e}', 'traceback': traceback.format_exc(limit=8)}
     metrics |= {'parent': parent.name, 'method': method, 'wall_time': round(time.time() - start, 3),
-                'provenance': dict(prov or provenance(None, pm.get('provenance', {}).get('preset')),
-                                   finished=time.strftime('%Y-%m-%dT%H:%M:%S+00:00', time.gmtime()))}
+                'provenance': dict(prov, finished=time.strftime('%Y-%m-%dT%H:%M:%S+00:00', time.gmtime()))}
     atomic_write_json(dest/'metrics.json', metrics)
     return metrics
 
@@ -114,16 +105,19 @@ def run_derived(root,                   # a preset's results folder
                 params:dict|None=None,  # coding parameters (None: `CODING_PARAMS`)
                 load=None,              # load(DataConfig) -> DataBundle (None: `nncomp.runs.sweep.load_data`)
                 retry_failed:bool=True, progress:bool=True) -> dict:
-    "Derive every planned run not yet done (skipping those another process holds); return counts."
+    "Derive every planned run not yet done (leaving those others hold, setting aside untrusted ones); return counts."
     todo, no_weights = plan_derived(root, methods, params)
     counts = dict(derived=0, failed=0, skipped=0, busy=0, no_weights=len(no_weights))
     prov = None
     for parent, method, dest in tqdm(todo, desc='coding', unit='run', disable=not progress, mininterval=1.0):
-        done = read_json(dest/'metrics.json') if (dest/'metrics.json').exists() else None
-        if done is not None and not (retry_failed and done.get('failed')): counts['skipped'] += 1; continue
+        if derived_problem(dest) is None:                 # then metrics.json is an object, or not there yet
+            done = read_json(dest/'metrics.json')
+            if done is not None and not (retry_failed and done.get('failed')): counts['skipped'] += 1; continue
         lock = RunLock(dest)
         if not lock.acquire(): counts['busy'] += 1; continue
         try:
+            if problem := derived_problem(dest):          # checked again under the lock: nobody is rewriting it
+                warnings.warn(f'{problem}; set aside in {set_aside(dest, problem)} and derived again')
             prov = prov or provenance(None, read_run(parent)[2].get('provenance', {}).get('preset'))
             m = derive(parent, method, dest, params, load, prov)
         finally: lock.release()

@@ -4,24 +4,27 @@
 
 # %% ../../nbs/runs/10_store.ipynb #c83c36d9
 from __future__ import annotations
-import datetime, fcntl, json, math, os, platform, shutil, socket, subprocess, warnings
+import datetime, fcntl, hashlib, json, math, os, platform, shutil, socket, subprocess, warnings
 from pathlib import Path
 import pandas as pd
 import torch
 import nncomp
-from ..config import RunConfig, run_id, to_dict, from_dict, canonical_json
-from ..core import atomic_write, atomic_write_bytes, not_allowed
-from ..methods import method_of
+from ..config import RunConfig, run_id, to_dict, from_dict, canonical_json, validate
+from ..core import atomic_write, atomic_write_bytes, not_allowed, check_choice
+from ..data.datasets import DATASETS, SPLITS
+from ..methods import method_of, get_method, in_family
 from ..compress.ledger import stored_size
 from ..nets.registry import build_model
 
 # %% auto #0
-__all__ = ['CONV_COLUMNS', 'COLUMNS', 'SIZE_FILE', 'DERIVED', 'PRESET_FILE', 'dumps', 'atomic_write_json', 'run_name', 'run_path',
-           'RunFileError', 'read_json', 'read_metrics', 'is_done', 'RunLock', 'is_locked', 'git_commit', 'device_name',
-           'provenance', 'start_run', 'finish_run', 'compact', 'failed_result', 'load_state', 'load_config',
-           'check_metrics', 'read_run', 'run_problem', 'set_aside', 'quarantine_run', 'file_size', 'run_row',
-           'derived_row', 'load_runs', 'save_runs', 'unfinished_runs', 'folder_presets', 'check_folder_preset',
-           'claim_folder', 'batched_model', 'load_module', 'export_safetensors']
+__all__ = ['PRESET_FILE', 'CONV_COLUMNS', 'COLUMNS', 'SIZE_FILE', 'DERIVED', 'DERIVED_FILE', 'dumps', 'atomic_write_json',
+           'run_name', 'run_path', 'RunFileError', 'read_json', 'read_metrics', 'is_done', 'RunLock', 'is_locked',
+           'git_commit', 'device_name', 'provenance', 'start_run', 'finish_run', 'compact', 'failed_result',
+           'file_sha256', 'load_state', 'check_state', 'load_config', 'check_metrics', 'store_preset', 'store_presets',
+           'check_preset', 'read_run', 'run_problem', 'set_aside', 'quarantine_run', 'file_size', 'run_row',
+           'params_digest', 'derived_name', 'check_derived', 'derived_problem', 'derived_row', 'load_runs', 'save_runs',
+           'unfinished_runs', 'folder_presets', 'check_folder_preset', 'claim_folder', 'batched_model', 'load_module',
+           'export_safetensors']
 
 # %% ../../nbs/runs/10_store.ipynb #dff66c0c
 def dumps(obj) -> str:
@@ -137,14 +140,16 @@ def provenance(device=None, # device the runs train on
 
 # %% ../../nbs/runs/10_store.ipynb #a55f59a4
 def start_run(path:Path, # the run's folder (its lock held by the caller)
-              cfg:RunConfig, seed:int):
+              cfg:RunConfig, seed:int,
+              preset:str|None=None): # the preset of the store the run belongs to: beside the config, outside its hash
     "Remove an unfinished attempt's leftovers and write `config.json`."
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     for f in path.iterdir():
         if f.name == '.lock': continue
         shutil.rmtree(f) if f.is_dir() else f.unlink()
-    atomic_write_json(path/'config.json', {'config': to_dict(cfg), 'seed': seed, 'run_id': run_id(cfg)})
+    d = {'config': to_dict(cfg), 'seed': seed, 'run_id': run_id(cfg)}
+    atomic_write_json(path/'config.json', d | ({'preset': preset} if preset else {}))
 
 def finish_run(path:Path, # the run's folder, started with `start_run`
                result:dict, # one result dict of `train_batch`
@@ -155,9 +160,10 @@ def finish_run(path:Path, # the run's folder, started with `start_run`
     history = result.get('history') or []
     atomic_write_bytes(path/'log.jsonl', ''.join(json.dumps(_finite(h), sort_keys=True) + '\n' for h in history).encode())
     state = result.get('state')
+    metrics = {k: v for k, v in result.items() if k not in ('history', 'state')}
     if state and keep_state:
         atomic_write(path/'state.pt', lambda tmp: torch.save({k: compact(k, torch.as_tensor(v)) for k, v in state.items()}, tmp))
-    metrics = {k: v for k, v in result.items() if k not in ('history', 'state')}
+        metrics['state_sha256'] = file_sha256(path/'state.pt')   # a truncated or replaced one is found (`check_state`)
     metrics['provenance'] = dict(prov, finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
     atomic_write_json(path/'metrics.json', metrics)
 
@@ -171,26 +177,61 @@ def failed_result(reason:str) -> dict:
     "The result recorded for a run whose training raised instead of returning."
     return dict(failed=True, reason=reason, test_acc=None, valid_acc=None, history=[])
 
+def file_sha256(f:Path) -> str:
+    "Hex sha256 of the file `f`."
+    h = hashlib.sha256()
+    with open(f, 'rb') as fh:
+        for block in iter(lambda: fh.read(1 << 20), b''): h.update(block)
+    return h.hexdigest()
+
 def load_state(path:Path) -> dict[str, torch.Tensor]:
-    "The stored weights of a finished run (tensors only; nothing else can be unpickled)."
+    "The stored weights of a finished run (tensors only: nothing else is unpickled); `RunFileError` naming a bad file."
     f = Path(path)/'state.pt'
     if not f.exists(): raise FileNotFoundError(f'{f} is missing: the run was stored without its weights (rerun its sweep with weights kept)')
-    return torch.load(f, map_location='cpu', weights_only=True)
+    try: state = torch.load(f, map_location='cpu', weights_only=True)
+    except Exception as e:   # torch's zip reader and unpickler raise many types (RuntimeError, UnpicklingError, ...)
+        first = (str(e).strip().splitlines() or [''])[0]
+        raise RunFileError(f'{f}: not a readable weights file ({type(e).__name__}: {first})') from None
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):
+        raise RunFileError(f'{f}: expected a dict of named tensors, got {type(state).__name__}')
+    return state
 
-def load_config(path:Path) -> tuple[RunConfig, int]:
-    "The `(cfg, seed)` of the run in folder `path`, checked against the folder's name (its config hash)."
+def check_state(path:Path, # a finished run's folder
+                metrics:dict): # its metrics (`state_sha256`: the checksum recorded when the weights were written)
+    "Raise `RunFileError` naming the run's `state.pt` when it is there but truncated, replaced or unreadable."
+    f = Path(path)/'state.pt'
+    if not f.exists(): return
+    want = metrics.get('state_sha256')
+    if want is not None and file_sha256(f) != want:
+        raise RunFileError(f'{f}: its sha256 is not the one metrics.json recorded when the run finished '
+                           '(truncated or replaced)')
+    load_state(path)
+
+def _load_config(path:Path) -> tuple[RunConfig, int, str|None]:
+    "`(cfg, seed, preset)` of `config.json` in folder `path`, checked (see `load_config`)."
     path = Path(path); f = path/'config.json'
     d = read_json(f)
     if d is None: raise RunFileError(f'{f} is missing')
     if not isinstance(d, dict) or not isinstance(d.get('config'), dict): raise RunFileError(f"{f}: expected an object with a 'config' object")
-    seed = d.get('seed')
+    seed, preset = d.get('seed'), d.get('preset')
     if isinstance(seed, bool) or not isinstance(seed, int): raise RunFileError(f'{f}: seed={seed!r} is not an int')
+    if preset is not None and not isinstance(preset, str):
+        raise RunFileError(f'{f}: preset={preset!r} is not a preset name')
     try: cfg = from_dict(d['config'])
     except (TypeError, ValueError) as e: raise RunFileError(f'{f}: not a run config ({e})') from None
     if run_name(cfg, seed) != path.name:
         raise RunFileError(f'{f}: its config hashes to {run_name(cfg, seed)} but the folder is {path.name} '
                            '(config.json edited, or the folder renamed): the run is not the one its name says')
-    return cfg, seed
+    try:
+        validate(cfg)
+        check_choice('data.name', cfg.data.name, DATASETS); check_choice('data.split', cfg.data.split, SPLITS)
+    except (TypeError, ValueError) as e: raise RunFileError(f'{f}: not a valid run config ({e})') from None
+    return cfg, seed, preset
+
+def load_config(path:Path) -> tuple[RunConfig, int]:
+    "The `(cfg, seed)` of the run in folder `path`, checked against the folder's name (its config hash) and validated."
+    return _load_config(path)[:2]
 
 # %% ../../nbs/runs/10_store.ipynb #a8a7a133
 _NUMBERS = {'test_acc': (0, 1), 'valid_acc': (0, 1), 'removed_fraction': (0, 1), 'wall_time': (0, math.inf),
@@ -211,19 +252,56 @@ def check_metrics(m, # parsed metrics.json
     if not isinstance(m.get('failed', False), bool): bad('failed', 'true or false')
     if not isinstance(m.get('reason') or '', str): bad('reason', 'None or a string')
     if not isinstance(m.get('provenance', {}), dict): bad('provenance', 'an object')
+    sha = m.get('state_sha256')
+    if sha is not None and not (isinstance(sha, str) and len(sha) == 64 and set(sha) <= set('0123456789abcdef')):
+        bad('state_sha256', 'None or 64 hex digits')
     return m
 
-def read_run(path:Path) -> tuple|None:
-    "`(cfg, seed, metrics)` of a finished run, None while unfinished; `RunFileError` naming the bad file."
+PRESET_FILE = 'preset.json'   # a results folder's preset (`claim_folder`)
+
+def _marker(folder:Path) -> dict:
+    "The parsed `preset.json` of results folder `folder`; {} when missing or broken (`check_folder_preset` names that)."
+    try: marker = read_json(Path(folder)/PRESET_FILE)
+    except RunFileError: return {}
+    return marker if isinstance(marker, dict) else {}
+
+def store_preset(folder:Path) -> str|None:
+    "The preset of results folder `folder` (its `preset.json`), or None."
+    p = _marker(folder).get('preset')
+    return p if isinstance(p, str) else None
+
+def store_presets(folder:Path) -> frozenset:
+    "Presets whose runs results folder `folder` holds: its `preset.json`'s `preset` and `reuses`; none (any) without."
+    marker = _marker(folder)
+    reuses = marker.get('reuses') if isinstance(marker.get('reuses'), list) else []
+    return frozenset(p for p in [marker.get('preset'), *reuses] if isinstance(p, str))
+
+def check_preset(path:Path,    # a finished run's folder (trained or derived)
+                 recorded,     # the preset the run recorded (None: unknown, accepted)
+                 presets):     # `store_presets` of its results folder (empty: any)
+    "Raise `RunFileError` when the run recorded a preset its results folder does not hold (copied in from another's)."
+    if recorded is None or not presets or recorded in presets: return
+    raise RunFileError(f"{path}: a run of preset {recorded!r} in a results folder of preset "
+                       f"{' and '.join(map(repr, sorted(presets)))} (copied in from another preset's results?)")
+
+def read_run(path:Path,
+             presets=None): # presets its results folder holds (None: read from its `preset.json`)
+    "`(cfg, seed, metrics)` of a finished run, None while unfinished; `RunFileError` naming the bad file or preset."
     path = Path(path)
     metrics = read_metrics(path)
     if metrics is None: return None
-    cfg, seed = load_config(path)
-    return cfg, seed, check_metrics(metrics, path/'metrics.json')
+    cfg, seed, preset = _load_config(path)
+    check_metrics(metrics, path/'metrics.json')
+    check_preset(path, preset or metrics.get('provenance', {}).get('preset'),
+                 store_presets(path.parent.parent) if presets is None else presets)
+    return cfg, seed, metrics
 
-def run_problem(path:Path) -> str|None:
+def run_problem(path:Path,
+                weights:bool=False) -> str|None: # check its `state.pt` too (`check_state`: a full load)
     "Why the run in folder `path` cannot be trusted, or None (unfinished runs are fine)."
-    try: read_run(path)
+    try:
+        run = read_run(path)
+        if weights and run is not None: check_state(path, run[2])
     except RunFileError as e: return str(e)
     return None
 
@@ -240,11 +318,13 @@ def set_aside(path:Path, # a run folder whose lock the caller holds
     atomic_write_bytes(dest/'reason.txt', (reason + '\n').encode())
     return dest
 
-def quarantine_run(path:Path, reason:str) -> Path|None:
+def quarantine_run(path:Path, reason:str,
+                   problem=run_problem, # problem(path): why it cannot be trusted, checked again under the lock
+                  ) -> Path|None:
     "`set_aside` the run in folder `path` if no sweep holds it (None when one does: it is being rewritten)."
     lock = RunLock(path)
     if not lock.acquire(): return None
-    try: return set_aside(path, reason) if run_problem(path) else None
+    try: return set_aside(path, reason) if problem(path) else None
     finally: lock.release()
 
 # %% ../../nbs/runs/10_store.ipynb #28dae65f
@@ -278,9 +358,10 @@ def file_size(path:Path,      # a finished run's folder
     if warn: warnings.warn(f'{f} ignored ({why}): the size rule counts the run')
     return None
 
-def run_row(path:Path) -> dict|None:
+def run_row(path:Path,
+            presets=None) -> dict|None: # presets its results folder holds (None: read from its `preset.json`)
     "One row of the table for the run in folder `path`; None while it is unfinished; `RunFileError` when it cannot be trusted."
-    run = read_run(path)
+    run = read_run(path, presets)
     if run is None: return None
     cfg, seed, metrics = run
     prov, m = metrics.get('provenance', {}), cfg.model
@@ -298,14 +379,62 @@ def run_row(path:Path) -> dict|None:
     return row
 
 DERIVED = 'derived'   # folder of the derived runs (a coding method applied to a finished run: `nncomp.runs.derived`)
+DERIVED_FILE = 'derived.json'   # what a derived run is: its parent, coding method and parameters (written first)
+
+def params_digest(params:dict) -> str:
+    "First 8 hex digits of the sha256 of `params` as sorted-key JSON."
+    return hashlib.sha256(json.dumps(params, sort_keys=True, separators=(',', ':')).encode()).hexdigest()[:8]
+
+def derived_name(parent:str,   # the parent run's folder name
+                 method:str,   # a coding method of the registry
+                 params:dict) -> str:
+    "Folder name of a derived run."
+    return f'{parent}-{method}-{params_digest(params)}'
+
+def _coding(method) -> bool:
+    "Whether `method` names a coding method of the registry."
+    try: return isinstance(method, str) and get_method(method).name in in_family('coding')
+    except ValueError: return False
+
+def check_derived(path:Path,      # a finished derived run's folder
+                  metrics:dict,   # its parsed `metrics.json`
+                  presets=None):  # presets its results folder holds (None: read from its `preset.json`)
+    "Raise `RunFileError` unless `derived.json` and `metrics.json` name the run its folder's name says, of its preset."
+    path = Path(path); f = path/DERIVED_FILE
+    d = read_json(f)
+    if d is None: raise RunFileError(f'{f} is missing')
+    if not (isinstance(d, dict) and isinstance(d.get('parent'), str) and _coding(d.get('method'))
+            and isinstance(d.get('params'), dict)):
+        raise RunFileError(f"{f}: expected an object with a parent run name, a coding method "
+                           f"({', '.join(in_family('coding'))}) and a params object")
+    name = derived_name(d['parent'], d['method'], d['params'])
+    if name != path.name:
+        raise RunFileError(f'{f}: its parent, method and params name the folder {name}, not {path.name} '
+                           '(edited, or the folder renamed)')
+    if d.get('parent_run_id') != d['parent'].rsplit('-s', 1)[0]:
+        raise RunFileError(f"{f}: parent_run_id={d.get('parent_run_id')!r} is not the id of parent {d['parent']!r}")
+    for k in ('parent', 'method'):
+        if metrics.get(k) != d[k]:
+            raise RunFileError(f"{path/'metrics.json'}: {k}={metrics.get(k)!r}, but {f} says {d[k]!r} (edited?)")
+    check_preset(path, d.get('preset') or metrics.get('provenance', {}).get('preset'),
+                 store_presets(path.parent.parent) if presets is None else presets)
+
+def derived_problem(path:Path) -> str|None:
+    "Why the derived run in folder `path` cannot be trusted, or None (unfinished is fine; so is a missing parent)."
+    try:
+        metrics = read_metrics(path)
+        if metrics is not None: check_derived(path, check_metrics(metrics, Path(path)/'metrics.json'))
+    except RunFileError as e: return str(e)
+    return None
 
 def derived_row(path:Path,      # a derived run's folder
                 parents:dict,   # {run name: its row} of the trained runs
+                presets=None,   # presets its results folder holds (None: read from its `preset.json`)
                ) -> dict|None:
     "Row of a derived run: its parent's data, width, level and seed with its own method, accuracy, bytes and provenance."
     metrics = read_metrics(path)
     if metrics is None: return None
-    check_metrics(metrics, Path(path)/'metrics.json')
+    check_derived(path, check_metrics(metrics, Path(path)/'metrics.json'), presets)
     parent = parents.get(metrics.get('parent'))
     if parent is None: raise RunFileError(f'{path}: no parent run {metrics.get("parent")!r} in the table (removed or set aside)')
     prov = metrics.get('provenance', {})
@@ -327,11 +456,11 @@ def load_runs(folder:Path,            # a preset's results folder
               quarantine:bool=False,  # set aside the runs that cannot be trusted (the sweep does; readers do not)
              ) -> pd.DataFrame:
     "Every finished run under `folder` as a DataFrame, one row per run; untrusted runs are named in a warning and `attrs['bad_runs']`."
-    runs = Path(folder)/'runs'
+    runs, presets = Path(folder)/'runs', store_presets(folder)
     paths = sorted(p for p in runs.iterdir() if p.is_dir()) if runs.exists() else []
     rows, bad = [], {}
     for p in paths:
-        try: row = run_row(p)
+        try: row = run_row(p, presets)
         except RunFileError as e:
             bad[p.name] = str(e)
             moved = quarantine_run(p, str(e)) if quarantine else None
@@ -340,9 +469,13 @@ def load_runs(folder:Path,            # a preset's results folder
         if row is not None: rows.append(row)
     parents = {r['run']: r for r in rows}
     for p in sorted(p for p in (Path(folder)/DERIVED).iterdir() if p.is_dir()) if (Path(folder)/DERIVED).exists() else []:
-        try: row = derived_row(p, parents)
+        try: row = derived_row(p, parents, presets)
         except RunFileError as e:
-            bad[p.name] = str(e); warnings.warn(f'derived run left out: {e}'); continue
+            bad[p.name] = str(e)
+            moved = quarantine_run(p, str(e), derived_problem) if quarantine else None   # None for a missing parent
+            warnings.warn(f'derived run left out: {e}'
+                          + (f'; set aside in {moved}, it is derived again at the next coding stage' if moved else ''))
+            continue
         if row is not None: rows.append(row)
     df = pd.DataFrame(rows, columns=list(COLUMNS))
     df = df.astype(_DTYPES).sort_values(['method', 'dataset', 'hidden', 'level', 'seed', 'run'], ignore_index=True)
@@ -361,8 +494,6 @@ def unfinished_runs(folder:Path) -> list[Path]:
     return sorted(p for p in runs.iterdir() if p.is_dir() and not is_done(p)) if runs.exists() else []
 
 # %% ../../nbs/runs/10_store.ipynb #c3afc6c7
-PRESET_FILE = 'preset.json'
-
 def folder_presets(folder:Path) -> set:
     "Presets a results folder belongs to: its `preset.json`, else those its finished runs recorded."
     marker = read_json(Path(folder)/PRESET_FILE)

@@ -4,11 +4,12 @@
 
 # %% ../../nbs/runs/12_study.ipynb #d9c2cefd
 from __future__ import annotations
-import argparse, datetime, json, os, re, sys, tempfile, threading, time, warnings
+import argparse, datetime, errno, json, os, re, sys, tempfile, threading, time, warnings
 from pathlib import Path
 import nncomp
-from ..core import not_allowed, check_choice, positive_int
-from .store import atomic_write_json, read_json, provenance, save_runs, run_path, is_done
+from ..core import not_allowed, check_choice, positive_int, WriteError
+from .store import (atomic_write_json, read_json, provenance, save_runs, run_path, is_done, read_metrics,
+                               RunFileError)
 from ..presets import PRESETS
 from .sweep import (ENGINE, FAMILIES, sweep_spec, plan_runs, family_methods_of, check_scheduler,
                                run_sweep)
@@ -19,7 +20,7 @@ from .screen import design_runs, run_stage
 
 # %% auto #0
 __all__ = ['SWEEPS', 'PARAMETERS_MARK', 'PACKAGED', 'study_folder', 'kernel_name', 'tag_parameters', 'run_notebook', 'sweep_runs',
-           'Progress', 'run_study', 'train_study', 'parse_args', 'main']
+           'Progress', 'run_study', 'train_study', 'failures', 'parse_args', 'check_args', 'main']
 
 # %% ../../nbs/runs/12_study.ipynb #1fe539d8
 SWEEPS = ('pruning', 'hashednet', 'convnet', 'coding')   # coding derives runs from the pruning sweep's: it comes after
@@ -53,12 +54,22 @@ def tag_parameters(nb,                # an nbformat NotebookNode
 def run_notebook(src:Path,   # notebook to execute
                  dst:Path,   # where the executed copy goes
                  parameters:dict, kernel:str|None=None) -> float:
-    "Execute `src` with papermill into `dst`; return its wall time in seconds."
+    "Execute `src` with papermill into `dst` (via a temporary name: a failed write keeps the old `dst`); the seconds."
     import nbformat, papermill
     nb = tag_parameters(nbformat.read(src, as_version=4), list(parameters))
-    start = time.time()
-    papermill.execute_notebook(nb, str(dst), parameters=parameters, kernel_name=kernel or kernel_name(),
-                               progress_bar=False, log_output=False)
+    start, dst = time.time(), Path(dst)
+    tmp = dst.with_name(f'.{dst.stem}.tmp-{os.getpid()}.ipynb')   # papermill writes as it goes; it wants .ipynb
+    try: papermill.execute_notebook(nb, str(tmp), parameters=parameters, kernel_name=kernel or kernel_name(),
+                                    progress_bar=False, log_output=False)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        if e.errno is None: raise                                  # not a write the system refused (a timeout, ...)
+        full = ' (the disk is full: free space, run again; finished runs are kept)' if e.errno == errno.ENOSPC else ''
+        raise WriteError(e.errno, f'cannot write {dst.name} in folder {dst.parent}: {e.strerror or e}{full}') from e
+    except BaseException:
+        if tmp.exists(): os.replace(tmp, dst)                     # a cell failed: the executed copy shows where
+        raise
+    os.replace(tmp, dst)
     return round(time.time() - start, 1)
 
 def sweep_runs(family:str, preset:str, folder:Path, device=None, datasets=None) -> list[Path]:
@@ -155,8 +166,18 @@ def train_study(preset:str='quick',       # 'quick', 'paper' or 'smoke'
             run_sweep(preset, spec.preset.datasets, family_methods_of(name, preset), results=folder, device=device, scheduler=scheduler,
                       engine=engine, progress=progress, max_batch=max_batch, wait=False, desc=f'{preset} {name}')
         paths = sweep_runs(name, preset, folder, device, spec.preset.datasets)
-        out[name] = dict(planned=len(paths), finished=sum(map(is_done, paths)))
+        n_failed, reason = failures(paths)
+        out[name] = dict(planned=len(paths), finished=sum(map(is_done, paths)), failed=n_failed, reason=reason)
     return out
+
+def failures(paths:list) -> tuple[int, str|None]:
+    "How many of the run folders `paths` finished as failed, and the first one's name and reason."
+    n, first = 0, None
+    for p in paths:
+        try: m = read_metrics(p)
+        except RunFileError: continue                    # untrusted: the next sweep sets it aside and trains it
+        if isinstance(m, dict) and m.get('failed'): n, first = n + 1, first or f"{Path(p).name}: {m.get('reason')}"
+    return n, first
 
 # %% ../../nbs/runs/12_study.ipynb #aa9eac7f
 def parse_args(argv=None) -> argparse.Namespace:
@@ -175,20 +196,39 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument('--max-batch', type=int, default=None, help="with --train-only: most runs per task (default: the preset's)")
     return ap.parse_args(argv)
 
+def check_args(a:argparse.Namespace) -> argparse.Namespace:
+    "`a`, or `not_allowed` for what the sweeps cannot check themselves: an empty `--results`, a `--max-batch` not used."
+    if a.results is not None and not a.results.strip():
+        raise not_allowed('results', a.results,
+                          'the path of a results folder (an empty one would write runs/ into the current folder)')
+    if a.max_batch is not None:
+        positive_int('max_batch', a.max_batch)
+        if not a.train_only:
+            raise not_allowed('max_batch', a.max_batch, 'a value only with --train-only (the notebooks use the preset\'s)')
+    return a
+
 def main(argv=None):
-    "Console script `nncomp_study`: exit status 1 when the input is bad, a notebook fails, or any run failed."
+    "Console script `nncomp_study`: exit status 1 when the input is bad, a notebook or a write fails, or a run failed."
     a = parse_args(argv)
     sweeps = tuple(s.strip() for s in a.sweeps.split(',') if s.strip())
     datasets = [d.strip() for d in a.datasets.split(',') if d.strip()] if a.datasets else None
     if a.no_progress: os.environ.setdefault('NNCOMP_LOG_TASKS', '1')   # no bars: a line per finished task instead (notebook kernels inherit it)
     if a.train_only:
-        try: counts = train_study(a.preset, a.results, a.device, a.scheduler, sweeps, datasets, a.max_batch, progress=not a.no_progress)
+        try: counts = train_study(check_args(a).preset, a.results, a.device, a.scheduler, sweeps, datasets, a.max_batch,
+                                  progress=not a.no_progress)
         except ValueError as e: sys.exit(f'nncomp_study: {e}')
+        except OSError as e: sys.exit(f'nncomp_study: {e.strerror if isinstance(e, WriteError) else e}')   # one line
         print('finished of the runs planned: ' + ', '.join(f"{k} {v['finished']}/{v['planned']}" for k, v in counts.items()))
+        failed, planned = sum(v['failed'] for v in counts.values()), sum(v['planned'] for v in counts.values())
+        if failed:
+            first = next(v['reason'] for v in counts.values() if v['failed'])
+            sys.exit(f'nncomp_study: {failed} of {planned} planned runs failed; the first: {first} '
+                     '(see the failed column of runs.parquet)')
         return
-    try: out = run_study(a.preset, a.results, a.device, a.scheduler, sweeps=sweeps, datasets=datasets, report=not a.no_report,
-                         progress=not a.no_progress)
+    try: out = run_study(check_args(a).preset, a.results, a.device, a.scheduler, sweeps=sweeps, datasets=datasets,
+                         report=not a.no_report, progress=not a.no_progress)
     except ValueError as e: sys.exit(f'nncomp_study: {e}')
+    except OSError as e: sys.exit(f'nncomp_study: {e.strerror if isinstance(e, WriteError) else e}')  # one line
     except Exception as e:
         if type(e).__name__ != 'PapermillExecutionError': raise
         sys.exit(f'nncomp_study: a notebook failed ({e.ename}: {e.evalue}); the executed copy next to the results shows where')

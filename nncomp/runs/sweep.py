@@ -84,7 +84,10 @@ def check_levels(levels) -> tuple:
     return levels
 
 def check_writable(folder:Path) -> Path:
-    "Create `folder` if needed and prove it writable, or raise ValueError."
+    "Create `folder` if needed and prove it writable, or raise ValueError (also for '', the current folder)."
+    if isinstance(folder, str) and not folder.strip():
+        raise not_allowed('results', folder,
+                          'the path of a results folder (an empty one would write runs/ into the current folder)')
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -265,11 +268,12 @@ def train_task(engine:dict,     # ENGINE or a stand-in with the same keys
     return resolve_name(engine['train'])(cfgs, seeds, data, device=device, progress=False, **ckpt)
 
 # %% ../../nbs/runs/11_sweep.ipynb #539d6341
-def needs_training(path:Path, retry_errors:bool=True) -> bool:
+def needs_training(path:Path, retry_errors:bool=True,
+                   weights:bool=False) -> bool: # its weights count (Figure 6's): a broken `state.pt` is untrustworthy
     "Whether the run in folder `path` is unfinished, untrustworthy (see `nncomp.runs.store.run_problem`) or ended in an error to retry."
     try: m = read_metrics(path)
     except RunFileError: return True
-    if m is None or run_problem(path): return True
+    if m is None or run_problem(path, weights): return True
     return retry_errors and str(m.get('reason') or '').startswith('error:')
 
 @dataclass
@@ -277,18 +281,19 @@ class Claimed:
     "A task whose runs this sweep has locked and started."
     runs: list   # [(cfg, seed, path, lock)]
 
-def claim(task:Task, root:Path, retry_errors:bool=True) -> tuple[Claimed, list]:
+def claim(task:Task, root:Path, retry_errors:bool=True,
+          preset:str|None=None) -> tuple[Claimed, list]: # the store's preset, recorded in each run's config.json
     "Lock and start the runs of `task` that need training (setting untrusted files aside); return them and the runs another sweep holds."
     mine, busy = [], []
     for cfg, seed in task.runs:
-        path = run_path(root, cfg, seed)
-        if not needs_training(path, retry_errors): continue
+        path, weights = run_path(root, cfg, seed), is_histogram_run(cfg)
+        if not needs_training(path, retry_errors, weights): continue
         lock = RunLock(path)
         if not lock.acquire(): busy.append((cfg, seed)); continue
-        if not needs_training(path, retry_errors): lock.release(); continue  # finished while we looked
-        if problem := run_problem(path):
+        if not needs_training(path, retry_errors, weights): lock.release(); continue  # finished while we looked
+        if problem := run_problem(path, weights):
             warnings.warn(f'{problem}; set aside in {set_aside(path, problem)} and trained again')
-        start_run(path, cfg, seed)
+        start_run(path, cfg, seed, preset)
         mine.append((cfg, seed, path, lock))
     return Claimed(mine), busy
 
@@ -395,7 +400,7 @@ def run_tasks(tasks:list,            # Tasks to train (plan order)
     def submit_more():
         while queue and len(in_flight) < max_in_flight:
             task = queue.popleft()
-            claimed, held = claim(task, root, retry_errors)
+            claimed, held = claim(task, root, retry_errors, prov.get('preset'))
             busy.extend(held)
             counts['skipped'] += len(task.runs) - len(claimed.runs) - len(held)
             bar.update(len(task.runs) - len(claimed.runs) - len(held))
