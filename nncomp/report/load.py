@@ -11,7 +11,7 @@ from ..data.datasets import DATASETS
 from ..methods import METHODS
 from ..presets import PRESETS
 from ..runs.sweep import sweep_spec, plan_runs, family_methods_of
-from ..runs.store import run_name, run_path, is_done, load_runs, check_folder_preset, store_preset
+from ..runs.store import run_name, run_path, is_done, load_runs, check_folder_preset, store_preset, runs_dir, runs_table
 from ..runs.screen import design_runs, is_screening
 
 # %% auto #0
@@ -62,7 +62,7 @@ def preset_folder(results:str|Path, # `results` or `results/<preset>`
 def has_runs(folder:str|Path) -> bool:
     "Whether `folder` holds a runs table or a store of runs."
     folder = Path(folder)
-    return (folder/'runs.parquet').exists() or ((folder/'runs').is_dir() and any((folder/'runs').iterdir()))
+    return runs_table(folder).exists() or (runs_dir(folder).is_dir() and any(runs_dir(folder).iterdir()))
 
 def choose_preset(results:str|Path|None, # `results` or `results/<preset>`
                   preset:str|None=None, # the preset asked for; None: choose
@@ -91,8 +91,8 @@ def load_results(folder:str|Path, # a preset's results folder
                 ) -> pd.DataFrame:
     "The runs table of `folder` (`runs.parquet`, else the store), failed runs' accuracies blanked, ConvNet screening runs left out; empty when there are no runs."
     folder = Path(folder)
-    if (folder/'runs.parquet').exists(): runs = pd.read_parquet(folder/'runs.parquet')
-    elif (folder/'runs').is_dir():
+    if runs_table(folder).exists(): runs = pd.read_parquet(runs_table(folder))
+    elif runs_dir(folder).is_dir():
         runs = load_runs(folder)
     else: return pd.DataFrame(columns=_EMPTY)
     if 'path' in runs: runs['path'] = [str(folder/p) for p in runs.path]   # run folders are stored relative to the preset's folder

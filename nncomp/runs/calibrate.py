@@ -15,7 +15,7 @@ from ..core import not_allowed, check_choice, atomic_write, positive_int
 from ..presets import PRESETS
 from .sweep import (as_list, SweepSpec, method_configs, check_levels, ENGINE,
                                make_tasks, run_tasks, prepare_data, check_device, check_writable, needs_training)
-from .store import run_path, provenance, RunLock, load_config, start_run, save_runs, claim_folder, store_preset
+from .store import RESULTS, run_path, runs_dir, provenance, RunLock, load_config, start_run, save_runs, claim_folder, store_preset
 from ..report import (finished, percent, label, has_runs, load_results, shown_path, paired, VERY_HIGH, MARGIN,
                            compare, formatted, atomic_write_text)
 from ..engine.train import batch_key
@@ -55,7 +55,7 @@ STAGE3_LEVELS = (0.0, 0.9, 0.99, 0.997, 0.998)
 STAGE_SEEDS = {1: (0,), 2: (0,), '3a': (0, 1), '3b': (0, 1)}
 STAGE_LEVELS = {1: STAGE1_LEVELS, 2: LEVELS_H100, '3a': STAGE3_LEVELS, '3b': LEVELS_H100}   # the rows each stage scores
 STAGE_BEFORE = {2: 1, '3b': '3a'}                       # a stage that trains the finalists of another
-STAGE_SOURCES = ('results/paper', 'results/sensitivity')  # stores whose finished runs stage 3 copies in
+STAGE_SOURCES = (RESULTS/'paper', RESULTS/'sensitivity')  # stores whose finished runs stage 3 copies in
 
 def parse_stage(stage):
     "A stage as `stage_cells` takes it: 1, 2, '3a' or '3b' (strings of digits become ints)."
@@ -142,7 +142,7 @@ def stage_scores(folder, stage, report=None) -> pd.DataFrame:
     mine = [Reading(r.scope, float(r.c), float(r.momentum)) in keep for r in s.itertuples()]
     return s[mine].reset_index(drop=True)
 
-def run_calibration(stage=1, folder='results/calibration', device=None, max_batch:int=10, progress:bool=True,
+def run_calibration(stage=1, folder=RESULTS/'calibration', device=None, max_batch:int=10, progress:bool=True,
                     sources=None,   # stores to copy finished runs from (None: STAGE_SOURCES for stage 3, none before)
                     **train):
     "Train calibration stage `stage` into `folder` (resumable, shared by several processes); return the stage's scores."
@@ -237,11 +237,11 @@ def sensitivity_runs(**kw) -> list[tuple[RunConfig, int]]:
 
 # %% ../../nbs/runs/21_calibrate.ipynb #bc639453
 EPOCHS_PER_SECOND = 3.0   # network-epochs per second of the batched engine on the 2-core CPU (for cost estimates)
-SOURCES = ('results/calibration', 'results/paper')   # stores whose finished runs the sensitivity design reuses
+SOURCES = (RESULTS/'calibration', RESULTS/'paper')   # stores whose finished runs the sensitivity design reuses
 
 def finished_in(folder, run:str) -> bool:
     "Whether run `run` (its folder name) is finished and trusted in results folder `folder` (an error to retry is not)."
-    return not needs_training(Path(folder)/'runs'/run)
+    return not needs_training(runs_dir(folder)/run)
 
 def sensitivity_cost(design:pd.DataFrame,        # from `sensitivity_design`
                      sources=(),                 # results folders whose finished runs cost nothing
@@ -298,10 +298,10 @@ def check_sources(sources,      # results folders, or None: those of SOURCES tha
                   folder:Path   # the store the runs are copied into
                  ) -> tuple[Path, ...]:
     "The source stores as paths: each given one must hold runs and differ from `folder`."
-    if sources is None: return tuple(Path(s) for s in SOURCES if (Path(s)/'runs').is_dir() and Path(s).resolve() != Path(folder).resolve())
+    if sources is None: return tuple(Path(s) for s in SOURCES if runs_dir(s).is_dir() and Path(s).resolve() != Path(folder).resolve())
     out = tuple(Path(s) for s in as_list('sources', sources)) if len(sources) else ()
     for s in out:
-        if not (s/'runs').is_dir(): raise not_allowed('source', str(s), 'a results folder holding runs/, e.g. results/calibration')
+        if not runs_dir(s).is_dir(): raise not_allowed('source', str(s), 'a results folder holding runs/, e.g. results/calibration')
         if s.resolve() == Path(folder).resolve(): raise not_allowed('source', str(s), 'a results folder other than the one trained into')
     return out
 
@@ -310,7 +310,7 @@ def store_label(preset:str) -> str:
     return 'sensitivity' if preset == 'paper' else f'sensitivity-{preset}'
 
 # %% ../../nbs/runs/21_calibrate.ipynb #573d8e48
-def run_sensitivity(folder='results/sensitivity', # the sensitivity store
+def run_sensitivity(folder=RESULTS/'sensitivity', # the sensitivity store
                     levels=SENSITIVITY_LEVELS, seeds:int=2,
                     sources=None,                  # stores to copy finished runs from (None: those of SOURCES that exist)
                     device=None, max_batch:int=32, # runs per task (one batched program)
@@ -396,7 +396,7 @@ def sensitivity_display(table:pd.DataFrame  # from `sensitivity_table`
     return w
 
 # %% ../../nbs/runs/21_calibrate.ipynb #9bedd28e
-def sensitivity_report(folder='results/sensitivity', # the sensitivity store
+def sensitivity_report(folder=RESULTS/'sensitivity', # the sensitivity store
                        preset:str='paper',            # the preset its design moved away from
                       ) -> tuple:
     "(the display of `sensitivity_table` for the runs in `folder`, '') or (None, why there is none)."
@@ -436,7 +436,7 @@ def main(argv=None):
     if not a.sensitivity:
         given = [k for k in _SENSITIVITY_ONLY if getattr(a, k) not in (None, False)]
         if given: p.error(f'--{given[0]} needs --sensitivity')
-        print(run_calibration(a.stage or 1, a.results or 'results/calibration', a.device, a.max_batch or 10).to_string()); return
-    a.results, a.seeds = a.results or 'results/sensitivity', 2 if a.seeds is None else a.seeds
+        print(run_calibration(a.stage or 1, a.results or RESULTS/'calibration', a.device, a.max_batch or 10).to_string()); return
+    a.results, a.seeds = a.results or RESULTS/'sensitivity', 2 if a.seeds is None else a.seeds
     try: _sensitivity(a)
     except ValueError as e: sys.exit(f'nncomp_calibrate: {e}')

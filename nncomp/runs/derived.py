@@ -15,7 +15,7 @@ from ..methods import get_method, in_family, method_of
 from .sweep import load_data
 from ..compress.posttrain import TRANSFORMS
 from .store import (RunLock, RunFileError, atomic_write_json, read_json, read_run, load_module, provenance,
-                          save_runs, DERIVED, SIZE_FILE, file_size, batched_model, DERIVED_FILE, params_digest,
+                          save_runs, runs_dir, DERIVED, SIZE_FILE, file_size, batched_model, DERIVED_FILE, params_digest,
                           derived_name, derived_problem, set_aside)
 from ..compress.ledger import FORMAT, smallest_file, by_category, run_as_module
 from ..compress.coding import CODERS
@@ -59,7 +59,7 @@ def plan_derived(root,             # a preset's results folder
     methods, params = check_coding(methods), check_params(params)
     root, todo, no_weights = Path(root), [], []
     bases = {get_method(m).base for m in methods}
-    for p in sorted((root/'runs').glob('*')) if (root/'runs').exists() else []:
+    for p in sorted(runs_dir(root).glob('*')) if runs_dir(root).exists() else []:
         try: run = read_run(p)
         except RunFileError: continue                         # the sweep sets these aside; nothing to code
         if run is None or run[2].get('failed') or method_of(run[0]) not in bases: continue
@@ -152,7 +152,7 @@ def measure_runs(root,                # a preset's results folder
     "Measure every finished trained run of `root/runs` with weights and no usable `size.json`; return counts (a run that cannot be measured is warned about and counted)."
     # No lock: two processes measuring one run write the same file size (the result is deterministic), each atomically.
     counts, prov = dict(measured=0, skipped=0, no_weights=0, failed=0), None
-    runs = Path(root)/'runs'
+    runs = runs_dir(root)
     for p in tqdm(sorted(runs.iterdir()) if runs.exists() else [], desc='measuring', unit='run', disable=not progress, mininterval=1.0):
         try: run = read_run(p) if p.is_dir() else None
         except RunFileError: continue                         # the sweep sets these aside

@@ -13,7 +13,7 @@ from ..config import ModelConfig, TrainConfig
 from ..core import atomic_write, check_choice, not_allowed
 from ..nets.convnet import CONV_FIELDS, pareto_front, sample_grid, with_weights
 from ..data.datasets import DATASETS
-from .store import COLUMNS, RunFileError, atomic_write_json, read_json, run_path, run_row
+from .store import results_folder, COLUMNS, RunFileError, atomic_write_json, read_json, run_path, run_row
 from ..presets import PRESETS, Preset
 from .sweep import ENGINE, as_list, conv_models, conv_runs, sweep_notebook, sweep_spec, train_runs
 
@@ -343,7 +343,7 @@ def run_stage(stage:str,              # 'plan', 'screen', 'full', 'recall' or 's
     check_choice('dataset', dataset, DATASETS)
     grid = list(models or conv_models(p)); d = check_design(design, p, len(grid))
     if stage in ('plan', 'summary'):   # read only: they never fix the candidates
-        root = Path('results')/preset if results is None else Path(results)
+        root = results_folder(preset, results)
         ranked = read_ranking(root, dataset, d, len(grid))
         cost = design_cost(preset, dataset, d, grid, None if ranked is None else ranked[ranked.kept], rate)
         if stage == 'summary': print(f'{preset} {dataset}: {_recall_line(recall_table(root, p, dataset, d, grid, ranked))}')

@@ -17,13 +17,14 @@ from ..compress.ledger import stored_size
 from ..nets.registry import build_model
 
 # %% auto #0
-__all__ = ['PRESET_FILE', 'CONV_COLUMNS', 'COLUMNS', 'SIZE_FILE', 'DERIVED', 'DERIVED_FILE', 'dumps', 'atomic_write_json',
-           'run_name', 'run_path', 'RunFileError', 'read_json', 'read_metrics', 'is_done', 'RunLock', 'is_locked',
-           'git_commit', 'device_name', 'provenance', 'start_run', 'finish_run', 'compact', 'failed_result',
-           'file_sha256', 'load_state', 'check_state', 'load_config', 'check_metrics', 'store_preset', 'store_presets',
-           'check_preset', 'read_run', 'run_problem', 'set_aside', 'quarantine_run', 'file_size', 'run_row',
-           'params_digest', 'derived_name', 'check_derived', 'derived_problem', 'derived_row', 'load_runs', 'save_runs',
-           'unfinished_runs', 'folder_presets', 'check_folder_preset', 'claim_folder', 'batched_model', 'load_module',
+__all__ = ['RESULTS', 'RUNS_DIR', 'RUNS_TABLE', 'PRESET_FILE', 'CONV_COLUMNS', 'COLUMNS', 'SIZE_FILE', 'DERIVED', 'DERIVED_FILE',
+           'dumps', 'atomic_write_json', 'run_name', 'results_folder', 'runs_dir', 'runs_table', 'run_path',
+           'RunFileError', 'read_json', 'read_metrics', 'is_done', 'RunLock', 'is_locked', 'git_commit', 'device_name',
+           'provenance', 'start_run', 'finish_run', 'compact', 'failed_result', 'file_sha256', 'load_state',
+           'check_state', 'load_config', 'check_metrics', 'store_preset', 'store_presets', 'check_preset', 'read_run',
+           'run_problem', 'set_aside', 'quarantine_run', 'file_size', 'run_row', 'params_digest', 'derived_name',
+           'check_derived', 'derived_problem', 'derived_row', 'load_runs', 'save_runs', 'unfinished_runs',
+           'folder_presets', 'check_folder_preset', 'claim_folder', 'batched_model', 'load_module',
            'export_safetensors']
 
 # %% ../../nbs/runs/10_store.ipynb #dff66c0c
@@ -49,10 +50,21 @@ def run_name(cfg:RunConfig, # the run's configuration
     "Folder name of a run: its config hash and its seed."
     return f'{run_id(cfg)}-s{seed}'
 
+RESULTS = Path('results')            # where a preset's store lives by default: results/<preset>
+RUNS_DIR, RUNS_TABLE = 'runs', 'runs.parquet'   # a store: one folder per run, and the table built from them
+
+def results_folder(preset:str, # a preset's name
+                   results=None) -> Path: # the folder given by the user (None: the default)
+    "The store of `preset`: `results` when given, else `results/<preset>`."
+    return RESULTS/preset if results is None else Path(results)
+
+def runs_dir(root) -> Path: return Path(root)/RUNS_DIR          # the run folders of store `root`
+def runs_table(root) -> Path: return Path(root)/RUNS_TABLE      # the runs table of store `root`
+
 def run_path(root:Path, # the preset's results folder, e.g. results/quick
              cfg:RunConfig, seed:int) -> Path:
     "Folder of run `(cfg, seed)` under `root`."
-    return Path(root)/'runs'/run_name(cfg, seed)
+    return runs_dir(root)/run_name(cfg, seed)
 
 class RunFileError(ValueError):
     "A run file that cannot be trusted (not JSON, NaN, wrong types, a config that does not match its folder); names the file."
@@ -456,7 +468,7 @@ def load_runs(folder:Path,            # a preset's results folder
               quarantine:bool=False,  # set aside the runs that cannot be trusted (the sweep does; readers do not)
              ) -> pd.DataFrame:
     "Every finished run under `folder` as a DataFrame, one row per run; untrusted runs are named in a warning and `attrs['bad_runs']`."
-    runs, presets = Path(folder)/'runs', store_presets(folder)
+    runs, presets = runs_dir(folder), store_presets(folder)
     paths = sorted(p for p in runs.iterdir() if p.is_dir()) if runs.exists() else []
     rows, bad = [], {}
     for p in paths:
@@ -485,12 +497,12 @@ def load_runs(folder:Path,            # a preset's results folder
 def save_runs(folder:Path, quarantine:bool=True) -> pd.DataFrame:
     "Rebuild `folder/runs.parquet` from the store (setting untrusted runs aside) and return the table."
     df = load_runs(folder, quarantine)
-    atomic_write(Path(folder)/'runs.parquet', lambda tmp: df.to_parquet(tmp, index=False))
+    atomic_write(runs_table(folder), lambda tmp: df.to_parquet(tmp, index=False))
     return df
 
 def unfinished_runs(folder:Path) -> list[Path]:
     "Run folders that were started but have no done marker (crashed, killed, or still running elsewhere)."
-    runs = Path(folder)/'runs'
+    runs = runs_dir(folder)
     return sorted(p for p in runs.iterdir() if p.is_dir() and not is_done(p)) if runs.exists() else []
 
 # %% ../../nbs/runs/10_store.ipynb #c3afc6c7
@@ -499,7 +511,7 @@ def folder_presets(folder:Path) -> set:
     marker = read_json(Path(folder)/PRESET_FILE)
     if marker is not None: return {marker.get('preset')} if isinstance(marker, dict) else {repr(marker)}
     found = set()
-    for f in (Path(folder)/'runs').glob('*/metrics.json'):
+    for f in (runs_dir(folder)).glob('*/metrics.json'):
         try: m = read_json(f)
         except RunFileError: continue
         if isinstance(m, dict) and isinstance(m.get('provenance'), dict) and m['provenance'].get('preset'):

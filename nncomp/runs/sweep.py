@@ -21,7 +21,7 @@ from ..data.datasets import DATASETS, load_dataset, subsample
 from ..nets.convnet import conv_grid, sample_grid
 from ..presets import Preset, PRESETS, STUDY, conv_train, HIST_METHODS, HIST_HIDDEN, HIST_LEVEL, HIST_DATASET
 from ..methods import METHODS, FAMILIES, get_method, in_family
-from .store import (RunLock, is_locked, read_metrics, run_path, start_run, finish_run, failed_result,
+from .store import (results_folder, RunLock, is_locked, read_metrics, run_path, start_run, finish_run, failed_result,
                           provenance, save_runs, run_problem, set_aside, RunFileError, check_folder_preset, claim_folder)
 
 # %% auto #0
@@ -140,7 +140,7 @@ def sweep_spec(preset:str='smoke',   # 'quick', 'paper' or 'smoke'
     else:
         try: torch.device(device or 'cpu')
         except RuntimeError: raise not_allowed('device', device, "a torch device such as 'cpu', 'cuda', 'cuda:1'") from None
-    results = check_writable(Path('results')/preset if results is None else results)
+    results = check_writable(results_folder(preset, results))
     check_folder_preset(results, preset)
     return SweepSpec(replace(p, **kw), results, device, levels, histograms=levels is None and hidden is None)
 
