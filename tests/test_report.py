@@ -116,8 +116,8 @@ def test_fronts_are_pareto_optimal_for_every_method():
     for (ds, front), f in fr.groupby(['dataset', 'front']):
         cand = pts[pts.dataset == ds] if front == 'all' else pts[(pts.dataset == ds) & (pts.method == front)]
         for r in f.itertuples():   # nothing in the candidate set is at most as large and strictly more accurate
-            assert not ((cand.x <= r.x) & (cand.acc > r.acc)).any()
-        dominated = {(r.method, r.point) for r in cand.itertuples() if ((cand.x < r.x) & (cand.acc >= r.acc)).any()}
+            assert not ((cand.x <= r.x) & (cand.valid > r.valid)).any()     # fronts are chosen on validation accuracy
+        dominated = {(r.method, r.point) for r in cand.itertuples() if ((cand.x < r.x) & (cand.valid >= r.valid)).any()}
         assert not dominated & set(zip(f.method, f.point))
 
 

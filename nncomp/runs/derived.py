@@ -13,7 +13,8 @@ from ..core import not_allowed, check_choice
 from ..config import run_id
 from ..methods import get_method, in_family, method_of
 from .sweep import load_data
-from ..compress.posttrain import TRANSFORMS
+from ..compress.posttrain import TRANSFORMS, error_rate
+from ..compress.ledger import read_compressed
 from .store import (RunLock, RunFileError, atomic_write_json, read_json, read_run, load_module, provenance,
                           save_runs, runs_dir, DERIVED, SIZE_FILE, file_size, batched_model, DERIVED_FILE, params_digest,
                           derived_name, derived_problem, set_aside)
@@ -23,8 +24,8 @@ with warnings.catch_warnings():
     warnings.simplefilter('ignore'); from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['CODING_PARAMS', 'MEASURE_CODERS', 'check_coding', 'check_params', 'plan_derived', 'derive', 'run_derived',
-           'plain_module', 'measure_run', 'measure_runs', 'coding_notebook']
+__all__ = ['CODING_PARAMS', 'MEASURE_CODERS', 'check_coding', 'check_params', 'plan_derived', 'derive', 'coded_valid_acc',
+           'run_derived', 'add_valid_acc', 'plain_module', 'measure_run', 'measure_runs', 'coding_notebook']
 
 # %% ../../nbs/runs/22_derived.ipynb #ff3b17dc
 CODING_PARAMS = {'bits': 5, 'centroid_epochs': 1, 'lr': 1e-4}   # Deep Compression's FC layers: 5 bits, centroids fine-tuned
@@ -86,18 +87,27 @@ def derive(parent:Path,           # a finished run's folder, with its weights
     try:
         torch.manual_seed(seed)
         model = load_module(parent)
-        out = TRANSFORMS[method](model, load(cfg.data), folder=dest, **params)
+        data = load(cfg.data)
+        out = TRANSFORMS[method](model, data, folder=dest, **params)
         for f in dest.glob('*.safetensors'):
             if f.name != Path(out['file']).name: f.unlink()     # the transform may write other coders' files too
         n_bias = sum(m.bias.numel() for m in model.modules() if isinstance(m, torch.nn.Linear) and m.bias is not None)
         metrics = {'test_acc': 1 - float(out['error']), 'stored_bytes': float(out['stored_bytes']),
-                   'n_alive_edges': int(out['weights_kept']), 'n_params': int(out['weights_kept']) + n_bias, 'failed': False}
+                   'n_alive_edges': int(out['weights_kept']), 'n_params': int(out['weights_kept']) + n_bias, 'failed': False,
+                   'valid_acc': coded_valid_acc(Path(out['file']), load_module(parent), data)}
     except Exception as e:
         metrics = {'failed': True, 'reason': f'{type(e).__name__}: {e}', 'traceback': traceback.format_exc(limit=8)}
     metrics |= {'parent': parent.name, 'method': method, 'wall_time': round(time.time() - start, 3),
                 'provenance': dict(prov, finished=time.strftime('%Y-%m-%dT%H:%M:%S+00:00', time.gmtime()))}
     atomic_write_json(dest/'metrics.json', metrics)
     return metrics
+
+def coded_valid_acc(file:Path,              # a derived run's coded network file
+                    skeleton:torch.nn.Module, # a plain module of its parent's architecture (`load_module`)
+                    data) -> float|None:      # its parent's DataBundle
+    "Validation accuracy of the network read back from `file` (None without a validation split): what fronts choose on."
+    if data.valid is None or not len(data.valid.y): return None
+    return 1 - error_rate(read_compressed(file, skeleton), data.valid.x, data.valid.y)
 
 # %% ../../nbs/runs/22_derived.ipynb #708b7125
 def run_derived(root,                   # a preset's results folder
@@ -122,7 +132,28 @@ def run_derived(root,                   # a preset's results folder
             m = derive(parent, method, dest, params, load, prov)
         finally: lock.release()
         counts['failed' if m['failed'] else 'derived'] += 1
+    counts['valid_added'] = add_valid_acc(root, load)
     return counts
+
+def add_valid_acc(root,        # a preset's results folder
+                  load=None,   # load(DataConfig) -> DataBundle (None: `nncomp.runs.sweep.load_data`)
+                 ) -> int:     # how many derived runs gained their validation accuracy
+    "Give every finished derived run coded before `derive` measured it its validation accuracy, read from its own file."
+    n, load = 0, load or load_data
+    for dest in sorted(p for p in (Path(root)/DERIVED).iterdir() if p.is_dir()) if (Path(root)/DERIVED).exists() else []:
+        if derived_problem(dest) or not (dest/'metrics.json').exists(): continue
+        m = read_json(dest/'metrics.json')
+        files = sorted(dest.glob('*.safetensors'))
+        if m.get('failed') or m.get('valid_acc') is not None or len(files) != 1: continue
+        lock = RunLock(dest)
+        if not lock.acquire(): continue
+        try:
+            parent = runs_dir(root)/m['parent']
+            cfg = read_run(parent)[0]
+            atomic_write_json(dest/'metrics.json', m | {'valid_acc': coded_valid_acc(files[0], load_module(parent), load(cfg.data))})
+            n += 1
+        finally: lock.release()
+    return n
 
 # %% ../../nbs/runs/22_derived.ipynb #f6e5f0c6
 MEASURE_CODERS = CODERS   # coders of the relative indices `measure_run` tries: at high sparsity a fixed-width code beats Huffman's table

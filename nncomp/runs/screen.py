@@ -156,9 +156,9 @@ def shortfall(x, y,   # (N,) sizes and scores of the points trained in full
     best = [y[keep & (x <= xi)].max() if (keep & (x <= xi)).any() else math.nan for xi in np.asarray(at_x, dtype=float)]
     return np.asarray(at_y, dtype=float) - np.array(best)
 
-def screening_recall(full:pd.DataFrame,       # one row per configuration trained in full: CONV_FIELDS, `x`, mean test accuracy `y`
+def screening_recall(full:pd.DataFrame,       # one row per configuration trained in full: CONV_FIELDS, `x`, mean validation accuracy `y`
                      candidates:pd.DataFrame, # the configurations the screening kept (CONV_FIELDS)
-                     x:str='n_params', y:str='test_acc') -> dict:
+                     x:str='n_params', y:str='valid_acc') -> dict: # y: the front is chosen on validation, as the report's
     "Recall of the screening (the share of the Pareto front of `full` that `candidates` hold), its shortfall (pp), and the front."
     kept = set(config_keys(candidates))
     front = pareto_front(full, x=x, y=y)

@@ -451,9 +451,9 @@ def derived_row(path:Path,      # a derived run's folder
     if parent is None: raise RunFileError(f'{path}: no parent run {metrics.get("parent")!r} in the table (removed or set aside)')
     prov = metrics.get('provenance', {})
     row = dict(parent, run=Path(path).name, method=metrics.get('method'), path=f'{DERIVED}/{Path(path).name}',
-               valid_acc=None, epochs=None, best_epoch=None, resumes=None, finished=prov.get('finished'), size_from='file',
+               epochs=None, best_epoch=None, resumes=None, finished=prov.get('finished'), size_from='file',
                **{k: prov.get(k) for k in ('device', 'commit', 'nncomp_version')})
-    for k in ('test_acc', 'n_params', 'n_alive_edges', 'stored_bytes', 'wall_time', 'reason'): row[k] = metrics.get(k)
+    for k in ('test_acc', 'valid_acc', 'n_params', 'n_alive_edges', 'stored_bytes', 'wall_time', 'reason'): row[k] = metrics.get(k)
     row['failed'] = bool(metrics.get('failed', False))
     return row
 
