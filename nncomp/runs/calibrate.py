@@ -5,6 +5,7 @@
 # %% ../../nbs/runs/21_calibrate.ipynb #f09f8b51
 from __future__ import annotations
 import math, os
+from pkgutil import resolve_name   # the engine's functions are named (`nncomp.runs.sweep.ENGINE`)
 from dataclasses import dataclass, replace
 from pathlib import Path
 import numpy as np
@@ -318,7 +319,6 @@ def run_sensitivity(folder=RESULTS/'sensitivity', # the sensitivity store
                     engine:dict|None=None,         # nncomp.runs.sweep.ENGINE (None) or a stand-in with the same keys
                     progress:bool=True) -> pd.DataFrame:
     "Train the sensitivity design into `folder` (resumable, shared by several processes); return `sensitivity_table` of what is finished, also saved as `folder/sensitivity.csv`."
-    from pkgutil import resolve_name
     design = sensitivity_design(levels, seeds, preset=preset)
     check_device(device); max_batch = positive_int('max_batch', max_batch)
     sources = check_sources(sources, folder)

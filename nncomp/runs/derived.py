@@ -6,7 +6,6 @@
 from __future__ import annotations
 import dataclasses, time, traceback, warnings
 from pathlib import Path
-from pkgutil import resolve_name
 import pandas as pd
 import torch
 from ..core import not_allowed, check_choice

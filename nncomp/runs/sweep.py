@@ -213,6 +213,7 @@ def conv_runs(p:Preset,                   # the preset: its data split and subsa
     return [(validate(RunConfig(data, m, train or p.conv_train, method)), s) for m in models for s in range(seeds or p.seeds)]
 
 # %% ../../nbs/runs/11_sweep.ipynb #bdd03651
+# names, not objects: a task crosses to Dask worker processes, where a name imports the function (and tests name stand-ins)
 ENGINE = {'train': 'nncomp.engine.train:train_batch', 'key': 'nncomp.engine.train:batch_key', 'load': 'nncomp.runs.sweep:load_data'}
 
 @dataclass
