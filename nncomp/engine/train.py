@@ -10,6 +10,7 @@ from contextlib import nullcontext
 from dataclasses import asdict
 from typing import NamedTuple
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
@@ -27,7 +28,7 @@ from .prune import pruning_steps, prune_step, saliency_batches, hessian_diagonal
 __all__ = ['FUSE_MIN', 'SPARSE_BELOW', 'CHECKPOINT_EVERY', 'batch_key', 'is_bias', 'ParamViews', 'FlatState', 'RunHyper',
            'update_block', 'fused_update', 'hold_freed_memory', 'update_alive', 'sgd_step', 'stream_generator',
            'DataOrder', 'accuracy', 'SparseGroup', 'SparseFirstLayer', 'saliency_needs', 'Checkpoint', 'train_epoch',
-           'autograd_step', 'check_batch', 'train_batch', 'toy_data', 'precision_check']
+           'autograd_step', 'check_batch', 'train_batch', 'toy_data', 'batching_check', 'precision_check']
 
 # %% ../../nbs/engine/05_train.ipynb #61c13305
 def batch_key(cfg:RunConfig) -> tuple:
@@ -539,6 +540,29 @@ def toy_data(n_train:int=512, n_valid:int=256, n_test:int=256, # split sizes
         y = torch.randint(0, 10, (n,), generator=g)
         return Split((protos[y] + noise * torch.randn(n, 784, generator=g)) / noise, y)
     return DataBundle('toy', 'paper', split(n_train), split(n_valid), split(n_test), 0.0, 1.0)
+
+# %% ../../nbs/engine/05_train.ipynb #4e729094
+def batching_check(cfgs:list[RunConfig],   # runs that can share a batch (one `batch_key`)
+                   seeds:list[int],        # one per run
+                   data,                   # their DataBundle
+                   sizes=(None, 8),        # batchings: None = all runs in one batch, n = batches of n runs
+                   device=None) -> pd.DataFrame: # per run and batching after the first: mask entries changed, Δ test acc (pp), max |Δw|
+    "Train the same runs in several batchings; how far each run moves from its result in the first batching."
+    runs = list(zip(cfgs, seeds)); results = {}
+    for size in sizes:
+        n = size or len(runs)
+        out = [r for i in range(0, len(runs), n) for r in train_batch([c for c, _ in runs[i:i + n]], [s for _, s in runs[i:i + n]],
+                                                                          data, device, progress=False)]
+        results[size] = out
+    ref, rows = results[sizes[0]], []
+    for size in sizes[1:]:
+        for k, (a, b) in enumerate(zip(ref, results[size])):
+            masks = [n for n in a['state'] if n.endswith('_mask')]
+            rows.append({'run': k, 'level': cfgs[k].method.amount, 'seed': seeds[k], 'batching': f'{sizes[0] or len(runs)} vs {size}',
+                         'mask entries changed': int(sum((a['state'][m] != b['state'][m]).sum() for m in masks)),
+                         'test acc change (pp)': 100 * abs((a['test_acc'] or 0) - (b['test_acc'] or 0)),
+                         'max |Δw|': max(float((a['state'][n] - b['state'][n]).abs().max()) for n in a['state'] if not n.endswith('_mask'))})
+    return pd.DataFrame(rows)
 
 # %% ../../nbs/engine/05_train.ipynb #e0270c26
 def precision_check(data,                                    # DataBundle (full MNIST `paper` split for the real check)
