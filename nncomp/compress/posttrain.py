@@ -65,14 +65,15 @@ def prune_layers(model:nn.Module, keep, # fraction of weights kept: one for all 
     return out
 
 # %% ../../nbs/compress/19_posttrain.ipynb #43b5967c
-def share_layers(model:nn.Module, bits) -> dict: # bits per layer: 2**bits shared values (one int, or {layer: int})
-    "Replace every layer's weight by 2**bits k-means-shared values, its prune mask kept; returns {layer: k}."
-    layers = layers_of(model); bits = per_layer(bits, layers, 'bits')
+def share_layers(model:nn.Module, bits,     # bits per layer: 2**bits shared values (one int, or {layer: int})
+                 method='kmeans') -> dict: # quantizer: a key of quantize.QUANTIZERS (one, or {layer: key})
+    "Replace every layer's weight by 2**bits shared values (`method`), its prune mask kept; returns {layer: k}."
+    layers = layers_of(model); bits = per_layer(bits, layers, 'bits'); method = per_layer(method, layers, 'method')
     for n, m in layers.items():
         check_bits(bits[n])
         mask = current_mask(m)
         if prune.is_pruned(m): prune.remove(m, 'weight')
-        share_weights(m, 2 ** bits[n], mask)
+        share_weights(m, 2 ** bits[n], mask, method=method[n])
     return {n: 2 ** b for n, b in bits.items()}
 
 # %% ../../nbs/compress/19_posttrain.ipynb #4b46dd87
@@ -100,6 +101,7 @@ class PostTrain:
     "What `compress` does to a trained module."
     keep: float|dict = 0.08           # fraction of weights kept (one value or per layer)
     bits: int|dict = 5                # bits per shared weight: 2**bits clusters (one value or per layer)
+    quantizer: str|dict = 'kmeans'    # a key of quantize.QUANTIZERS (one value or per layer)
     saliency: str = 'magnitude'       # 'magnitude' or 'taylor'
     retrain_epochs: int = 1           # after pruning (0: none)
     centroid_epochs: int = 1          # after quantization (0: none)
@@ -143,7 +145,7 @@ def compress(model:nn.Module, data, # a trained module; data: a DataBundle (trai
     out['error_retrained'] = error_rate(model, te.x, te.y)
     out['weights_kept'] = n_weights(model)[0]
     if stages is not None: stages['pruned'] = plain_copy(model)
-    share_layers(model, pt.bits)
+    share_layers(model, pt.bits, pt.quantizer)
     out['error_quantized'] = error_rate(model, te.x, te.y)
     if pt.centroid_epochs: fit(model, tr.x, tr.y, pt.centroid_epochs, pt.centroid_lr, seed=seed + 2)
     out['error_final'] = error_rate(model, te.x, te.y)
