@@ -56,6 +56,8 @@ RUNS_DIR, RUNS_TABLE = 'runs', 'runs.parquet'   # a store: one folder per run, a
 def results_folder(preset:str, # a preset's name
                    results=None) -> Path: # the folder given by the user (None: the default)
     "The store of `preset`: `results` when given, else `results/<preset>`."
+    if isinstance(results, str) and not results.strip():
+        raise not_allowed('results', results, 'the path of a results folder (an empty one would write runs/ into the current folder)')
     return RESULTS/preset if results is None else Path(results)
 
 def runs_dir(root) -> Path: return Path(root)/RUNS_DIR          # the run folders of store `root`
