@@ -22,18 +22,18 @@ from ..nets.hashednet import xxh32_assignment
 # %% auto #0
 __all__ = ['FORMAT', 'POSITIONS', 'CATEGORIES', 'ITEM_CATEGORY', 'FACTORS', 'LAYERS', 'SIMPLE', 'GAP_BITS', 'FLOAT_BYTES',
            'SEED_BYTES', 'SIZE_RULES', 'Encoding', 'check_encoding', 'encode_weight', 'decode_weight', 'HashedLayer',
-           'weight_parts', 'encode_factors', 'decode_factors', 'encode_module', 'arch_of', 'build_arch', 'to_bytes',
-           'write_compressed', 'read_header', 'decoded_state', 'read_compressed', 'ledger', 'by_category', 'compare',
-           'encodings', 'best_encoding', 'smallest_file', 'run_as_module', 'dense_size', 'hashed_size', 'measured_size',
-           'masked_bytes', 'stored_size']
+           'weight_parts', 'tensor_array', 'encode_factors', 'decode_factors', 'encode_module', 'arch_of', 'build_arch',
+           'to_bytes', 'write_compressed', 'read_header', 'decoded_state', 'read_compressed', 'ledger', 'by_category',
+           'compare', 'encodings', 'best_encoding', 'smallest_file', 'run_as_module', 'dense_size', 'hashed_size',
+           'measured_size', 'masked_bytes', 'stored_size']
 
 # %% ../../nbs/compress/18_ledger.ipynb #bfb2d757
 FORMAT = 'nncomp-ledger/1'
 POSITIONS = ('dense', 'bitmap', 'gaps')
-CATEGORIES = ('values', 'indices', 'codebooks', 'code tables', 'hash seeds', 'biases', 'metadata')
+CATEGORIES = ('values', 'indices', 'codebooks', 'code tables', 'hash seeds', 'biases', 'statistics', 'metadata')
 ITEM_CATEGORY = {'values': 'values', 'codes': 'values', 'factor_a': 'values', 'factor_b': 'values', 'codes_table': 'code tables', 'codebook': 'codebooks',
                  'skips': 'indices', 'skips_table': 'code tables', 'bitmap': 'indices', 'bias': 'biases',
-                 'seed': 'hash seeds'}
+                 'seed': 'hash seeds', 'buffer': 'statistics'}
 FACTORS = ('factor_a', 'factor_b')
 ITEM_CATEGORY |= {f'{f}_{k}': ITEM_CATEGORY[k] for f in FACTORS for k in ('skips', 'skips_table', 'bitmap')}
 
@@ -128,6 +128,12 @@ def weight_parts(m:nn.Module) -> tuple:
     if mask is None: return m.weight.detach(), m.weight.detach() != 0, None, None
     return (m.weight_orig * mask).detach(), mask.bool(), None, None     # not `m.weight`: stale until the next forward
 
+def tensor_array(name:str, t:Tensor) -> np.ndarray: # its state_dict key (for the error) and the tensor
+    "A tensor stored whole: floating point as f32, integers and booleans exactly in their own dtype (complex refused)."
+    t = t.detach().cpu()
+    if t.is_complex(): raise not_allowed(name, str(t.dtype), 'a real tensor: floating point, integer or bool')
+    return (t.float() if t.is_floating_point() else t).numpy().ravel()
+
 def encode_factors(m:nn.Module, enc:Encoding=Encoding()) -> tuple:
     "({item: array}, metadata) of a low-rank layer's factors: dense fp32, or a pruned factor's alive values at `enc`'s positions."
     arrays, meta = {}, {}
@@ -168,9 +174,12 @@ def encode_module(model:nn.Module,
         else: continue
         done |= {id(t) for t in [*m.parameters(), *m.buffers()]}
         arrays |= {f'{name}.{k}': v for k, v in a.items()}; layers[name] = meta
-    for k, t in model.state_dict(keep_vars=True).items():   # anything else: fp32 values
-        if id(t) not in done:
-            arrays[f'{k}.values'] = t.detach().cpu().float().numpy().ravel(); layers[k] = {'kind': 'tensor', 'shape': list(t.shape)}
+    buffers = {id(b) for b in model.buffers()}
+    for k, t in model.state_dict(keep_vars=True).items():   # anything else: dense, buffers (statistics) apart
+        if id(t) in done: continue
+        kind = 'buffer' if id(t) in buffers else 'tensor'
+        arrays[f'{k}.{"values" if kind == "tensor" else "buffer"}'] = tensor_array(k, t)
+        layers[k] = {'kind': kind, 'shape': list(t.shape)}
     return arrays, layers
 
 # %% ../../nbs/compress/18_ledger.ipynb #67ae98ad
@@ -184,13 +193,17 @@ def _spec(m:nn.Module) -> dict:
                 'stride': list(m.stride), 'padding': list(m.padding), 'bias': m.bias is not None}
     if isinstance(m, HashedLayer): return {'type': 'hashed', 'in': m.n_in, 'out': m.n_out, 'layer': m.layer,
                                            'bias': m.bias is not None or m.bias_values is not None}
+    if type(m) in (nn.BatchNorm1d, nn.BatchNorm2d):
+        return {'type': type(m).__name__.lower(), 'features': m.num_features, 'eps': m.eps, 'momentum': m.momentum,
+                'affine': m.affine, 'track': m.track_running_stats}
     if isinstance(m, nn.MaxPool2d): return {'type': 'maxpool2d', 'kernel': m.kernel_size, 'stride': m.stride}
     if isinstance(m, nn.Flatten): return {'type': 'flatten', 'start': m.start_dim, 'end': m.end_dim}
     if isinstance(m, nn.Unflatten): return {'type': 'unflatten', 'dim': m.dim, 'size': list(m.unflattened_size)}
     if isinstance(m, nn.Dropout): return {'type': 'dropout', 'p': m.p}
     for t, cls in SIMPLE.items():
         if type(m) is cls: return {'type': t}
-    raise not_allowed('layer', type(m).__name__, 'Linear, Conv2d, HashedLayer, MaxPool2d, Flatten, Unflatten, Dropout, ' + ', '.join(c.__name__ for c in SIMPLE.values()))
+    raise not_allowed('layer', type(m).__name__, 'Linear, Conv2d, HashedLayer, BatchNorm1d, BatchNorm2d, MaxPool2d, '
+                      'Flatten, Unflatten, Dropout, ' + ', '.join(c.__name__ for c in SIMPLE.values()))
 
 SIMPLE = {'relu': nn.ReLU, 'tanh': nn.Tanh, 'sigmoid': nn.Sigmoid, 'identity': nn.Identity}
 
@@ -203,6 +216,9 @@ def _build(d:dict) -> nn.Module:
     if t == 'linear': return nn.Linear(d['in'], d['out'], d['bias'])
     if t == 'conv2d': return nn.Conv2d(d['in'], d['out'], tuple(d['kernel']), tuple(d['stride']), tuple(d['padding']), bias=d['bias'])
     if t == 'hashed': return HashedLayer(d['in'], d['out'], torch.zeros(1), 0, d['layer'], torch.zeros(d['out']) if d['bias'] else None)
+    if t in ('batchnorm1d', 'batchnorm2d'):
+        bn = nn.BatchNorm1d if t == 'batchnorm1d' else nn.BatchNorm2d
+        return bn(d['features'], d['eps'], d['momentum'], d['affine'], d['track'])
     if t == 'maxpool2d': return nn.MaxPool2d(d['kernel'], d['stride'])
     if t == 'flatten': return nn.Flatten(d['start'], d['end'])
     if t == 'unflatten': return nn.Unflatten(d['dim'], tuple(d['size']))
@@ -248,7 +264,9 @@ def decoded_state(path) -> dict:
         elif lm['kind'] == 'hashed':
             out[pre + 'values'] = torch.from_numpy(a['values'].copy())
             out[pre + 'seed'] = int(a['seed'][0])
-        else: out[name] = torch.from_numpy(a['values'].copy()).reshape(lm['shape']); continue
+        else:   # a tensor or a buffer, stored whole
+            item = 'buffer' if lm['kind'] == 'buffer' else 'values'
+            out[name] = torch.from_numpy(a[item].copy()).reshape(lm['shape']); continue
         if 'bias' in a: out[pre + ('bias_values' if lm.get('hashed_bias') else 'bias')] = torch.from_numpy(a['bias'].copy())
     return out
 
@@ -299,7 +317,7 @@ def compare(path) -> dict:
             add(4 * w.numel() + b, 4 * int(m.sum()) + bitmap_bytes(w.numel()) + b, csr_bytes(m) + b, csc_bytes(m) + b)
         elif lm['kind'] == 'hashed':
             n = 4 * lm['n_in'] * lm['n_out'] + 4 * lm['n_out']; add(n, n, n, n)
-        else: n = 4 * state[name].numel(); add(n, n, n, n)
+        else: n = state[name].element_size() * state[name].numel(); add(n, n, n, n)   # f32, or a buffer's integer dtype
     return out
 
 # %% ../../nbs/compress/18_ledger.ipynb #b2e5f0c2

@@ -9,18 +9,21 @@ from dataclasses import dataclass, asdict
 from pathlib import Path
 import torch
 from torch import nn, Tensor
-from torch.nn.utils import prune
+from torch.nn.utils import prune, parametrize
+from torch.utils.data import DataLoader
 import torch.nn.functional as F
 from ..core import not_allowed, check_choice, atomic_write_bytes
 from ..engine.prune import magnitude, taylor
 from ..engine.plain import layers_of, per_layer, keep_mask
-from .quantize import share_weights, check_bits
-from .ledger import Encoding, write_compressed, read_compressed, by_category, compare
+from .quantize import share_weights, check_bits, QUANTIZERS
+from .ledger import Encoding, check_encoding, arch_of, write_compressed, read_compressed, by_category, compare
 
 # %% auto #0
-__all__ = ['TRANSFORMS', 'NETS', 'DEEP_COMPRESSION', 'DEFAULTS', 'loss_gradients', 'saliencies', 'current_mask', 'prune_layers',
-           'share_layers', 'error_rate', 'fit', 'PostTrain', 'n_weights', 'plain_copy', 'compress', 'coded',
-           'huffman_coded', 'ans_coded', 'lenet_300_100', 'lenet5', 'provenance', 'demo', 'write_rows']
+__all__ = ['SPLITS', 'TRANSFORMS', 'NETS', 'DEEP_COMPRESSION', 'DEFAULTS', 'loss_gradients', 'saliencies', 'current_mask',
+           'prune_layers', 'share_layers', 'error_rate', 'adam_epochs', 'fit', 'check_split', 'splits_of',
+           'loader_batches', 'error_on', 'fit_on', 'first_examples', 'PostTrain', 'n_weights', 'deep_copy',
+           'plain_copy', 'compress', 'tied_tensors', 'check_compress', 'coded', 'huffman_coded', 'ans_coded',
+           'lenet_300_100', 'lenet5', 'provenance', 'demo', 'write_rows']
 
 # %% ../../nbs/compress/19_posttrain.ipynb #48d09955
 def loss_gradients(model:nn.Module, x:Tensor, y:Tensor, # inputs and labels of the data the gradient is taken on
@@ -83,17 +86,67 @@ def error_rate(model:nn.Module, x:Tensor, y:Tensor, batch:int=2000) -> float:
     with torch.no_grad(): wrong = sum(int((model(x[i:i + batch]).argmax(1) != y[i:i + batch]).sum()) for i in range(0, len(y), batch))
     return wrong / len(y)
 
+def adam_epochs(model:nn.Module, batches, # a function giving one epoch's (inputs, labels) batches
+                epochs:int=1, lr:float=1e-3, weight_decay:float=0.0) -> nn.Module:
+    "Train every trainable parameter of `model` with Adam on the cross-entropy, `epochs` times over `batches()`."
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
+    for _ in range(epochs):
+        model.train()
+        for x, y in batches(): opt.zero_grad(); F.cross_entropy(model(x), y).backward(); opt.step()
+    return model.eval()
+
 def fit(model:nn.Module, x:Tensor, y:Tensor,
         epochs:int=1, lr:float=1e-3, batch:int=128, # Adam
         seed:int=0, weight_decay:float=0.0) -> nn.Module:
     "Train with Adam on (x, y) for `epochs` (examples in a seeded random order); every trainable parameter moves."
     g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
-    for _ in range(epochs):
-        model.train()
-        for idx in torch.randperm(len(y), generator=g).split(batch):
-            opt.zero_grad(); F.cross_entropy(model(x[idx]), y[idx]).backward(); opt.step()
-    return model.eval()
+    def batches(): return ((x[i], y[i]) for i in torch.randperm(len(y), generator=g).split(batch))
+    return adam_epochs(model, batches, epochs, lr, weight_decay)
+
+# %% ../../nbs/compress/19_posttrain.ipynb #c0d4a7e2
+SPLITS = 'a DataBundle (.train, .test), a DataLoader of (inputs, labels) batches, a split (.x, .y tensors) or None'
+
+def check_split(what:str, s): # the parameter's name; its value
+    "`s` when it is None, a DataLoader or a split with .x and .y; else `not_allowed`."
+    if s is None or isinstance(s, DataLoader) or (hasattr(s, 'x') and hasattr(s, 'y')): return s
+    raise not_allowed(what, type(s).__name__, SPLITS)
+
+def splits_of(data, test=None) -> tuple: # a DataBundle, a DataLoader or split to train on, or None; the test data apart
+    "(train, test): a DataBundle's splits (`test`, when given, replaces its own), or (`data`, `test`)."
+    if hasattr(data, 'train') and hasattr(data, 'test'):
+        return check_split('data.train', data.train), check_split('test', data.test if test is None else test)
+    return check_split('data', data), check_split('test', test)
+
+def loader_batches(loader:DataLoader, model:nn.Module):
+    "The (inputs, labels) batches of `loader`, on the device of `model`."
+    dev = next(model.parameters()).device
+    for b in loader:
+        if not (isinstance(b, (tuple, list)) and len(b) == 2):
+            raise not_allowed('batch', type(b).__name__, 'an (inputs, labels) pair')
+        yield b[0].to(dev), b[1].to(dev)
+
+def error_on(model:nn.Module, split) -> float: # a split (.x, .y) or a DataLoader
+    "Fraction of misclassified examples of `split`."
+    if not isinstance(split, DataLoader): return error_rate(model, split.x, split.y)
+    model.eval(); wrong = n = 0
+    with torch.no_grad():
+        for x, y in loader_batches(split, model): wrong += int((model(x).argmax(1) != y).sum()); n += len(y)
+    return wrong / n
+
+def fit_on(model:nn.Module, split, # a split (.x, .y) or a DataLoader
+           epochs:int=1, lr:float=1e-3, seed:int=0) -> nn.Module:
+    "`fit` on a split, or Adam over a DataLoader's batches in its own order."
+    if not isinstance(split, DataLoader): return fit(model, split.x, split.y, epochs, lr, seed=seed)
+    return adam_epochs(model, lambda: loader_batches(split, model), epochs, lr)
+
+def first_examples(split, n:int, model:nn.Module) -> tuple: # a split (.x, .y) or a DataLoader; how many; where they go
+    "The first `n` (inputs, labels) of a split or of a DataLoader's batches."
+    if not isinstance(split, DataLoader): return split.x[:n], split.y[:n]
+    xs, ys = [], []
+    for x, y in loader_batches(split, model):
+        xs.append(x); ys.append(y)
+        if sum(map(len, ys)) >= n: break
+    return torch.cat(xs)[:n], torch.cat(ys)[:n]
 
 # %% ../../nbs/compress/19_posttrain.ipynb #a98a1aed
 @dataclass(frozen=True)
@@ -115,11 +168,14 @@ def n_weights(model:nn.Module) -> tuple:
     ls = layers_of(model).values()
     return sum(int((m.weight != 0).sum()) for m in ls), sum(m.weight.numel() for m in ls)
 
+def deep_copy(model:nn.Module) -> nn.Module:
+    "A deep copy of `model`, its prune masks included (`copy.deepcopy` refuses a pruned layer's computed weight)."
+    memo = {id(m.weight): m.weight.detach().clone() for m in layers_of(model).values() if prune.is_pruned(m)}
+    return copy.deepcopy(model, memo)
+
 def plain_copy(model:nn.Module) -> nn.Module:
     "A deep copy of `model` with its prune masks made permanent: plain layers (a skeleton to read a file into)."
-    layers = layers_of(model)
-    memo = {id(m.weight): m.weight.detach().clone() for m in layers.values() if prune.is_pruned(m)}   # computed, not leaves
-    out = copy.deepcopy(model, memo)
+    out = deep_copy(model)
     for m in layers_of(out).values():
         if prune.is_pruned(m): prune.remove(m, 'weight')
     return out
@@ -129,50 +185,108 @@ def _bytes(model:nn.Module, pt:PostTrain, coder:str, folder:Path) -> tuple:
     p = write_compressed(model, folder / f'{coder}.safetensors', {n: Encoding(coder, 'gaps', gb[n], coder) for n in layers})
     return p, by_category(p), compare(p)
 
-def compress(model:nn.Module, data, # a trained module; data: a DataBundle (train and test splits used)
-             pt:PostTrain=PostTrain(), folder=None, seed:int=0,
-             stages:dict|None=None) -> dict: # if given, filled with plain copies: 'dense', 'pruned' (after retraining)
-    "Compress `model` in place; its error, weights and bytes after every stage."
-    tr, te = data.train, data.test
+def _pipeline(model:nn.Module, train, test, pt:PostTrain, folder, seed:int, stages:dict|None) -> dict:
+    "`compress`'s stages on `model` itself (the copy `compress` made), everything already checked."
+    out = {}
+    def error(key):   # the test error now, when there is test data
+        if test is not None: out[key] = error_on(model, test)
     skeleton = None if type(model) is nn.Sequential else plain_copy(model)   # to read any other module back into
     if stages is not None: stages['dense'] = plain_copy(model)
-    out = {'error_dense': error_rate(model, te.x, te.y)}
+    error('error_dense')
     alive0, total = n_weights(model); out['weights_dense'] = total
-    sx, sy = (tr.x[:pt.taylor_examples], tr.y[:pt.taylor_examples]) if pt.saliency == 'taylor' else (None, None)
+    sx, sy = first_examples(train, pt.taylor_examples, model) if pt.saliency == 'taylor' else (None, None)
     prune_layers(model, pt.keep, saliencies(model, pt.saliency, sx, sy))
-    out['error_pruned'] = error_rate(model, te.x, te.y)
-    if pt.retrain_epochs: fit(model, tr.x, tr.y, pt.retrain_epochs, pt.lr, seed=seed + 1)
-    out['error_retrained'] = error_rate(model, te.x, te.y)
+    error('error_pruned')
+    if pt.retrain_epochs: fit_on(model, train, pt.retrain_epochs, pt.lr, seed=seed + 1)
+    error('error_retrained')
     out['weights_kept'] = n_weights(model)[0]
     if stages is not None: stages['pruned'] = plain_copy(model)
     share_layers(model, pt.bits, pt.quantizer)
-    out['error_quantized'] = error_rate(model, te.x, te.y)
-    if pt.centroid_epochs: fit(model, tr.x, tr.y, pt.centroid_epochs, pt.centroid_lr, seed=seed + 2)
-    out['error_final'] = error_rate(model, te.x, te.y)
-    folder = Path(folder or tempfile.mkdtemp())
+    error('error_quantized')
+    if pt.centroid_epochs: fit_on(model, train, pt.centroid_epochs, pt.centroid_lr, seed=seed + 2)
+    error('error_final')
+    if stages is not None: stages['compressed'] = model
+    folder, out['files'] = Path(folder or tempfile.mkdtemp()), {}
     for coder in ('huffman', 'ans'):
         p, cat, cmp = _bytes(model, pt, coder, folder)
-        out[f'bytes_{coder}'] = cat['total']
+        out['files'][coder], out[f'bytes_{coder}'] = p, cat['total']
         out |= {f'bytes_{coder}_{k.replace(" ", "_")}': v for k, v in cat.items() if k != 'total'}
-        out['error_file'] = error_rate(read_compressed(p, copy.deepcopy(skeleton)), te.x, te.y)       # the network read back from the file
+        if test is not None:   # the network read back from the file
+            out['error_file'] = error_on(read_compressed(p, copy.deepcopy(skeleton)), test)
     out |= {'bytes_dense_fp32': cmp['dense_fp32'], 'bytes_csr_fp32': cmp['csr_fp32'], 'bytes_bitmap_fp32': cmp['bitmap_fp32']}
     out['param_ratio'] = total / out['weights_kept']
     out['byte_ratio_huffman'] = cmp['dense_fp32'] / out['bytes_huffman']
     out['byte_ratio_ans'] = cmp['dense_fp32'] / out['bytes_ans']
     return out
 
+def compress(model:nn.Module,  # a trained module: never changed, the stages work on a deep copy
+             data=None,        # a DataBundle (.train, .test), a DataLoader or split to train on, or None (no training)
+             pt:PostTrain=PostTrain(), folder=None, # where the files go (None: a new temporary folder)
+             seed:int=0,
+             stages:dict|None=None, # if given, filled with 'dense', 'pruned' (plain copies) and 'compressed' (the copy)
+             test=None) -> dict:    # DataLoader or split for the errors (default: a DataBundle's test; None: no errors)
+    "Compress a deep copy of `model`: errors, weights and bytes after every stage; 'files': {coder: path written}."
+    train, test = splits_of(data, test)
+    check_compress(model, pt, train)                  # everything refusable, before anything is copied or written
+    return _pipeline(deep_copy(model), train, test, pt, folder, seed, stages)
+
+# %% ../../nbs/compress/19_posttrain.ipynb #c0d4a7e5
+def tied_tensors(model:nn.Module) -> list:
+    "[(name, name)]: the names of `model` that hold the same tensor data (one Parameter or buffer in two places)."
+    seen, out = {}, []
+    for n, t in [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]:
+        if not t.numel(): continue
+        key = (t.data_ptr(), tuple(t.shape), t.dtype)
+        if key in seen: out.append((seen[key], n))
+        else: seen[key] = n
+    return out
+
+def _check_module(model:nn.Module, layers:dict):
+    "Raise for what no stage of `compress` can handle in `model` (its `layers`: the Linear / Conv2d ones)."
+    if tied := tied_tensors(model):
+        raise not_allowed('model', f'{tied[0][0]} and {tied[0][1]} share one tensor', 'a module without tied weights '
+                          '(untie them: each layer its own Parameter)')
+    for n, m in layers.items():
+        if parametrize.is_parametrized(m, 'weight'):
+            raise not_allowed(f'layer {n}', 'a parametrized weight', 'plain or pruned weights (remove it first)')
+    for k, t in model.state_dict().items():
+        if t.is_complex(): raise not_allowed(k, str(t.dtype), 'a real tensor: floating point, integer or bool')
+    arch_of(model)                             # an nn.Sequential: every layer one the file can describe
+
+def _check_posttrain(pt:PostTrain, layers:dict):
+    "Raise for a field of `pt` that a stage of `compress` would refuse."
+    check_choice('saliency', pt.saliency, ('magnitude', 'taylor'))
+    keep, bits = per_layer(pt.keep, layers, 'keep'), per_layer(pt.bits, layers, 'bits')
+    gaps, quant = per_layer(pt.gap_bits, layers, 'gap_bits'), per_layer(pt.quantizer, layers, 'quantizer')
+    for n in layers:
+        if not 0 <= keep[n] <= 1: raise not_allowed('keep', keep[n], 'a fraction from 0 to 1')
+        check_bits(bits[n]); check_encoding(Encoding(gap_bits=gaps[n])); check_choice('quantizer', quant[n], QUANTIZERS)
+    for f in ('retrain_epochs', 'centroid_epochs', 'taylor_examples'):
+        v = getattr(pt, f)
+        if not (isinstance(v, int) and v >= 0): raise not_allowed(f, v, 'an integer >= 0')
+
+def check_compress(model:nn.Module, pt:PostTrain, train): # train: the data trained on (None: none)
+    "Raise, naming the value, for anything `compress` would refuse on the way: before anything is copied or written."
+    layers = layers_of(model)
+    _check_module(model, layers); _check_posttrain(pt, layers)
+    if train is None and (pt.retrain_epochs or pt.centroid_epochs or pt.saliency == 'taylor'):
+        raise not_allowed('data', None, 'training data (a DataBundle, a DataLoader or a split) when retrain_epochs or '
+                          "centroid_epochs > 0 or saliency='taylor'")
+
 # %% ../../nbs/compress/19_posttrain.ipynb #290d9f44
-def coded(model:nn.Module, data, # a trained (pruned) run as a plain module; a DataBundle
+def coded(model:nn.Module, data, # a trained (pruned) run as a plain module (not changed: a copy is); a DataBundle
           coder:str='huffman',    # 'huffman' or 'ans'
           bits:int=5, centroid_epochs:int=1, lr:float=1e-4, folder=None) -> dict:
-    "Share a trained run's alive weights among 2**bits values, train the centroids, write it: stored bytes, test error, the file."
+    "Share a copy of a run's alive weights among 2**bits values, train the centroids, write it: bytes, error, file."
     check_choice('coder', coder, ('huffman', 'ans'))
-    for m in layers_of(model).values():   # a stored run comes as plain layers with zeros where edges were removed
+    pt = PostTrain(keep=1.0, bits=bits, retrain_epochs=0, centroid_epochs=centroid_epochs, centroid_lr=lr)
+    train, test = splits_of(data); check_compress(model, pt, train)
+    work = deep_copy(model)
+    for m in layers_of(work).values():   # a stored run comes as plain layers with zeros where edges were removed
         if not prune.is_pruned(m): prune.custom_from_mask(m, 'weight', m.weight.detach() != 0)
-    folder = Path(folder or tempfile.mkdtemp())
-    r = compress(model, data, PostTrain(keep=1.0, bits=bits, retrain_epochs=0, centroid_epochs=centroid_epochs, centroid_lr=lr), folder)
-    return {'stored_bytes': r[f'bytes_{coder}'], 'error': r['error_final'], 'weights_kept': r['weights_kept'],
-            'file': str(folder/f'{coder}.safetensors')}
+    r = _pipeline(work, train, test, pt, folder, 0, None)
+    return {'stored_bytes': r[f'bytes_{coder}'], 'error': r.get('error_final'), 'weights_kept': r['weights_kept'],
+            'file': str(r['files'][coder])}
 
 def huffman_coded(model:nn.Module, data, **kw) -> dict:
     "`coded` with canonical Huffman coding (Deep Compression's third stage)."
@@ -220,7 +334,7 @@ def provenance() -> dict:
 def demo(net:str, data, # a key of NETS; the MNIST DataBundle
          epochs:int=3, lr:float=1e-3, n_train:int|None=None, # initial training (Adam; the last epoch at lr/10), on the first n_train examples
          pt:PostTrain|None=None, seed:int=0,
-         stages:dict|None=None) -> dict: # if given, filled with the 'dense', 'pruned' and 'compressed' modules
+         stages:dict|None=None) -> dict: # if given, filled by `compress`: 'dense', 'pruned' and 'compressed' modules
     "Train `net` on MNIST, compress it, and return one results row with Deep Compression's figures beside it."
     check_choice('net', net, NETS)
     torch.manual_seed(seed)
@@ -228,8 +342,9 @@ def demo(net:str, data, # a key of NETS; the MNIST DataBundle
     x, y = data.train.x[:n_train], data.train.y[:n_train]
     t0 = time.time(); fit(model, x, y, epochs - 1, lr, seed=seed); fit(model, x, y, 1, lr / 10, seed=seed + 100)   # last epoch at lr/10
     row = {'net': net, 'train_examples': len(y), 'epochs': epochs, 'train_seconds': round(time.time() - t0, 1)}
-    t0 = time.time(); row |= compress(model, data, pt, seed=seed, stages=stages); row['compress_seconds'] = round(time.time() - t0, 1)
-    if stages is not None: stages['compressed'] = model
+    t0 = time.time(); r = compress(model, data, pt, seed=seed, stages=stages)
+    row['compress_seconds'] = round(time.time() - t0, 1)
+    row |= {k: v for k, v in r.items() if k != 'files'}   # the files are in a temporary folder: not a result
     row |= {f'dc_{k}': v for k, v in DEEP_COMPRESSION[net].items()}
     return row | provenance() | {'config': json.dumps({'train_lr': lr, 'seed': seed, **asdict(pt)}, sort_keys=True)}   # pt.lr is the retraining's
 

@@ -130,7 +130,8 @@ def sample_grid(bundles:list,  # DataBundles to show, one row each
                 n:int=8,       # images per row
                ):
     "Matplotlib figure with `n` training images of each bundle, one row per dataset."
-    import matplotlib.pyplot as plt
+    try: import matplotlib.pyplot as plt   # the study extra's: the bare install leaves it out
+    except ImportError: raise ImportError("sample_grid draws with matplotlib: pip install 'nncomp[study]'") from None
     fig, axes = plt.subplots(len(bundles), n, figsize=(n * 1.1, len(bundles) * 1.25), squeeze=False)
     for row, d in zip(axes, bundles):
         for j, ax in enumerate(row):

@@ -69,7 +69,7 @@ def background_images() -> list[np.ndarray]:
         import skimage.data
         from skimage.color import rgb2gray
         from skimage.util import img_as_float
-    except ImportError: raise ImportError("mnist-back-image's backgrounds come from scikit-image, which nncomp's core install "
+    except ImportError: raise ImportError("mnist-back-image's backgrounds come from scikit-image, which nncomp's bare install "
                                           "leaves out: pip install 'nncomp[study]' (or scikit-image)") from None
     out = []
     for name in BACKGROUND_IMAGES:

@@ -19,7 +19,8 @@ from .derived import run_derived, measure_runs, plan_derived
 from .screen import design_runs, run_stage
 
 # %% auto #0
-__all__ = ['SWEEPS', 'PARAMETERS_MARK', 'PACKAGED', 'study_folder', 'kernel_name', 'tag_parameters', 'run_notebook', 'sweep_runs',
+__all__ = ['SWEEPS', 'PARAMETERS_MARK', 'PACKAGED', 'STUDY_IMPORTS', 'STUDY_MODULES', 'study_folder', 'kernel_name',
+           'tag_parameters', 'missing_modules', 'check_study_extra', 'kernel_config', 'run_notebook', 'sweep_runs',
            'Progress', 'run_study', 'train_study', 'failures', 'parse_args', 'check_args', 'main']
 
 # %% ../../nbs/runs/12_study.ipynb #1fe539d8
@@ -50,6 +51,34 @@ def tag_parameters(nb,                # an nbformat NotebookNode
             c.metadata['tags'] = ['parameters']; break
     return nb
 
+# %% ../../nbs/runs/12_study.ipynb #c0d4b001
+import importlib.util
+
+STUDY_IMPORTS = {'papermill': 'papermill', 'ipykernel': 'ipykernel', 'dask': 'distributed', 'seaborn': 'seaborn',
+                 'scikit-image': 'skimage', 'pyarrow': 'pyarrow', 'matplotlib': 'matplotlib', 'scipy': 'scipy'}   # extra's
+STUDY_MODULES = (*STUDY_IMPORTS.values(), 'nbformat', 'jupyter_client')   # and what papermill brings that we import
+
+def missing_modules(names) -> list: # module names
+    "Those of `names` that cannot be imported here (looked up, not imported)."
+    def found(n):
+        try: return importlib.util.find_spec(n) is not None
+        except (ImportError, ValueError, AttributeError): return False   # e.g. set to None in sys.modules
+    return [n for n in names if not found(n)]
+
+def check_study_extra(modules=STUDY_MODULES):
+    "Exit with one line saying `pip install \"nncomp[study]\"` when a module of the study extra is missing."
+    if missing := missing_modules(modules):
+        sys.exit(f'nncomp_study: this install leaves out the study extra (no {", ".join(missing)}): '
+                 'pip install "nncomp[study]"')
+
+def kernel_config():
+    "Papermill's kernel-manager settings: kernel sockets encrypted with CurveZMQ where jupyter_client and pyzmq can."
+    import zmq                                 # papermill's dependencies: the study extra
+    from traitlets.config import Config
+    from jupyter_client import KernelManager
+    if 'transport_encryption' not in KernelManager.class_trait_names() or not zmq.has('curve'): return Config()
+    return Config({'KernelManager': {'transport_encryption': 'auto'}})   # where the kernelspec declares Curve
+
 # %% ../../nbs/runs/12_study.ipynb #0d8c872c
 def run_notebook(src:Path,   # notebook to execute
                  dst:Path,   # where the executed copy goes
@@ -60,7 +89,7 @@ def run_notebook(src:Path,   # notebook to execute
     start, dst = time.time(), Path(dst)
     tmp = dst.with_name(f'.{dst.stem}.tmp-{os.getpid()}.ipynb')   # papermill writes as it goes; it wants .ipynb
     try: papermill.execute_notebook(nb, str(tmp), parameters=parameters, kernel_name=kernel or kernel_name(),
-                                    progress_bar=False, log_output=False)
+                                    progress_bar=False, log_output=False, config=kernel_config())
     except OSError as e:
         tmp.unlink(missing_ok=True)
         if e.errno is None: raise                                  # not a write the system refused (a timeout, ...)
@@ -101,7 +130,7 @@ class Progress:
 def run_study(preset:str='quick',       # 'quick', 'paper' or 'smoke'
               results=None,            # results folder (None: results/<preset>)
               device:str|None=None,    # torch device the runs train on
-              scheduler:str='local',   # 'local' (embedded LocalCluster) or a Dask scheduler address
+              scheduler:str='local',   # 'local' (embedded LocalCluster), 'inline' (this process) or a scheduler address
               notebooks=None,          # folder of the study notebooks (None: `study_folder()`)
               sweeps=SWEEPS,           # which sweep notebooks to run
               datasets=None,           # the sweeps' datasets (None: the preset's), e.g. ['mnist']
@@ -186,7 +215,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument('--preset', default='quick', help=f'one of {", ".join(PRESETS)} (default quick)')
     ap.add_argument('--results', default=None, help='results folder (default results/<preset>)')
     ap.add_argument('--device', default=None, help="torch device of the runs, e.g. cpu, cuda (default cpu)")
-    ap.add_argument('--scheduler', default='local', help="'local' (embedded Dask LocalCluster, default) or a scheduler address tcp://host:8786")
+    ap.add_argument('--scheduler', default='local', help="'local' (embedded Dask LocalCluster, default), 'inline' (in this "
+                    "process, no Dask: one --train-only process per core) or a scheduler address tcp://host:8786")
     ap.add_argument('--sweeps', default=','.join(SWEEPS), help=f'comma-separated subset of {",".join(SWEEPS)}')
     ap.add_argument('--datasets', default=None, help='comma-separated datasets, e.g. mnist (default: the preset\'s)')
     ap.add_argument('--no-report', action='store_true', help='skip the report notebook')
@@ -210,6 +240,7 @@ def check_args(a:argparse.Namespace) -> argparse.Namespace:
 def main(argv=None):
     "Console script `nncomp_study`: exit status 1 when the input is bad, a notebook or a write fails, or a run failed."
     a = parse_args(argv)
+    check_study_extra()                       # one line naming the extra, not a ModuleNotFoundError halfway
     sweeps = tuple(s.strip() for s in a.sweeps.split(',') if s.strip())
     datasets = [d.strip() for d in a.datasets.split(',') if d.strip()] if a.datasets else None
     if a.no_progress: os.environ.setdefault('NNCOMP_LOG_TASKS', '1')   # no bars: a line per finished task instead (notebook kernels inherit it)
