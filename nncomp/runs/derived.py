@@ -13,7 +13,7 @@ from ..config import run_id
 from ..methods import get_method, in_family, method_of
 from .sweep import load_data
 from ..compress.posttrain import TRANSFORMS, error_rate
-from ..compress.ledger import read_compressed
+from ..compress.ledger import read_compressed, read_header
 from .store import (RunLock, RunFileError, atomic_write_json, read_json, read_run, load_module, provenance,
                           save_runs, runs_dir, DERIVED, SIZE_FILE, file_size, batched_model, DERIVED_FILE, params_digest,
                           derived_name, derived_problem, set_aside)
@@ -102,11 +102,13 @@ def derive(parent:Path,           # a finished run's folder, with its weights
     return metrics
 
 def coded_valid_acc(file:Path,              # a derived run's coded network file
-                    skeleton:torch.nn.Module, # a plain module of its parent's architecture (`load_module`)
+                    skeleton,                 # a plain module of its parent's architecture, or a function making one
                     data) -> float|None:      # its parent's DataBundle
     "Validation accuracy of the network read back from `file` (None without a validation split): what fronts choose on."
     if data.valid is None or not len(data.valid.y): return None
-    return 1 - error_rate(read_compressed(file, skeleton), data.valid.x, data.valid.y)
+    arch = read_header(file).get('arch') is not None      # the file describes its network: no skeleton (nor parent weights) needed
+    model = read_compressed(file) if arch else read_compressed(file, skeleton() if callable(skeleton) else skeleton)
+    return 1 - error_rate(model, data.valid.x, data.valid.y)
 
 # %% ../../nbs/runs/22_derived.ipynb #708b7125
 def run_derived(root,                   # a preset's results folder
@@ -149,7 +151,8 @@ def add_valid_acc(root,        # a preset's results folder
         try:
             parent = runs_dir(root)/m['parent']
             cfg = read_run(parent)[0]
-            atomic_write_json(dest/'metrics.json', m | {'valid_acc': coded_valid_acc(files[0], load_module(parent), load(cfg.data))})
+            acc = coded_valid_acc(files[0], lambda: load_module(parent), load(cfg.data))
+            atomic_write_json(dest/'metrics.json', m | {'valid_acc': acc})
             n += 1
         finally: lock.release()
     return n
