@@ -18,7 +18,7 @@ from .load import _datasets, _methods, color, finished, label, marker
 from .tables import cell_stats, convnet_configs, convnet_front, fronts, size_points
 
 # %% auto #0
-__all__ = ['ROI', 'STYLES', 'HIST_TOL', 'accuracy_panel', 'accuracy_vs_size', 'accuracy_vs_bytes', 'save_figure',
+__all__ = ['ROI', 'STYLES', 'STABLE', 'HIST_TOL', 'accuracy_panel', 'accuracy_vs_size', 'accuracy_vs_bytes', 'save_figure',
            'surviving_weights', 'histogram_runs', 'histogram_weights', 'figure6_note', 'weight_histograms',
            'weight_summary']
 
@@ -98,9 +98,11 @@ def save_figure(fig:matplotlib.figure.Figure, # a figure
                 folder:str|Path, # where it goes
                 name:str, # file name without extension
                ) -> list[Path]:
-    "Save `fig` as `<name>.png` and `<name>.svg` in `folder` (atomically); return the paths."
-    return [atomic_write(Path(folder)/f'{name}.{ext}', lambda tmp: fig.savefig(tmp, format=ext, dpi=110, bbox_inches='tight'))
+    "Save `fig` as `<name>.png` and `<name>.svg` in `folder` (atomically, with no date in them); return the paths."
+    return [atomic_write(Path(folder)/f'{name}.{ext}', lambda tmp: fig.savefig(tmp, format=ext, dpi=110, bbox_inches='tight', metadata=STABLE[ext]))
             for ext in ('png', 'svg')]
+
+STABLE = {'png': {'Software': None}, 'svg': {'Date': None, 'Creator': None}}   # no version or date: a rerun writes the same bytes
 
 # %% ../../nbs/report/13c_figures.ipynb #33faf4a3
 HIST_TOL = 0.005   # "about 96 % removed": levels within half a point of HIST_LEVEL

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/runs/12_study.ipynb #d9c2cefd
 from __future__ import annotations
-import argparse, datetime, errno, json, os, re, sys, tempfile, threading, time, warnings
+import argparse, datetime, errno, hashlib, json, os, re, sys, tempfile, threading, time, warnings
 from pathlib import Path
 import nncomp
 from ..core import not_allowed, check_choice, positive_int, WriteError
@@ -19,9 +19,10 @@ from .derived import run_derived, measure_runs, plan_derived
 from .screen import design_runs, run_stage
 
 # %% auto #0
-__all__ = ['SWEEPS', 'PARAMETERS_MARK', 'PACKAGED', 'STUDY_IMPORTS', 'STUDY_MODULES', 'study_folder', 'kernel_name',
-           'tag_parameters', 'missing_modules', 'check_study_extra', 'kernel_config', 'run_notebook', 'sweep_runs',
-           'Progress', 'run_study', 'train_study', 'failures', 'parse_args', 'check_args', 'main']
+__all__ = ['SWEEPS', 'PARAMETERS_MARK', 'PACKAGED', 'STUDY_IMPORTS', 'STUDY_MODULES', 'VOLATILE', 'study_folder', 'kernel_name',
+           'tag_parameters', 'missing_modules', 'check_study_extra', 'kernel_config', 'run_notebook',
+           'without_volatile', 'keep_if_same', 'sweep_runs', 'Progress', 'run_study', 'shown_folder', 'finished_runs',
+           'train_study', 'failures', 'parse_args', 'check_args', 'main']
 
 # %% ../../nbs/runs/12_study.ipynb #1fe539d8
 SWEEPS = ('pruning', 'hashednet', 'convnet', 'coding')   # coding derives runs from the pruning sweep's: it comes after
@@ -98,8 +99,28 @@ def run_notebook(src:Path,   # notebook to execute
     except BaseException:
         if tmp.exists(): os.replace(tmp, dst)                     # a cell failed: the executed copy shows where
         raise
-    os.replace(tmp, dst)
+    keep_if_same(tmp, dst)
     return round(time.time() - start, 1)
+
+VOLATILE = {'papermill': ('start_time', 'end_time', 'duration', 'input_path', 'output_path'), 'cell': ('papermill', 'execution')}
+
+def without_volatile(path:Path) -> dict:
+    "The executed notebook at `path` without what changes at every rerun: papermill's times and paths, cells' timestamps."
+    nb = json.loads(Path(path).read_text())
+    pm = nb.get('metadata', {}).get('papermill', {})
+    for k in VOLATILE['papermill']: pm.pop(k, None)
+    for c in nb.get('cells', []):
+        for k in VOLATILE['cell']: c.get('metadata', {}).pop(k, None)
+    return nb
+
+def keep_if_same(tmp:Path, dst:Path):
+    "Move the executed notebook `tmp` to `dst` without its volatile metadata; leave `dst` untouched if nothing else changed."
+    nb = without_volatile(tmp)
+    if dst.exists():
+        try: same = without_volatile(dst) == nb
+        except ValueError: same = False                      # a broken old copy is replaced
+        if same: tmp.unlink(); return
+    tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n'); os.replace(tmp, dst)
 
 def sweep_runs(family:str, preset:str, folder:Path, device=None, datasets=None) -> list[Path]:
     "Run folders the `family` notebook of `preset` plans (what its progress counts); for `coding`, the derived runs."
@@ -143,11 +164,11 @@ def run_study(preset:str='quick',       # 'quick', 'paper' or 'smoke'
     remote = scheduler not in (None, 'local', 'inline')
     spec = sweep_spec(preset, datasets, results=results, device=device, check_here=not remote)  # checks everything else up front
     folder, notebooks = spec.results.resolve(), Path(notebooks or study_folder())
-    trains = dict(preset=preset, results=str(folder), device=device, scheduler=scheduler) | ({'datasets': list(datasets)} if datasets else {})
+    trains = dict(preset=preset, results=shown_folder(folder), device=device, scheduler=scheduler) | ({'datasets': list(datasets)} if datasets else {})
     timings, start = {}, time.time()
     for name in sweeps:
         print(f'[{preset}] {name} sweep ...', flush=True)
-        params = dict(preset=preset, results=str(folder)) if name == 'coding' else trains   # coding trains nothing
+        params = dict(preset=preset, results=shown_folder(folder)) if name == 'coding' else trains   # coding trains nothing
         with Progress(sweep_runs(name, preset, folder, device, datasets), f'[{preset}] {name}', enabled=progress):
             timings[name] = run_notebook(notebooks/f'{name}.ipynb', folder/f'{name}.ipynb', params)
         print(f'[{preset}] {name} sweep done in {timings[name]} s', flush=True)
@@ -155,18 +176,32 @@ def run_study(preset:str='quick',       # 'quick', 'paper' or 'smoke'
     failed = int(runs.failed.sum())
     print(f'[{preset}] {len(runs)} runs ({failed} failed) in {folder/"runs.parquet"}', flush=True)
     if report and (notebooks/'report.ipynb').exists():
-        timings['report'] = run_notebook(notebooks/'report.ipynb', folder/'report.ipynb', dict(results=str(folder), preset=preset))
+        timings['report'] = run_notebook(notebooks/'report.ipynb', folder/'report.ipynb', dict(results=shown_folder(folder), preset=preset))
         print(f'[{preset}] report done in {timings["report"]} s: {folder/"report.ipynb"}', flush=True)
     elif report: print(f'[{preset}] no report notebook at {notebooks/"report.ipynb"} yet: skipped', flush=True)
     timings['total'] = round(time.time() - start, 1)
     before = read_json(folder/'study.json') or {}
+    if before.get('runs') == len(runs) and before.get('failed') == failed and (folder/'runs.parquet').exists() and \
+       before.get('finished_runs') in (None, finished_runs(runs)):       # nothing trained: a rerun's timings are no news
+        return dict(timings, runs=len(runs), failed=failed)
     sweeps_before = {k: v for k, v in before.get('seconds', {}).items() if k in SWEEPS and k not in timings}
     timings = dict(sweeps_before, **timings)          # a study run sweep by sweep keeps each sweep's last wall time
     timings['total'] = round(sum(v for k, v in timings.items() if k != 'total'), 1)
     atomic_write_json(folder/'study.json', {**provenance(device, preset), 'label': spec.preset.label, 'seconds': timings,
                                             'runs': len(runs), 'failed': failed, 'scheduler': scheduler,
+                                            'finished_runs': finished_runs(runs),
                                             'finished': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')})
     return dict(timings, runs=len(runs), failed=failed)
+
+def shown_folder(folder:Path) -> str:
+    "`folder` as the notebooks get it: relative to the working directory when inside it (no machine's path in results)."
+    try: return os.path.relpath(folder) if Path(folder).resolve().is_relative_to(Path.cwd().resolve()) else str(folder)
+    except ValueError: return str(folder)
+
+def finished_runs(runs) -> str:
+    "A digest of which runs the table holds and how they ended: equal when a rerun trained nothing."
+    rows = sorted(f'{r}:{bool(f)}' for r, f in zip(runs.run, runs.failed)) if len(runs) else []
+    return hashlib.sha256('\n'.join(rows).encode()).hexdigest()[:16]
 
 # %% ../../nbs/runs/12_study.ipynb #c3a1f0b1
 def train_study(preset:str='quick',       # 'quick', 'paper' or 'smoke'

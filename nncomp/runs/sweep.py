@@ -557,7 +557,8 @@ def sweep_notebook(family:str,      # 'pruning', 'hashednet' or 'convnet'
     df = run_sweep(preset, results=results, progress=progress, methods=methods, desc=f'{preset} {family}', **params)
     print(f"{df.attrs['label']}\n{family}: {df.attrs['planned']} runs in {df.attrs['tasks']} tasks; "
           f"trained {df.attrs['trained']}, already done {df.attrs['skipped'] + df.attrs['waited']}, "
-          f"failed {int(df.failed.sum())}; {df.attrs['seconds']} s; store: {df.attrs['results']}")
+          f"failed {int(df.failed.sum())}" + (f"; {df.attrs['seconds']} s" if df.attrs['trained'] else '') +   # a rerun's time: not a fact
+          f"; store: {df.attrs['results']}")                                                  # of the results
     failed = df[df.failed]
     if len(failed): print('failed runs:\n' + failed[['run', 'dataset', 'method', 'hidden', 'level', 'seed', 'reason']].to_string())
     return summarize(df)
