@@ -1,7 +1,7 @@
 """Stored bytes (issue 11): file -> nn.Module -> equal logits for every encoding, adversarial layers (all pruned, empty,
 one symbol), the ledger adds up to the file size, byte counts of a hand-made layer, HashedNet = K values + seeds,
 ConvNet = dense weights; the post-training pipeline on any module (Taylor vs finite difference, torch.prune masks)."""
-import math
+import json, math
 import numpy as np
 import pytest, torch
 from torch import nn
@@ -10,7 +10,7 @@ from torch.nn.utils import prune
 from nncomp.config import ModelConfig, MethodConfig
 from nncomp.compress.quantize import share_weights
 from nncomp.compress.ledger import (Encoding, POSITIONS, write_compressed, read_compressed, ledger, by_category, compare,
-                           run_as_module, encode_weight, decode_weight, hashed_size, dense_size)
+                           run_as_module, encode_weight, decode_weight, hashed_size, dense_size, to_bytes)
 from nncomp.compress.posttrain import layers_of, saliencies, prune_layers, share_layers, compress, PostTrain, fit
 from nncomp.compress.coding import CODERS
 
@@ -209,3 +209,116 @@ def test_non_contiguous_weights_are_written_correctly(tmp_path):
     p = write_compressed(nn.Sequential(lin), tmp_path / 't.safetensors', Encoding(positions='dense'))
     from nncomp.compress.ledger import decoded_state
     assert torch.equal(decoded_state(p)['0.weight'], lin.weight.detach())   # (logits may differ in the last bit: another GEMM path)
+
+
+# Integrity (issue 27 item 11): a checksum of the content, sizes bounded by the file, every error names the file.
+from nncomp.compress.ledger import CompressedFileError, FORMAT, file_bytes, read_header, _open, _st
+
+
+def _small():
+    torch.manual_seed(3)
+    net = nn.Sequential(nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 2))
+    prune.l1_unstructured(net[0], 'weight', amount=0.5)
+    share_weights(net[2], 2)
+    return net
+
+
+def _refused(src):
+    try: read_compressed(src)
+    except CompressedFileError: return True
+    return False
+
+
+def test_every_flipped_bit_and_byte_is_detected():
+    raw = to_bytes(_small())
+    missed = [(i, m) for i in range(len(raw)) for m in (1, 2, 4, 8, 16, 32, 64, 128, 255)
+              if not _refused(raw[:i] + bytes([raw[i] ^ m]) + raw[i + 1:])]
+    assert not missed, missed[:10]
+
+
+def test_truncated_file_names_the_file(tmp_path):
+    raw, p = to_bytes(_small()), tmp_path / 'cut.safetensors'
+    for k in range(len(raw)):
+        p.write_bytes(raw[:k])
+        with pytest.raises(CompressedFileError, match=f'cannot read compressed network file {p}'): read_compressed(p)
+    for f in (ledger, by_category, compare, read_header):
+        with pytest.raises(CompressedFileError, match=str(p)): f(p)
+
+
+def _crafted(layers, arch=None, arrays=None):
+    arrays = arrays or {'0.values': np.zeros(1, np.float32)}
+    return file_bytes(arrays, {'format': FORMAT, 'arch': arch, 'layers': layers})
+
+
+_GAPS = {'kind': 'layer', 'positions': 'gaps', 'shared': False, 'gap_bits': 8, 'skips_coder': 'ans', 'skips_count': 0}
+
+
+@pytest.mark.parametrize('case', ['shape', 'arch', 'hashed', 'lowrank', 'all pruned', 'ans n', 'huffman n', 'fixed n'])
+def test_crafted_huge_sizes_refused_quickly(case, tmp_path):
+    import time, tracemalloc
+    big = [200000, 200000]
+    if case == 'shape': raw = _crafted({'0': {'kind': 'layer', 'shape': big, 'positions': 'dense', 'shared': False}})
+    elif case == 'arch':
+        linear = {'type': 'linear', 'in': big[0], 'out': big[1], 'bias': True}
+        raw = _crafted({'0': {'kind': 'tensor', 'shape': [1]}}, [linear])
+    elif case == 'hashed':
+        raw = _crafted({'0': {'kind': 'hashed', 'n_in': big[0], 'n_out': big[1], 'layer': 0, 'hashed_bias': False}},
+                       arrays={'0.values': np.zeros(2, np.float32), '0.seed': np.zeros(1, np.uint32)})
+    elif case == 'lowrank':    # two 1-column factors of 10,000 entries whose product has 10⁸
+        raw = _crafted({'0': {'kind': 'lowrank', 'shape': [10000, 10000], 'rank': 1}},
+                       arrays={'0.factor_a': np.zeros((10000, 1), np.float32),
+                               '0.factor_b': np.zeros((1, 10000), np.float32)})
+    elif case == 'all pruned':
+        raw = _crafted({'0': _GAPS | {'shape': big, 'skips_n': 0, 'skips_nbits': 0}},
+                       arrays={'0.values': np.zeros(0, np.float32), '0.skips': np.zeros(0, np.uint8),
+                               '0.skips_table': np.zeros(0, np.uint8)})
+    else:                      # a stream claims 10⁹ symbols in a 3 × 3 layer, or more than its bytes hold
+        coder = case.split()[0]
+        lm = _GAPS | {'shape': [3, 3], 'skips_coder': coder, 'skips_n': 10 ** 9, 'skips_nbits': 32, 'skips_count': 1}
+        raw = _crafted({'0': lm}, arrays={'0.values': np.zeros(2, np.float32), '0.skips': np.zeros(4, np.uint8),
+                                          '0.skips_table': np.array([0, 10 ** 9], np.uint32)})
+    p = tmp_path / 'crafted.safetensors'; p.write_bytes(raw)
+    assert len(raw) < (10 ** 5 if case == 'lowrank' else 1000)
+    tracemalloc.start(); t = time.perf_counter()
+    with pytest.raises(CompressedFileError, match=f'cannot read compressed network file {p}: .*(not allowed|asks for)'):
+        read_compressed(p)
+    peak = tracemalloc.get_traced_memory()[1]; tracemalloc.stop()
+    assert time.perf_counter() - t < 1 and peak < 10 * 2 ** 20, (time.perf_counter() - t, peak)
+
+
+def test_missing_entries_and_bad_values_name_the_file(tmp_path):
+    raw = to_bytes(_small()); _, _, _, meta, arrays = _open(raw)
+    p = tmp_path / 'm.safetensors'
+    no_codes = {k: v for k, v in arrays.items() if k != '2.codes'}
+    p.write_bytes(file_bytes(no_codes, meta))
+    with pytest.raises(CompressedFileError, match=f"{p}: corrupt or crafted layer '2': missing entry 'codes'"):
+        read_compressed(p)
+    bad = json.loads(json.dumps(meta)); bad['layers']['0']['skips_n'] = 'many'
+    p.write_bytes(file_bytes(arrays, bad))
+    with pytest.raises(CompressedFileError, match=f"{p}: corrupt or crafted layer '0': skips_n='many' is not allowed"):
+        read_compressed(p)
+    p.write_bytes(b'\x08' + bytes(7) + b'not json')
+    with pytest.raises(CompressedFileError, match=f'{p}: corrupt'): read_compressed(p)
+
+
+def test_old_format_file_reads_without_checksum():
+    net = _small(); raw = to_bytes(net); _, _, _, meta, arrays = _open(raw)
+    old = _st(arrays, {'format': 'nncomp-ledger/1', 'arch': meta['arch'], 'layers': meta['layers']})
+    x = torch.randn(3, 5)
+    with torch.no_grad(): assert torch.equal(read_compressed(old)(x), net(x))
+    rows = lambda led: sorted(led.itertuples(index=False))
+    new = ledger(raw)
+    assert rows(ledger(old)) == rows(new[new.item != 'checksum']) and new['bytes'].sum() == len(raw)
+    assert len(raw) - len(old) == new.set_index('item')['bytes']['checksum']
+    assert by_category(raw)['metadata'] - by_category(old)['metadata'] == len(raw) - len(old)
+
+
+def test_committed_results_still_read():
+    from pathlib import Path
+    files = sorted(Path(__file__).resolve().parents[1].glob('results/*/derived/*/*.safetensors'))[:6]
+    if not files: pytest.skip('no committed coded files')
+    for f in files:
+        assert read_header(f)['format'] == 'nncomp-ledger/1'
+        stored = json.loads((f.parent / 'metrics.json').read_text())['stored_bytes']
+        assert ledger(f)['bytes'].sum() == f.stat().st_size == stored
+        read_compressed(f)

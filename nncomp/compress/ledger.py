@@ -4,7 +4,8 @@
 
 # %% ../../nbs/compress/18_ledger.ipynb #06377b0d
 from __future__ import annotations
-import json, math
+import json, math, zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -13,22 +14,26 @@ import torch
 from torch import nn, Tensor
 from safetensors.numpy import save as st_save, load as st_load
 from ..core import not_allowed, check_choice, atomic_write_bytes
-from .coding import Coded, encode, decode, relative_indices, positions, csr_bytes, csc_bytes, bitmap_bytes, CODERS
+from .coding import (Coded, encode, decode, check_gap_bits, relative_indices, positions, csr_bytes, csc_bytes,
+                                    bitmap_bytes, CODERS)
 from .quantize import SharedWeight
 from .lowrank import LowRank, stored_factors, factor_masks
 from ..methods import METHODS, method_of
 from ..nets.hashednet import xxh32_assignment
 
 # %% auto #0
-__all__ = ['FORMAT', 'POSITIONS', 'CATEGORIES', 'ITEM_CATEGORY', 'FACTORS', 'LAYERS', 'SIMPLE', 'GAP_BITS', 'FLOAT_BYTES',
-           'SEED_BYTES', 'SIZE_RULES', 'Encoding', 'check_encoding', 'encode_weight', 'decode_weight', 'HashedLayer',
-           'weight_parts', 'tensor_array', 'encode_factors', 'decode_factors', 'encode_module', 'arch_of', 'build_arch',
-           'to_bytes', 'write_compressed', 'read_header', 'decoded_state', 'read_compressed', 'ledger', 'by_category',
-           'compare', 'encodings', 'best_encoding', 'smallest_file', 'run_as_module', 'dense_size', 'hashed_size',
-           'measured_size', 'masked_bytes', 'stored_size']
+__all__ = ['FORMAT', 'OLD_FORMATS', 'POSITIONS', 'CATEGORIES', 'ITEM_CATEGORY', 'FACTORS', 'LAYERS', 'SIMPLE', 'CHECKSUM',
+           'MAX_EXPANSION', 'GAP_BITS', 'FLOAT_BYTES', 'SEED_BYTES', 'SIZE_RULES', 'Encoding', 'check_encoding',
+           'encode_weight', 'decode_weight', 'HashedLayer', 'weight_parts', 'tensor_array', 'encode_factors',
+           'decode_factors', 'encode_module', 'arch_of', 'build_arch', 'CompressedFileError', 'unreadable', 'reading',
+           'content_crc', 'file_bytes', 'check_stream', 'check_weight', 'layer_entries', 'arch_entries', 'check_file',
+           'to_bytes', 'write_compressed', 'read_header', 'decoded_state', 'read_compressed', 'checksum_bytes',
+           'ledger', 'by_category', 'compare', 'encodings', 'best_encoding', 'smallest_file', 'run_as_module',
+           'dense_size', 'hashed_size', 'measured_size', 'masked_bytes', 'stored_size']
 
 # %% ../../nbs/compress/18_ledger.ipynb #bfb2d757
-FORMAT = 'nncomp-ledger/1'
+FORMAT = 'nncomp-ledger/2'          # files with a checksum of their content (`CHECKSUM`)
+OLD_FORMATS = ('nncomp-ledger/1',)  # files of before the checksum (committed results): read, unchecked
 POSITIONS = ('dense', 'bitmap', 'gaps')
 CATEGORIES = ('values', 'indices', 'codebooks', 'code tables', 'hash seeds', 'biases', 'statistics', 'metadata')
 ITEM_CATEGORY = {'values': 'values', 'codes': 'values', 'factor_a': 'values', 'factor_b': 'values', 'codes_table': 'code tables', 'codebook': 'codebooks',
@@ -93,7 +98,9 @@ def decode_weight(arrays:dict, meta:dict) -> Tensor:
     n = math.prod(meta['shape']); out = np.zeros(n, np.float32)
     if meta['positions'] == 'dense': stored = np.arange(n)
     elif meta['positions'] == 'bitmap': stored = np.flatnonzero(np.unpackbits(arrays['bitmap'])[:n])
-    else: stored = positions(_uncoded(arrays, meta, 'skips'))
+    else:
+        stored = positions(_uncoded(arrays, meta, 'skips'))
+        if len(stored) and stored[-1] >= n: raise not_allowed('skips', f'last position {stored[-1]}', f'below {n}')
     if meta['shared']: out[stored] = np.append(arrays['codebook'], np.float32(0))[_uncoded(arrays, meta, 'codes')]
     else: out[stored] = arrays['values']
     return torch.from_numpy(out).reshape(meta['shape'])
@@ -229,13 +236,189 @@ def build_arch(arch:list) -> nn.Sequential:
     "The nn.Sequential that `arch_of` described (parameters uninitialized)."
     return nn.Sequential(*[_build(d) for d in arch])
 
+# %% ../../nbs/compress/18_ledger.ipynb #a7c41e02
+CHECKSUM = 'crc32'      # the `nncomp` metadata key of the content's CRC32 (8 hex digits)
+MAX_EXPANSION = 1024    # decoded entries allowed per byte of a file, all layers together
+
+class CompressedFileError(ValueError):
+    "A compressed network file that cannot be read (corrupt, truncated or crafted); the message names the file."
+
+def _name(src) -> str: return f'<{len(src)} bytes>' if isinstance(src, (bytes, bytearray)) else str(src)
+
+def unreadable(src, why:str) -> CompressedFileError:
+    "The error for file `src` (a path, or its content as bytes) that cannot be read because of `why`."
+    return CompressedFileError(f'cannot read compressed network file {_name(src)}: {why}')
+
+@contextmanager
+def reading(src):
+    "Turn any error raised inside (JSON, safetensors, a missing entry, a bad value) into one naming `src`."
+    try: yield
+    except (CompressedFileError, OSError): raise
+    except Exception as e:
+        why = f'missing entry {e}' if isinstance(e, KeyError) else f'{type(e).__name__}: {e}'
+        raise unreadable(src, f'corrupt or crafted ({why})') from e
+
+def content_crc(header:dict, meta:dict, data:bytes) -> str:
+    "CRC32 of a file's content: header and `nncomp` metadata as canonical JSON (checksum left out), then arrays' bytes."
+    md = {k: v for k, v in (header.get('__metadata__') or {}).items() if k != 'nncomp'}
+    head = {'tensors': {k: v for k, v in header.items() if k != '__metadata__'}, 'metadata': md,
+            'nncomp': {k: v for k, v in meta.items() if k != CHECKSUM}}
+    return f'{zlib.crc32(data, zlib.crc32(json.dumps(head, sort_keys=True, separators=(",", ":")).encode())):08x}'
+
+def _st(arrays:dict, meta:dict) -> bytes:
+    return st_save(arrays, metadata={'nncomp': json.dumps(meta, separators=(',', ':'))})
+
+def _split(raw:bytes, src) -> tuple:
+    "(header length, unpadded header length, safetensors header, `nncomp` metadata) of a file's content, checked."
+    if len(raw) < 8: raise unreadable(src, f'truncated: {len(raw)} bytes, fewer than the 8 of the header length')
+    n = int.from_bytes(raw[:8], 'little')
+    if n > len(raw) - 8: raise unreadable(src, f'truncated: a header of {n} bytes in a file of {len(raw)} bytes')
+    body = raw[8:8 + n].rstrip(b' ')
+    if not body.endswith(b'}'): raise unreadable(src, 'corrupt: the JSON header does not end in } and spaces')
+    header = json.loads(body); md = header.get('__metadata__') or {}
+    meta = json.loads(md.get('nncomp') or 'null')
+    fmt = meta.get('format') if isinstance(meta, dict) else None
+    if fmt not in (FORMAT, *OLD_FORMATS): raise unreadable(src, str(not_allowed('format', fmt, (FORMAT, *OLD_FORMATS))))
+    if fmt in OLD_FORMATS and CHECKSUM in meta: raise unreadable(src, f'corrupt: format {fmt} with a checksum')
+    if fmt == FORMAT and meta.get(CHECKSUM) != (crc := content_crc(header, meta, raw[8 + n:])):
+        raise unreadable(src, f'corrupt: its content has CRC32 {crc}, its header says {meta.get(CHECKSUM)!r}')
+    return n, len(body), header, meta
+
+def file_bytes(arrays:dict, meta:dict) -> bytes:
+    "A file's content: `arrays` in safetensors, `meta` (format, arch, layers) and its checksum in the header."
+    meta = {k: v for k, v in meta.items() if k != CHECKSUM}     # a checksum read with `meta` is computed again
+    raw = _st(arrays, meta); n = int.from_bytes(raw[:8], 'little'); header = json.loads(raw[8:8 + n])
+    return _st(arrays, {'format': meta['format'], CHECKSUM: content_crc(header, meta, raw[8 + n:])} | meta)
+
+# %% ../../nbs/compress/18_ledger.ipynb #a7c41e04
+def _nat(v, what:str, most:int|float=math.inf) -> int:
+    "`v` checked to be an integer from 0 to `most`."
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= most:
+        raise not_allowed(what, v, f'an integer from 0 to {most:,}' if most < math.inf else 'an integer ≥ 0')
+    return v
+
+def _entries(shape, what:str, most:int|float=math.inf) -> int:
+    "The entries of `shape` (a list of integers), at most `most`."
+    if not isinstance(shape, list) or len(shape) > 8: raise not_allowed(what, shape, 'a list of at most 8 integers')
+    n = math.prod(_nat(s, what) for s in shape)
+    if n > most: raise not_allowed(what, shape, f'at most {most:,} entries')
+    return n
+
+def _array(a:dict, key:str, kinds:str='f', ndim:int=1) -> np.ndarray:
+    "The array `key` of `a`, checked to be of numpy kind in `kinds` (f: f32, u: unsigned) with `ndim` dimensions."
+    v = a[key]
+    if v.dtype.kind not in kinds or ('f' in kinds and v.dtype != np.float32) or v.ndim != ndim:
+        raise not_allowed(key, f'{v.dtype}{list(v.shape)}', f'a {ndim}-d array of kind {kinds}')
+    return v
+
+def check_stream(a:dict, lm:dict, prefix:str, n:int) -> int:
+    "Check the coded stream `prefix` against its bytes: `n` symbols that its data can hold (returns `n`)."
+    coder, data, table = lm[f'{prefix}_coder'], _array(a, prefix, 'u'), _array(a, f'{prefix}_table', 'u')
+    check_choice(f'{prefix}_coder', coder, CODERS)
+    if lm[f'{prefix}_n'] != n: raise not_allowed(f'{prefix}_n', lm[f'{prefix}_n'], f'{n} (the stored entries)')
+    if n == 0: return 0
+    nbits = _nat(lm[f'{prefix}_nbits'], f'{prefix}_nbits', 8 * len(data))
+    if data.dtype != np.uint8 or -(-nbits // 8) != len(data):
+        raise not_allowed(f'{prefix}_nbits', nbits, f'the bits of its {len(data)} bytes')
+    if coder == 'fixed' and not (len(table) == 1 and 1 <= int(table[0]) <= 63 and nbits == n * int(table[0])):
+        raise not_allowed(f'{prefix} table', table.tolist(), f'one width of 1 to 63 bits, {nbits} bits for {n} symbols')
+    if coder == 'huffman' and not (n <= nbits and 0 < _nat(lm[f'{prefix}_count'], f'{prefix}_count') <= len(table)):
+        raise not_allowed(f'{prefix}_n', n, f'at most {nbits} symbols (one bit each at least), a table of counts')
+    if coder == 'ans' and (len(data) % 4 or sum(int(c) for c in table) != n):
+        raise not_allowed(f'{prefix} table', f'{len(table)} counts', f'counts that add up to {n} and 32-bit words')
+    return n
+
+def check_weight(a:dict, lm:dict, most:int|float=math.inf) -> int:
+    "Check a weight's metadata against its arrays (`encode_weight`'s); its entries, at most `most`."
+    n = _entries(lm['shape'], 'shape', most); pos = lm['positions']; check_choice('positions', pos, POSITIONS)
+    if pos == 'dense': stored = n
+    elif pos == 'bitmap':
+        if len(_array(a, 'bitmap', 'u')) != -(-n // 8):
+            raise not_allowed('bitmap', f'{len(a["bitmap"])} bytes', f'{-(-n // 8)} bytes')
+        stored = int(np.unpackbits(a['bitmap'])[:n].sum())
+    else: check_gap_bits(lm['gap_bits']); stored = check_stream(a, lm, 'skips', _nat(lm['skips_n'], 'skips_n', n))
+    if lm['shared'] is True: _array(a, 'codebook'); check_stream(a, lm, 'codes', stored)
+    elif lm['shared'] is False and len(_array(a, 'values')) != stored:
+        raise not_allowed('values', f'{len(a["values"])} values', f'{stored} (the stored entries)')
+    elif lm['shared'] not in (True, False): raise not_allowed('shared', lm['shared'], 'true, false')
+    return n
+
+def _factor_shape(a:dict, lm:dict, f:str, most:int|float) -> tuple:
+    "((rows, cols), entries decoded) of low-rank factor `f`, checked."
+    if f not in lm.get('factors', {}): return _array(a, f, ndim=2).shape, 0
+    sub = {'values' if k == f else k[len(f) + 1:]: v for k, v in a.items() if k == f or k.startswith(f'{f}_')}
+    n = check_weight(sub, lm['factors'][f], most); shape = lm['factors'][f]['shape']
+    if len(shape) != 2: raise not_allowed(f'{f} shape', shape, 'two dimensions')
+    return tuple(shape), n
+
+def layer_entries(a:dict, lm:dict, most:int|float=math.inf) -> int:
+    "Check one layer's metadata `lm` against its arrays `a`; the entries reading and running it allocate."
+    kind = lm['kind']
+    if 'bias' in a: _array(a, 'bias')
+    if kind == 'layer': return check_weight(a, lm, most)
+    if kind == 'lowrank':
+        n = _entries(lm['shape'], 'shape', most)
+        (r, d), na = _factor_shape(a, lm, 'factor_a', most); (d2, c), nb = _factor_shape(a, lm, 'factor_b', most)
+        if d != d2 or r * c != n or len(lm['shape']) < 2 or lm['shape'][0] != r:
+            raise not_allowed('factors', f'{r}×{d} · {d2}×{c}', f'two factors whose product has shape {lm["shape"]}')
+        return n + na + nb
+    if kind == 'hashed':
+        _array(a, 'values'); _array(a, 'seed', 'u')[0]
+        return _nat(lm['n_in'], 'n_in', most) * _nat(lm['n_out'], 'n_out', most)
+    if kind in ('tensor', 'buffer'):
+        v = a['buffer' if kind == 'buffer' else 'values']
+        if v.ndim != 1 or _entries(lm['shape'], 'shape') != v.size:
+            raise not_allowed('shape', lm['shape'], f'{v.size} entries')
+        return 0
+    raise not_allowed('kind', kind, 'layer, lowrank, hashed, tensor, buffer')
+
+def arch_entries(d:dict) -> int:
+    "Entries that building the layer `d` of an architecture allocates (its parameters and buffers)."
+    t = d['type']
+    if t == 'linear': return _nat(d['in'], 'in') * _nat(d['out'], 'out') + d['out']
+    if t == 'conv2d': return _nat(d['in'], 'in') * _nat(d['out'], 'out') * _entries(d['kernel'], 'kernel') + d['out']
+    if t == 'hashed': return 2 * _nat(d['out'], 'out') + 1
+    if t in ('batchnorm1d', 'batchnorm2d'): return 5 * _nat(d['features'], 'features')
+    if t in ('maxpool2d', 'flatten', 'unflatten', 'dropout', *SIMPLE): return 0
+    raise not_allowed('layer type', t, ('linear', 'conv2d', 'hashed', 'batchnorm1d', 'batchnorm2d', 'maxpool2d',
+                                        'flatten', 'unflatten', 'dropout', *SIMPLE))
+
+def _layer_of(meta:dict, key:str) -> tuple:
+    "(layer, item) of the array named `key`: the longest layer name of the metadata that it starts with."
+    layer = max((n for n in meta['layers'] if key.startswith(f'{n}.') or not n), key=len, default=None)
+    if layer is None: raise not_allowed('array', key, 'one named <layer>.<item> after a layer of the metadata')
+    return layer, key[len(layer) + 1:] if layer else key
+
+def _by_layer(meta:dict, arrays:dict) -> dict:
+    "{layer name: {item: array}} of a file's arrays."
+    out = {name: {} for name in meta['layers']}
+    for key, v in arrays.items(): layer, item = _layer_of(meta, key); out[layer][item] = v
+    return out
+
+def check_file(src, size:int, meta:dict, arrays:dict) -> int:
+    "Check every layer and the architecture of a file of `size` bytes; the entries they allocate (`MAX_EXPANSION`)."
+    most, total = MAX_EXPANSION * size, 0
+    if not isinstance(meta.get('layers'), dict) or not isinstance(meta.get('arch'), (list, type(None))):
+        raise unreadable(src, 'corrupt or crafted: its metadata has no dict of layers and list of layers (arch)')
+    for name, a in _by_layer(meta, arrays).items():
+        try: total += layer_entries(a, meta['layers'][name], most - total)
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
+            why = f'missing entry {e}' if isinstance(e, KeyError) else str(e)
+            raise unreadable(src, f'corrupt or crafted layer {name!r}: {why}') from e
+    for i, d in enumerate(meta['arch'] or []):
+        try: total += arch_entries(d)
+        except (ValueError, KeyError, TypeError) as e:
+            raise unreadable(src, f'corrupt or crafted arch[{i}]: {e}') from e
+    if total > most: raise unreadable(src, f'crafted or degenerate: it asks for {total:,} entries; allowed: at most '
+                                           f'{MAX_EXPANSION:,} per byte of its {size:,} bytes ({most:,})')
+    return total
+
 # %% ../../nbs/compress/18_ledger.ipynb #f9bb5549
 def to_bytes(model:nn.Module, enc:Encoding|dict=Encoding()) -> bytes:
-    "The file's content: every layer of `model` encoded, the architecture and the layer metadata in the header."
+    "The file's content: every layer of `model` encoded; the architecture, layer metadata and checksum in the header."
     arrays, layers = encode_module(model, enc)
     arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}   # safetensors writes the buffer, not the strides
-    meta = {'format': FORMAT, 'arch': arch_of(model), 'layers': layers}
-    return st_save(arrays, metadata={'nncomp': json.dumps(meta, separators=(',', ':'))})
+    return file_bytes(arrays, {'format': FORMAT, 'arch': arch_of(model), 'layers': layers})
 
 def write_compressed(model:nn.Module, path, enc:Encoding|dict=Encoding()) -> Path:
     "Write `model` compressed to the one file `path` (atomically)."
@@ -245,20 +428,21 @@ def _raw(src) -> bytes:
     "The file's content: `src` itself when it is bytes, else the file at path `src`."
     return bytes(src) if isinstance(src, (bytes, bytearray)) else Path(src).read_bytes()
 
-def read_header(path) -> dict:
-    "The `nncomp` metadata of a compressed file (a path, or its content as bytes; the format checked)."
-    raw = _raw(path); n = int.from_bytes(raw[:8], 'little')
-    meta = json.loads(json.loads(raw[8:8 + n]).get('__metadata__', {}).get('nncomp', 'null') or 'null')
-    if not meta or meta.get('format') != FORMAT: raise not_allowed('format', (meta or {}).get('format'), FORMAT)
-    return meta
+def _open(src) -> tuple:
+    "(content, header length, unpadded header length, metadata, arrays) of a file, every check of this section passed."
+    raw = _raw(src)
+    with reading(src):
+        n, body, _, meta = _split(raw, src); arrays = st_load(raw); check_file(src, len(raw), meta, arrays)
+    return raw, n, body, meta, arrays
 
-def decoded_state(path) -> dict:
-    "{state_dict key: tensor} of a compressed file (a path, or its content as bytes), every weight decoded to a dense tensor."
-    raw = _raw(path); meta, arrays = read_header(raw), st_load(raw)
+def read_header(path) -> dict:
+    "The `nncomp` metadata of a compressed file (a path, or its content as bytes), checked: format, checksum, sizes."
+    return _open(path)[3]
+
+def _decoded(meta:dict, arrays:dict) -> dict:
     out = {}
-    for name, lm in meta['layers'].items():
-        a = {k[len(name) + 1:]: v for k, v in arrays.items() if k.startswith(name + '.')} if name else arrays
-        pre = f'{name}.' if name else ''
+    for name, a in _by_layer(meta, arrays).items():
+        lm, pre = meta['layers'][name], f'{name}.' if name else ''
         if lm['kind'] == 'layer': out[pre + 'weight'] = decode_weight(a, lm)
         elif lm['kind'] == 'lowrank': out[pre + 'weight'] = decode_factors(a, lm)
         elif lm['kind'] == 'hashed':
@@ -270,9 +454,12 @@ def decoded_state(path) -> dict:
         if 'bias' in a: out[pre + ('bias_values' if lm.get('hashed_bias') else 'bias')] = torch.from_numpy(a['bias'].copy())
     return out
 
-def read_compressed(path, model:nn.Module|None=None) -> nn.Module:
-    "A plain module with the file's weights: the nn.Sequential it describes, or `model` (a skeleton) loaded."
-    meta, state = read_header(path), decoded_state(path)
+def decoded_state(path) -> dict:
+    "{state_dict key: tensor} of a compressed file (a path, or its content as bytes), every weight decoded dense."
+    _, _, _, meta, arrays = _open(path)
+    with reading(path): return _decoded(meta, arrays)
+
+def _load(model:nn.Module, meta:dict, state:dict) -> nn.Module:
     if model is None:
         if meta['arch'] is None: raise not_allowed('model', None, 'a skeleton module: this file holds no nn.Sequential architecture')
         model = build_arch(meta['arch'])
@@ -282,20 +469,33 @@ def read_compressed(path, model:nn.Module|None=None) -> nn.Module:
             m.seed, m.values = state.pop(pre + 'seed'), nn.Parameter(state.pop(pre + 'values'))
             if pre + 'bias_values' in state: m.bias, m.bias_values = None, nn.Parameter(state.pop(pre + 'bias_values'))
     model.load_state_dict(state, strict=False)
-    missing = set(model.state_dict()) - set(state) - {k for k in model.state_dict() if any(k.startswith(f'{n}.') for n, lm in meta['layers'].items() if lm['kind'] == 'hashed')}
+    hashed = [n for n, lm in meta['layers'].items() if lm['kind'] == 'hashed']
+    missing = {k for k in model.state_dict() if k not in state and not any(k.startswith(f'{n}.') for n in hashed)}
     if missing: raise not_allowed('model', type(model).__name__, f'a module whose tensors are all in the file; missing: {sorted(missing)}')
     return model
 
+def read_compressed(path, model:nn.Module|None=None) -> nn.Module:
+    "A plain module with the file's weights: the nn.Sequential it describes, or `model` (a skeleton) loaded."
+    _, _, _, meta, arrays = _open(path)
+    with reading(path): return _load(model, meta, _decoded(meta, arrays))
+
 # %% ../../nbs/compress/18_ledger.ipynb #edd55a64
+def checksum_bytes(n:int, body:int, meta:dict) -> int:
+    "Bytes the checksum adds to a header of `n` bytes (`body` before padding to 8): its JSON entry, the padding moved."
+    if CHECKSUM not in meta: return 0
+    entry = len(json.dumps(json.dumps(meta, separators=(',', ':')))) - len(json.dumps(json.dumps(
+        {k: v for k, v in meta.items() if k != CHECKSUM}, separators=(',', ':'))))
+    return n - -(-(body - entry) // 8) * 8
+
 def ledger(path) -> pd.DataFrame:
-    "One row per array of the file (a path, or its content as bytes: layer, item, category, bytes) and one for the header (metadata)."
-    raw = _raw(path); meta = read_header(raw); arrays = st_load(raw)
-    rows = []
-    for key, a in arrays.items():
-        layer = max((n for n in meta['layers'] if key.startswith(f'{n}.') or not n), key=len)
-        item = key[len(layer) + 1:] if layer else key
-        rows.append({'layer': layer, 'item': item, 'category': ITEM_CATEGORY.get(item, 'values'), 'bytes': int(a.nbytes)})
-    rows.append({'layer': '', 'item': 'header', 'category': 'metadata', 'bytes': len(raw) - sum(r['bytes'] for r in rows)})
+    "One row per array of the file (a path, or its content as bytes: layer, item, category, bytes); header, checksum."
+    raw, n, body, meta, arrays = _open(path)
+    rows = [{'layer': layer, 'item': item, 'category': ITEM_CATEGORY.get(item, 'values'), 'bytes': int(a.nbytes)}
+            for layer, item, a in ((*_layer_of(meta, k), a) for k, a in arrays.items())]
+    c = checksum_bytes(n, body, meta)
+    rows.append({'layer': '', 'item': 'header', 'category': 'metadata', 
+                 'bytes': len(raw) - sum(r['bytes'] for r in rows) - c})
+    if c: rows.append({'layer': '', 'item': 'checksum', 'category': 'metadata', 'bytes': c})
     return pd.DataFrame(rows)
 
 def by_category(path) -> dict:
@@ -305,8 +505,9 @@ def by_category(path) -> dict:
 
 def compare(path) -> dict:
     "Bytes of the file against dense fp32, fp32 + bitmap, CSR and CSC of the network it decodes to."
-    meta, state = read_header(path), decoded_state(path)
-    out = {'file': Path(path).stat().st_size, 'dense_fp32': 0, 'bitmap_fp32': 0, 'csr_fp32': 0, 'csc_fp32': 0}
+    raw, _, _, meta, arrays = _open(path)
+    with reading(path): state = _decoded(meta, arrays)
+    out = {'file': len(raw), 'dense_fp32': 0, 'bitmap_fp32': 0, 'csr_fp32': 0, 'csc_fp32': 0}
     def add(dense, bitmap, csr, csc):
         for k, v in zip(('dense_fp32', 'bitmap_fp32', 'csr_fp32', 'csc_fp32'), (dense, bitmap, csr, csc)): out[k] += v
     for name, lm in meta['layers'].items():
