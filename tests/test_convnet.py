@@ -198,7 +198,7 @@ def test_selection_rule_hand_made_points():
 
 
 def test_recall_hand_made():
-    cols = list(CONV_FIELDS) + ['n_params', 'test_acc']
+    cols = list(CONV_FIELDS) + ['n_params', 'valid_acc']   # the front is chosen on validation
     full = pd.DataFrame([(5, 4, 3, 4, 0.0, 300, 96.0), (5, 4, 3, 4, 0.2, 300, 95.0), (6, 6, 3, 4, 0.0, 500, 97.5),
                          (7, 6, 2, 2, 0.0, 800, 97.0), (5, 9, 2, 3, 0.1, 1000, 98.0)], columns=cols)
     cands = full.iloc[[1, 3, 4]]                # the front is 300 (96.0), 500 (97.5), 1000 (98.0): only 1000 was kept

@@ -115,12 +115,13 @@ def size_curve(runs:pd.DataFrame,  # the runs table
                x:str='n_params',   # size: 'n_params' or 'stored_bytes'
               ) -> pd.DataFrame:   # dataset, seed, level, x, acc (test accuracy, %)
     "The (size, test accuracy) points of `method`'s finished runs, per dataset and seed."
+    runs = runs.assign(_acc=percent(runs.test_acc.astype(float)))   # one scale for the whole table, as `paired` reads it
     ok = finished(runs[runs.method == method]).dropna(subset=[x])
     if method == 'convnet':
         front = convnet_front(runs, x)[['dataset', *CONV_KEYS]]
         ok = ok.merge(front, on=['dataset', *CONV_KEYS])
     elif hidden is not None: ok = ok[ok.hidden == hidden]
-    out = ok.assign(x=ok[x].astype(float), acc=percent(ok.test_acc.astype(float)))
+    out = ok.assign(x=ok[x].astype(float), acc=ok._acc)
     return out[['dataset', 'seed', 'level', 'x', 'acc']].reset_index(drop=True)
 
 def log_interp(x:float,        # a size

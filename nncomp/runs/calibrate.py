@@ -135,6 +135,7 @@ def finalists(table:pd.DataFrame, n:int=2, rows:int=len(STAGE1_LEVELS)) -> tuple
 def stage_scores(folder, stage, report=None) -> pd.DataFrame:
     "The scores of stage `stage`'s readings on its own rows and seeds, from the runs finished in `folder`."
     stage, report = parse_stage(stage), report_column() if report is None else report
+    if not runs_dir(folder).is_dir(): return scores(pd.DataFrame(), report)   # no calibration store here
     table = runs_with_readings(folder)
     s = scores(table, report, STAGE_LEVELS[stage], STAGE_SEEDS[stage])
     before = STAGE_BEFORE.get(stage)
