@@ -45,6 +45,11 @@ def test_check_catches_broken_pages(tmp_path):
         'maths.html': _page('Maths', TEXT + r'<p>The loss is $\ell = -\log p_y$ and $$\sum_k p_k = 1.$$</p>'),
         'outputs.html': _page('Outputs', TEXT + _cell(['nncomp-expect-output'], 'x + 1') + _cell(['nncomp-error'], 'boom()', 'ValueError')),
         'wide.html': _page('Wide', TEXT + f'<div style="overflow: hidden">{wide}</div>'),
+        'grows.html': _page('Grows', TEXT + '<div style="overflow: hidden"><div style="overflow-x: auto; width: max-content">'
+                                            f'{wide}</div></div>'),
+        'net.html': _page('Net', TEXT + '<script>fetch("https://api.github.com/repos/nncomp/nncomp").catch(() => 0);'
+                          'const x = new XMLHttpRequest(); x.open("GET", "http://example.org/x.json");'
+                          'x.onerror = () => 0; x.send(); fetch("pixel.svg")</script>'),
     }
     for name, html in pages.items(): (site / name).write_text(html)
     problems = docs.check(site, shots=tmp_path / 'shots')
@@ -54,7 +59,10 @@ def test_check_catches_broken_pages(tmp_path):
         r'maths.html: raw LaTeX (MathJax did not typeset it): $\ell = -\log p_y$',
         r'maths.html: raw LaTeX (MathJax did not typeset it): $$\sum_k p_k = 1.$$',
         'outputs.html: cell shows no output: x + 1', 'outputs.html: cell raised while the docs were built: boom()',
-        'wide.html: cut off at the right edge (no scroll bar): table ?']), problems
+        'wide.html: cut off at the right edge (no scroll bar): table ?',
+        'grows.html: cut off at the right edge (no scroll bar): table ?',   # its scrolling box is as wide as the table
+        'net.html: request leaves file:// (the site must work offline): https://api.github.com/repos/nncomp/nncomp',
+        'net.html: request leaves file:// (the site must work offline): http://example.org/x.json']), problems
     assert {p.name for p in (tmp_path / 'shots').glob('*.png')} == {f'{n}.png' for n in pages}
 
 
@@ -75,7 +83,10 @@ def _mini_repo(tmp_path):
     (repo / 'nbs/index.ipynb').write_text(json.dumps(_notebook([
         ('markdown', '# nncomp\n\n> Test index.'),
         ('markdown', 'The headline figure:\n\n[![accuracy](../results/quick/accuracy_vs_params.png)](../results/quick/accuracy_vs_params.png)\n\n'
-                     'API: [the demo](demo.html) and [the report](../results/quick/report.ipynb).')])))
+                     'API: [the demo](demo.html) and [the report](../results/quick/report.ipynb); '
+                     '[claims.txt](../results/quick/claims.txt), [the ConvNet sweep](../results/quick/convnet.ipynb).'),
+        ('markdown', '| ' + ' | '.join(f'a_long_markdown_column_{i}' for i in range(20)) + ' |\n|' + '---|' * 20 + '\n|'
+                     + ' 1.2345 |' * 20)])))
     (repo / 'nbs/00_demo.ipynb').write_text(json.dumps(_notebook([
         ('markdown', '# Demo\n\n> A page with maths, outputs, a plot, a wide table and API docs.'),
         ('code', '#| hide\nfrom nbdev.showdoc import show_doc\nimport matplotlib.pyplot as plt, pandas as pd\nfrom nncomp.tools.docs import build'),
@@ -93,6 +104,10 @@ def _mini_repo(tmp_path):
     report = _notebook([('markdown', '# Study report\n\n' + 'SYNTHETIC test page. ' * 10), ('code', 'print(folder)')])
     report['cells'][1]['outputs'] = [{'output_type': 'stream', 'name': 'stdout', 'text': ['/home/someone/nncomp/results/quick: 3 runs\n']}]
     (results / 'report.ipynb').write_text(json.dumps(report))
+    sweep = _notebook([('markdown', '# ConvNet sweep\n\nSee [the report](report.ipynb) and [the claims](claims.txt). '
+                                    + 'SYNTHETIC test page. ' * 5)])
+    (results / 'convnet.ipynb').write_text(json.dumps(sweep))
+    (results / 'claims.txt').write_text('claim (a): supported\n')
     return repo
 
 
@@ -111,7 +126,11 @@ def test_small_site_builds_renders_and_links(tmp_path, capfd):
     assert not re.search(r'<(script|link)[^>]+(src|href)="https?:', page) and 'MathJax.js?config=' in page   # nothing from a CDN
     report = (site / 'report-quick.html').read_text()
     assert 'results/quick: 3 runs' in report and '/home/someone' not in report
-    assert docs.check(site, shots=tmp_path / 'shots') == []
+    assert (site / 'convnet-quick.html').exists() and (site / 'results/quick/claims.txt').exists()   # index links
+    assert 'href="report-quick.html"' in (site / 'convnet-quick.html').read_text()
+    assert 'repo_url' not in (repo / '_proc/_mkdocs/mkdocs.yml').read_text()   # Material would ask api.github.com
+    assert not list((repo / 'nbs').rglob('results'))                         # running the notebooks wrote no results/
+    assert docs.check(site, shots=tmp_path / 'shots') == []   # links work, tables scroll, no request leaves file://
     assert (tmp_path / 'shots/index.html.png').stat().st_size > 10_000
 
 

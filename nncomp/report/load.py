@@ -144,7 +144,7 @@ def planned_counts(runs:pd.DataFrame, # the runs table
             rows.append(dict(sweep='convnet', planned=len(full) + sum(d['unknown'] for d in plans), finished=len(full & have)))
             done = sum(is_done(run_path(folder, c, s)) for c, s in screen) if folder is not None else 0
             rows.append(dict(sweep='convnet screening', planned=len(screen), finished=done)); continue
-        names = {run_name(c, s) for c, s in plan_runs(sweep_spec(preset, ds, methods, check_here=False))}
+        names = {run_name(c, s) for c, s in plan_runs(sweep_spec(preset, ds, methods, check_here=False, create=False))}
         rows.append(dict(sweep=family, planned=len(names), finished=len(names & have)))
     return pd.DataFrame(rows, columns=['sweep', 'planned', 'finished'])
 

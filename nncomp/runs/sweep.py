@@ -123,6 +123,7 @@ def sweep_spec(preset:str='smoke',   # 'quick', 'paper' or 'smoke'
                results=None,        # results folder (None: results/<preset>)
                device=None,         # torch device ('cpu', 'cuda', ...; None: CPU)
                check_here:bool=True, # check that `device` exists in this process (False: remote workers check)
+               create:bool=True,    # create `results` and check it (False: only plan runs, nothing is written)
                ) -> SweepSpec:
     "Check a sweep's parameters against the preset and return the resolved sweep."
     p = PRESETS[check_choice('preset', preset, tuple(PRESETS))]
@@ -140,8 +141,8 @@ def sweep_spec(preset:str='smoke',   # 'quick', 'paper' or 'smoke'
     else:
         try: torch.device(device or 'cpu')
         except RuntimeError: raise not_allowed('device', device, "a torch device such as 'cpu', 'cuda', 'cuda:1'") from None
-    results = check_writable(results_folder(preset, results))
-    check_folder_preset(results, preset)
+    results = results_folder(preset, results)
+    if create: check_folder_preset(check_writable(results), preset)
     return SweepSpec(replace(p, **kw), results, device, levels, histograms=levels is None and hidden is None)
 
 def fit_schedule(s:ScheduleConfig, # the preset's schedule

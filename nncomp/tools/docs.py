@@ -4,7 +4,7 @@
 
 # %% ../../nbs/tools/14_docs.ipynb #5b31207f
 from __future__ import annotations
-import argparse, ast, html, json, os, re, shutil, subprocess, sys, tempfile, time
+import argparse, ast, html, json, os, posixpath, re, shutil, subprocess, sys, tempfile, time
 from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
 from importlib.util import find_spec
@@ -13,11 +13,12 @@ from urllib.parse import unquote, urlsplit
 from ..core import atomic_write_bytes
 
 # %% auto #0
-__all__ = ['SECTIONS', 'MATHJAX_CONFIG', 'SHIM', 'CHROMIUM_FLAGS', 'repo_root', 'nbdev_config', 'front_matter', 'title_cell',
-           'tidy_paths', 'tidy_cell', 'mkdocs_cells', 'relink', 'expects_output', 'ExecCells', 'process_notebook',
-           'process_notebooks', 'doc_notebooks', 'stage_pages', 'results_presets', 'stage_results', 'mathjax_dir',
-           'stage_assets', 'mkdocs_config', 'build', 'find_chromium', 'probe_copy', 'broken_links', 'page_problems',
-           'check_page', 'check', 'readme_markdown', 'write_readme', 'main']
+__all__ = ['RESULT_PAGES', 'RESULT_FILES', 'SECTIONS', 'MATHJAX_CONFIG', 'SHIM', 'CHROMIUM_FLAGS', 'repo_root', 'nbdev_config',
+           'front_matter', 'title_cell', 'tidy_paths', 'tidy_cell', 'mkdocs_cells', 'relink', 'result_link',
+           'relink_result', 'expects_output', 'ExecCells', 'process_notebook', 'process_notebooks', 'doc_notebooks',
+           'stage_pages', 'results_presets', 'stage_results', 'mathjax_dir', 'stage_assets', 'mkdocs_config', 'build',
+           'find_chromium', 'probe_copy', 'broken_links', 'page_problems', 'check_page', 'check', 'readme_markdown',
+           'write_readme', 'main']
 
 # %% ../../nbs/tools/14_docs.ipynb #4af4e041
 def repo_root(start:Path|str|None=None, # a folder inside the repository (default: the working directory)
@@ -103,9 +104,33 @@ def mkdocs_cells(nb:dict, # a notebook processed by nbdev
 def relink(text:str, site_url:str) -> str:
     "Make links to the site itself relative, `../results/` (seen from `nbs/`) a path inside the site; drop `{attrs}`."
     if site_url: text = text.replace(site_url.rstrip('/') + '/', '')
-    text = re.sub(r'\]\(\.\./results/([\w.-]+)/report\.ipynb\)', r'](report-\1.html)', text)   # the executed report's page
+    pages = '|'.join(RESULT_PAGES)   # executed notebooks of results/<preset>/ are pages: <name>-<preset>.html
+    text = re.sub(rf'\]\(\.\./results/([\w.-]+)/({pages})\.ipynb(#[^)]*)?\)', r'](\2-\1.html\3)', text)
     text = re.sub(r'(\]\([^)]*\))\{[^}]*\}', r'\1', text)   # Pandoc link attributes, e.g. show_doc's {target="_blank"}
-    return text.replace('](../results/', '](results/').replace('src="../results/', 'src="results/')
+    for a in ('](', 'src="', 'href="'): text = text.replace(a + '../results/', a + 'results/')
+    return text
+
+RESULT_PAGES = ('report', 'pruning', 'hashednet', 'convnet', 'coding')   # a preset's executed notebooks: pages
+RESULT_FILES = ('*.png', '*.svg', '*.csv', '*.txt')   # a preset's files that the site serves (links name them)
+_LINK = re.compile(r'(\]\(|(?:href|src)=")(?![a-zA-Z][\w+.-]*:|[/#])([^)"\s]+)')   # a relative link's target
+
+def result_link(target:str, # a relative link made in an executed notebook of results/<preset>/
+                preset:str) -> str:
+    "The link as the site serves it: a results notebook's page, else the file's path under `results/`."
+    path, hash, anchor = target.partition('#')
+    path = posixpath.normpath(f'results/{preset}/{path}')
+    m = re.fullmatch(rf"results/([\w.-]+)/({'|'.join(RESULT_PAGES)})\.ipynb", path)
+    return (f'{m[2]}-{m[1]}.html' if m else path) + hash + anchor
+
+def relink_result(c:dict, # a cell of an executed notebook of results/<preset>/ (changed in place)
+                  preset:str) -> dict:
+    "Relative links of the cell's markdown and of its markdown and HTML outputs, made relative to the site's root."
+    fix = lambda t: _LINK.sub(lambda m: m[1] + result_link(m[2], preset), ''.join(t))
+    if c['cell_type'] == 'markdown': c['source'] = fix(c['source'])
+    for o in c.get('outputs', []):
+        for k in ('text/markdown', 'text/html'):
+            if k in o.get('data', {}): o['data'][k] = fix(o['data'][k])
+    return c
 
 # %% ../../nbs/tools/14_docs.ipynb #15388c1d
 _SHOWS = {'print', 'display', 'show_doc', 'show', 'subplots', 'figure', 'plot', 'imshow'}   # calls that show something, whatever they return (matplotlib draws a new figure)
@@ -268,25 +293,34 @@ def stage_pages(root:Path, # the repository
 def results_presets(results:Path, # the results root
                     preset:str='quick', # comes first
                    ) -> list[str]:
-    "The presets whose results become pages: `preset`, then every other folder of `results` holding an executed report."
-    return [preset, *sorted(p.parent.name for p in results.glob('*/report.ipynb') if p.parent.name != preset)]
+    "The presets whose results become pages: `preset`, then every other folder of `results` with an executed notebook."
+    have = {p.parent.name for n in RESULT_PAGES for p in results.glob(f'*/{n}.ipynb')}
+    return [preset, *sorted(have - {preset})]
+
+def _heading(nb:dict, default:str) -> str:
+    "The notebook's first level-1 heading (its title), else `default`."
+    for c in nb['cells']:
+        m = re.search(r'^#\s+(.+?)\s*$', ''.join(c['source']), re.M) if c['cell_type'] == 'markdown' else None
+        if m: return m[1]
+    return default
 
 def stage_results(src:Path, # results/<preset>
-                  dst:Path, # where the figures go inside the site
+                  dst:Path, # where its files go inside the site (docs/results/<preset>)
                   preset:str,
                   root:Path|None=None, # the repository (its absolute path is taken out of the report's outputs)
                  ) -> list[dict]:
-    "Copy the preset's figures into the site and its executed report notebook as a page."
+    "Copy the preset's figures and tables into the site, and its executed notebooks (report, sweeps) as pages."
     if not src.is_dir(): return []
-    for f in [*src.glob('*.png'), *src.glob('*.svg'), *src.glob('figures/*.png'), *src.glob('figures/*.svg')]:
+    for f in (f for pat in RESULT_FILES for f in (*src.glob(pat), *src.glob(f'figures/{pat}'))):
         (dst/f.parent.relative_to(src)).mkdir(parents=True, exist_ok=True)
         shutil.copy(f, dst/f.relative_to(src))
-    report = src/'report.ipynb'
-    if not report.exists(): return []
-    nb = json.loads(report.read_text())
-    nb['cells'] = [tidy_cell(c, root) for c in nb['cells']]
-    (dst.parent.parent/f'report-{preset}.ipynb').write_text(json.dumps(nb))
-    return [{f'Report ({preset} preset)': f'report-{preset}.ipynb'}]
+    pages = []
+    for name in (n for n in RESULT_PAGES if (src/f'{n}.ipynb').exists()):
+        nb = json.loads((src/f'{name}.ipynb').read_text())
+        nb['cells'] = [relink_result(tidy_cell(c, root), preset) for c in nb['cells']]
+        (dst.parent.parent/f'{name}-{preset}.ipynb').write_text(json.dumps(nb))
+        pages.append({_heading(nb, name): f'{name}-{preset}.ipynb'})
+    return [{f'Results ({preset} preset)': pages}] if pages else []
 
 # %% ../../nbs/tools/14_docs.ipynb #39a083a5
 MATHJAX_CONFIG = 'TeX-AMS-MML_HTMLorMML-full,Safe,local/nncomp'   # two configurations that jupyter-server-mathjax ships, and ours
@@ -370,7 +404,7 @@ def mkdocs_config(root:Path, # the repository
     cfg, assets = nbdev_config(root), assets or {}
     return {
         'site_name': cfg.get('title', cfg.lib_name), 'site_description': cfg.get('description', ''),
-        'repo_url': cfg.get('git_url', ''), 'docs_dir': str(docs), 'site_dir': str(site),
+        'docs_dir': str(docs), 'site_dir': str(site),
         'use_directory_urls': False, 'nav': nav,
         'theme': {'name': 'material', 'font': False, 'features': ['navigation.sections', 'content.code.copy']},
         'extra_css': ['styles.css'] if (docs/'styles.css').exists() else [],
@@ -412,10 +446,18 @@ _PROBE = r"""<script>
 document.addEventListener('DOMContentLoaded', () => document.querySelectorAll('img').forEach(i => i.loading = 'eager'));
 (() => {
   let typeset = false, tries = 0, mathErrors = [];
+  const requests = new Set(), local = ['file:', 'data:', 'blob:', 'about:', 'javascript:'];
+  const note = u => { try { const url = new URL(String((u && u.url) || u), location.href);
+    if (!local.includes(url.protocol)) requests.add(url.href); } catch (e) {} };
+  const fetch0 = window.fetch, open0 = XMLHttpRequest.prototype.open;   // every request the page's scripts make
+  window.fetch = function (r, ...a) { note(r); return fetch0.call(this, r, ...a); };
+  XMLHttpRequest.prototype.open = function (m, u, ...a) { note(u); return open0.call(this, m, u, ...a); };
   const label = c => ((c.querySelector('.jp-InputArea pre') || {}).innerText || c.id || '?').trim().split('\n')[0].slice(0, 60);
   const cells = (main, tag) => [...main.querySelectorAll('.celltag_' + tag)].filter(c => !c.parentElement.closest('.celltag_' + tag));
-  const scrolls = (e, top) => { for (let p = e; p && p !== top; p = p.parentElement)
-    if (['auto', 'scroll'].includes(getComputedStyle(p).overflowX)) return true; return false; };
+  const scrolls = (e, top, right) => { for (let p = e; p && p !== top; p = p.parentElement)   // scrolls, in the column
+    if (['auto', 'scroll'].includes(getComputedStyle(p).overflowX) && p.getBoundingClientRect().right <= right)
+      return true;
+    return false; };
   const search = () => (document.querySelector('.md-search-result__meta') || {}).textContent || '';
   function probe() {
     const main = document.querySelector('.md-content article') || document.querySelector('article') || document.body;   // not a search result
@@ -423,6 +465,9 @@ document.addEventListener('DOMContentLoaded', () => document.querySelectorAll('i
     const prose = main.cloneNode(true);
     prose.querySelectorAll('pre, code, script, style, .MathJax_Preview, .MathJax, .MathJax_Display').forEach(e => e.remove());
     const raw = prose.textContent.match(/\$\$[^$]+\$\$|\$(?=\S)[^$\n]+?(?<=\S)\$|\\\(.+?\\\)|\\\[.+?\\\]|\\begin\{\w+\}/g) || [];
+    performance.getEntriesByType('resource').forEach(e => note(e.name));   // what the browser loaded
+    document.querySelectorAll('script[src], img[src], iframe[src], source[src], link[rel~=stylesheet], link[rel~=icon]')
+      .forEach(e => note(e.getAttribute('src') || e.getAttribute('href')));
     const shows = c => [...c.querySelectorAll('.jp-OutputArea-output')].some(o => o.innerText.trim() || o.querySelector('img, svg'));
     document.documentElement.setAttribute('data-nncomp-check', JSON.stringify({
       bad_images: [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute('src')),
@@ -431,9 +476,10 @@ document.addEventListener('DOMContentLoaded', () => document.querySelectorAll('i
       math_errors: mathErrors.slice(0, 3).concat(/\[Math Processing Error\]/.test(main.innerText) && !mathErrors.length ? ['[Math Processing Error]'] : []),
       no_output: cells(main, 'nncomp-expect-output').filter(c => !shows(c)).map(label),
       errors: cells(main, 'nncomp-error').map(label),
-      cut_off: [...main.querySelectorAll('table, img, pre')].filter(e => e.getBoundingClientRect().right > right && !scrolls(e, main))
+      cut_off: [...main.querySelectorAll('table, img, pre')]
+                 .filter(e => e.getBoundingClientRect().right > right && !scrolls(e, main, right))
                  .map(e => e.tagName.toLowerCase() + ' ' + (e.getAttribute('src') || label(e.closest('.jp-Cell') || e))),
-      page_wider: document.documentElement.scrollWidth > window.innerWidth + 1,
+      page_wider: document.documentElement.scrollWidth > window.innerWidth + 1, requests: [...requests].slice(0, 5),
       search: document.querySelector('.md-search__input') ? search().trim() : null}));
   }
   function wait() {   // until MathJax is done and search has answered (or 8 s)
@@ -507,6 +553,7 @@ def page_problems(res:dict, # what the probe recorded on a page
     probs += [f'{rel}: cell shows no output: {s}' for s in res.get('no_output', [])]
     probs += [f'{rel}: cell raised while the docs were built: {s}' for s in res.get('errors', [])]
     probs += [f'{rel}: cut off at the right edge (no scroll bar): {s}' for s in res.get('cut_off', [])]
+    probs += [f'{rel}: request leaves file:// (the site must work offline): {u}' for u in res.get('requests', [])]
     if res.get('page_wider'): probs.append(f'{rel}: the page is wider than the window')
     if res.get('search') is not None and not re.match(r'\d+ matching', res['search']):
         probs.append(f"{rel}: search for 'nncomp' finds nothing (search says: {res['search'] or 'nothing'})")
