@@ -99,8 +99,10 @@ def save_figure(fig:matplotlib.figure.Figure, # a figure
                 name:str, # file name without extension
                ) -> list[Path]:
     "Save `fig` as `<name>.png` and `<name>.svg` in `folder` (atomically, with no date in them); return the paths."
-    return [atomic_write(Path(folder)/f'{name}.{ext}', lambda tmp: fig.savefig(tmp, format=ext, dpi=110, bbox_inches='tight', metadata=STABLE[ext]))
-            for ext in ('png', 'svg')]
+    with matplotlib.rc_context({'svg.hashsalt': 'nncomp'}):   # the SVG's element ids from a fixed salt, not a random one
+        return [atomic_write(Path(folder)/f'{name}.{ext}', lambda tmp: fig.savefig(tmp, format=ext, dpi=110, bbox_inches='tight',
+                                                                                metadata=STABLE[ext]))
+                for ext in ('png', 'svg')]
 
 STABLE = {'png': {'Software': None}, 'svg': {'Date': None, 'Creator': None}}   # no version or date: a rerun writes the same bytes
 

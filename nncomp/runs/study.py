@@ -19,8 +19,8 @@ from .derived import run_derived, measure_runs, plan_derived
 from .screen import design_runs, run_stage
 
 # %% auto #0
-__all__ = ['SWEEPS', 'PARAMETERS_MARK', 'PACKAGED', 'STUDY_IMPORTS', 'STUDY_MODULES', 'VOLATILE', 'study_folder', 'kernel_name',
-           'tag_parameters', 'missing_modules', 'check_study_extra', 'kernel_config', 'run_notebook',
+__all__ = ['SWEEPS', 'PARAMETERS_MARK', 'PACKAGED', 'STUDY_IMPORTS', 'STUDY_MODULES', 'VOLATILE', 'BAR', 'study_folder',
+           'kernel_name', 'tag_parameters', 'missing_modules', 'check_study_extra', 'kernel_config', 'run_notebook',
            'without_volatile', 'keep_if_same', 'sweep_runs', 'Progress', 'run_study', 'shown_folder', 'finished_runs',
            'train_study', 'failures', 'parse_args', 'check_args', 'main']
 
@@ -111,7 +111,18 @@ def without_volatile(path:Path) -> dict:
     for k in VOLATILE['papermill']: pm.pop(k, None)
     for c in nb.get('cells', []):
         for k in VOLATILE['cell']: c.get('metadata', {}).pop(k, None)
+        if 'injected-parameters' in c.get('metadata', {}).get('tags', []): c['id'] = 'injected-parameters'   # papermill's is random
+        if 'outputs' in c: c['outputs'] = [o for o in map(_without_bars, c['outputs']) if o is not None]
     return nb
+
+BAR = re.compile(r'\d+/\d+ \[[\d:<?]+')   # a tqdm progress line: 'n/N [elapsed<remaining' (a rerun's speed, not a result)
+
+def _without_bars(out:dict) -> dict|None:
+    "A stderr output without its progress-bar lines (None when nothing else is left)."
+    if out.get('output_type') != 'stream' or out.get('name') != 'stderr': return out
+    text = ''.join(out.get('text', ''))
+    kept = [l for l in re.split(r'(?<=[\r\n])', text) if not BAR.search(l) and l.strip('\r\n')]
+    return dict(out, text=''.join(kept)) if kept else None
 
 def keep_if_same(tmp:Path, dst:Path):
     "Move the executed notebook `tmp` to `dst` without its volatile metadata; leave `dst` untouched if nothing else changed."
