@@ -212,7 +212,8 @@ def coding_notebook(preset:str='smoke',  # the preset whose results are coded (a
     df = save_runs(Path(results))
     print(f"{preset} coding: derived {c['derived']}, already done {c['skipped']}, held elsewhere {c['busy']}, "
           f"failed {c['failed']}, without weights {c['no_weights']}; sizes measured {s['measured']}, already measured "
-          f"{s['skipped']}, not measured {s['failed']}, without weights {s['no_weights']}; {round(time.time() - start, 1)} s; store: {results}")
+          f"{s['skipped']}, not measured {s['failed']}, without weights {s['no_weights']}"
+          + (f'; {round(time.time() - start, 1)} s' if c['derived'] + s['measured'] else '') + f'; store: {results}')   # a rerun's time is no result
     coded = df[df.method.isin(check_coding(methods))]
     if not len(coded): return pd.DataFrame()
     return (coded.assign(acc=coded.test_acc * 100).groupby(['dataset', 'method', 'hidden', 'level'])
