@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlsplit
 from ..core import atomic_write_bytes
 
 # %% auto #0
-__all__ = ['RESULT_PAGES', 'RESULT_FILES', 'SECTIONS', 'MATHJAX_CONFIG', 'SHIM', 'CHROMIUM_FLAGS', 'repo_root', 'nbdev_config',
+__all__ = ['SECTIONS', 'RESULT_PAGES', 'RESULT_FILES', 'MATHJAX_CONFIG', 'SHIM', 'CHROMIUM_FLAGS', 'repo_root', 'nbdev_config',
            'front_matter', 'title_cell', 'tidy_paths', 'tidy_cell', 'mkdocs_cells', 'relink', 'result_link',
            'relink_result', 'expects_output', 'ExecCells', 'process_notebook', 'process_notebooks', 'doc_notebooks',
            'stage_pages', 'results_presets', 'stage_results', 'mathjax_dir', 'stage_assets', 'mkdocs_config', 'build',
@@ -101,9 +101,15 @@ def mkdocs_cells(nb:dict, # a notebook processed by nbdev
         cells.append(tidy_cell(c, root))
     return cells
 
+SECTIONS = {'data': 'Data', 'nets': 'Networks', 'engine': 'Training engine', 'compress': 'Compression',
+            'runs': 'Runs and the study', 'report': 'Report', 'tools': 'Tools'}   # the package's folders, in the order a reader meets them
+
 def relink(text:str, site_url:str) -> str:
     "Make links to the site itself relative, `../results/` (seen from `nbs/`) a path inside the site; drop `{attrs}`."
     if site_url: text = text.replace(site_url.rstrip('/') + '/', '')
+    folders = '|'.join(SECTIONS)   # nbdev links a module as <folder>/<module>.html; the site's pages are flat (names are unique)
+    text = re.sub(rf'(\]\(|href="|src=")({folders})/__init__\.html', r'\1\2.html', text)   # a package's own page
+    text = re.sub(rf'(\]\(|href="|src=")({folders})/(\w+)\.html', r'\1\3.html', text)
     pages = '|'.join(RESULT_PAGES)   # executed notebooks of results/<preset>/ are pages: <name>-<preset>.html
     text = re.sub(rf'\]\(\.\./results/([\w.-]+)/({pages})\.ipynb(#[^)]*)?\)', r'](\2-\1.html\3)', text)
     text = re.sub(r'(\]\([^)]*\))\{[^}]*\}', r'\1', text)   # Pandoc link attributes, e.g. show_doc's {target="_blank"}
@@ -255,9 +261,6 @@ def doc_notebooks(proc:Path, # nbdev's `_proc` folder
     nbs = [p for p in sorted(Path(proc).rglob('*.ipynb')) if _is_page(p.relative_to(proc))]
     order = {'.': 0, **{f: i + 1 for i, f in enumerate(SECTIONS)}}
     return sorted(nbs, key=lambda p: (p.stem != 'index', order.get(p.relative_to(proc).parent.as_posix(), len(order)), p.name))
-
-SECTIONS = {'data': 'Data', 'nets': 'Networks', 'engine': 'Training engine', 'compress': 'Compression',
-            'runs': 'Runs and the study', 'report': 'Report', 'tools': 'Tools'}   # the package's folders, in the order a reader meets them
 
 # %% ../../nbs/tools/14_docs.ipynb #7b2c0b75
 def stage_pages(root:Path, # the repository
