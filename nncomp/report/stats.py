@@ -15,10 +15,11 @@ from .tables import CONV_KEYS, conv_name, convnet_configs, convnet_front, format
 from .figures import weight_summary
 
 # %% auto #0
-__all__ = ['CONFIDENCE', 'MATCHING', 'CLAIM_A', 'MATCH_HIDDEN', 'CLAIM_E_HIDDEN', 'VERY_HIGH', 'MARGIN', 'CLAIMS', 't_interval',
-           'wilcoxon_p', 'same_computation', 'left_out', 'paired', 'seed_level', 'verdicts', 'verdict', 'compare',
-           'size_curve', 'log_interp', 'matched', 'size_range', 'matched_rows', 'claim_a', 'convnet_vs_hashednet',
-           'claim_b', 'claim_e', 'claim_c', 'claim_d', 'check_claims', 'claim_summary', 'claims_display']
+__all__ = ['CONFIDENCE', 'MATCHING', 'CLAIM_A', 'MATCH_HIDDEN', 'CLAIM_E_HIDDEN', 'VERY_HIGH', 'MARGIN', 'ALL_DATASETS', 'CLAIMS',
+           't_interval', 'wilcoxon_p', 'same_computation', 'left_out', 'paired', 'seed_level', 'verdicts', 'verdict',
+           'compare', 'size_curve', 'log_interp', 'matched', 'size_range', 'matched_rows', 'claim_a',
+           'convnet_vs_hashednet', 'claim_b', 'claim_e', 'claim_c', 'claim_d', 'combine_datasets', 'over_datasets',
+           'check_claims', 'claim_summary', 'claims_display']
 
 # %% ../../nbs/report/13d_stats.ipynb #d9562e98
 CONFIDENCE = 0.95   # two-sided confidence of every interval: a claim with no true effect gets a wrong verdict 5 % of the time
@@ -161,7 +162,7 @@ CLAIM_A = ('magl2', 'magl1', 'obd')   # the pruning methods PROTOCOL §1 compare
 def _row(claim, dataset, comparison, pairs, margin=None, note='', matching='level'):
     sizes = size_range(pairs) if 'x' in pairs else ''
     return {'claim': claim, 'dataset': dataset, 'comparison': comparison, 'matching': MATCHING[matching], 'sizes': sizes,
-            **compare(pairs, margin), 'note': note}
+            **compare(pairs, margin), 'margin (pp)': margin, 'note': note}
 
 def matched_rows(runs:pd.DataFrame, claim:str, a:str, b:str, hidden_a=None, hidden_b=None, name:str|None=None) -> list[dict]:
     "Rows of claim `claim`: `a` − `b` at equal parameters and at equal stored bytes, per dataset."
@@ -260,12 +261,46 @@ def claim_d(runs:pd.DataFrame, # the runs table
     else: row.update(verdict='insufficient data', note='Figure 6 networks not in this results folder')
     return out + [row]
 
+# %% ../../nbs/report/13d_stats.ipynb #dbd96db2
+ALL_DATASETS = 'all datasets'   # the dataset label of a claim's row over datasets
+
+def _standard_errors(rows:pd.DataFrame, confidence:float=CONFIDENCE) -> pd.Series:
+    "Each row's seed-level standard error, read back from its t interval with seeds − 1 df."
+    return (rows['95% CI high'] - rows['95% CI low']) / (2 * stats.t.ppf(0.5 + confidence / 2, rows.seeds - 1))
+
+def combine_datasets(rows:pd.DataFrame,  # one comparison's per-dataset rows (seeds ≥ 2, with intervals)
+                     confidence:float=CONFIDENCE) -> dict:
+    "The datasets as fixed strata: mean of their means, combined standard error, Welch–Satterthwaite t interval."
+    n, se2, D = rows.seeds.astype(float), _standard_errors(rows, confidence) ** 2, len(rows)
+    mean, se = rows['mean diff (pp)'].mean(), math.sqrt(se2.sum()) / D
+    df = se2.sum() ** 2 / (se2 ** 2 / (n - 1)).sum() if se2.sum() > 0 else n.sum() - D
+    half = stats.t.ppf(0.5 + confidence / 2, df) * se
+    return {'seeds': int(n.sum()), 'pairs': int(rows.pairs.sum()), 'mean diff (pp)': mean,
+            '95% CI low': mean - half, '95% CI high': mean + half, 'wilcoxon p': np.nan,
+            'a better in': f'{int((rows["mean diff (pp)"] > 0).sum())}/{D} datasets', 'df': df}
+
+def over_datasets(claims:pd.DataFrame) -> pd.DataFrame:
+    "One row per comparison made on 2 or more datasets with 2 or more seeds each (`combine_datasets`)."
+    ok = claims[(claims.seeds >= 2) & claims['95% CI low'].notna() & (claims.dataset != ALL_DATASETS)]
+    rows = []
+    for (claim, comparison), g in ok.groupby(['claim', 'comparison'], sort=False):
+        if len(g) < 2: continue
+        r = combine_datasets(g)
+        margin = g['margin (pp)'].iloc[0] if 'margin (pp)' in g else None
+        margin = None if margin is None or pd.isna(margin) else float(margin)
+        verdict = str(verdicts([r['95% CI low']], [r['95% CI high']], [r['seeds']], margin)[0])
+        note = f"{', '.join(g.dataset)} weighed equally; Welch–Satterthwaite df {r.pop('df'):.1f}"
+        rows.append({'claim': claim, 'dataset': ALL_DATASETS, 'comparison': comparison, 'matching': g.matching.iloc[0],
+                     'sizes': '', **r, 'verdict': verdict, 'margin (pp)': margin, 'note': note})
+    return pd.DataFrame(rows, columns=claims.columns)
+
 # %% ../../nbs/report/13d_stats.ipynb #73a10e12
 def check_claims(runs:pd.DataFrame, # the runs table
                 weights:dict|None=None, # Figure 6's surviving weights, if any
                ) -> pd.DataFrame:
     "Every claim of PROTOCOL §1 (a)–(e), per dataset: how sizes were matched, seeds, pairs, mean difference, 95 % interval, Wilcoxon p, verdict."
-    return pd.DataFrame(claim_a(runs) + claim_b(runs) + claim_c(runs) + claim_d(runs, weights) + claim_e(runs))
+    per_dataset = pd.DataFrame(claim_a(runs) + claim_b(runs) + claim_c(runs) + claim_d(runs, weights) + claim_e(runs))
+    return pd.concat([per_dataset, over_datasets(per_dataset)], ignore_index=True)
 
 def _describe(r) -> str:
     "One comparison in words: dataset, comparison, effect and interval (or the note)."
