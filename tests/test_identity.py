@@ -9,8 +9,11 @@ from nncomp.runs import sweep, derived
 def digest(names) -> str: return hashlib.sha256('\n'.join(sorted(names)).encode()).hexdigest()[:16]
 
 # (number of runs, digest of their sorted names) of plan_runs and of the ConvNet grid's runs on MNIST, per preset;
-# computed with the code before the move (commit 22b749f)
-PINNED = {'paper': (38902, '9dea7ce8cbe48ae8', 7290, '6622002a0c5cd2aa'),
+# computed with the code before the move (commit 22b749f). The paper preset's FC runs were renamed once since, on
+# purpose: calibration stage 3 changed its reading to c = 1, momentum 0 (its digest under the previous reading was
+# 9dea7ce8cbe48ae8, whose runs are in results/paper-momentum0.9); its ConvNet runs, which the reading does not touch,
+# kept their names.
+PINNED = {'paper': (38902, '9723df117bd19557', 7290, '6622002a0c5cd2aa'),
           'quick': (647, 'c2c9780a7ecc8544', 12, 'cf5d711611189832'),
           'smoke': (13, '17df4dd9beb15fe4', 1, 'e029e363506a3960')}
 
@@ -24,8 +27,9 @@ def test_planned_run_names_are_unchanged(preset):
 def test_derived_run_name_is_unchanged():
     assert derived.derived_name('061a5d41593cf8ac-s0', 'dc-ans', derived.check_params(None)) == '061a5d41593cf8ac-s0-dc-ans-5ba3a4fb'
 
-def test_committed_paper_runs_keep_their_names():
-    runs = sorted((Path(__file__).resolve().parents[1]/'results'/'paper'/'runs').glob('*/config.json'))[:300]
+@pytest.mark.parametrize('folder', ['paper', 'paper-momentum0.9'])
+def test_committed_paper_runs_keep_their_names(folder):
+    runs = sorted((Path(__file__).resolve().parents[1]/'results'/folder/'runs').glob('*/config.json'))[:300]
     if not runs: pytest.skip('no results/paper runs in this checkout')
     for p in runs:
         d = json.loads(p.read_text())
