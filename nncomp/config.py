@@ -52,6 +52,7 @@ class ModelConfig:
     hash_bias: bool = False       # hashed: hash the biases too
     hash: str = 'xxh32'           # hashed: bucket assignment, 'xxh32' (nncomp's) or 'lua' (the original code's)
 
+# %% ../nbs/03_config.ipynb #7ce54534
 @dataclass(frozen=True)
 class TrainConfig:
     "SGD with momentum, regularization, stopping."
@@ -61,8 +62,9 @@ class TrainConfig:
     momentum: float = 0.9         # heavy-ball momentum
     reg: str = 'l2'               # 'l2' (weight decay), 'l1' or 'none'; weights only, not biases
     reg_strength: float = 5e-4    # λ of λ/2·Σw² (l2) or λ·Σ|w| (l1)
-    patience: int = 10            # epochs without validation improvement before stopping (after the last pruning step)
-    select: str = 'valid'         # 'valid': keep the best validation epoch after the last pruning step; 'last': train to the cap, keep the final weights
+    patience: int = 10            # epochs without validation improvement before stopping (after the last pruning)
+    # 'valid': keep the best validation epoch after the last pruning step; 'last': train to the cap, keep the last
+    select: str = 'valid'
     precision: str = 'fp32'       # 'fp32', or 'bf16' matrix products with fp32 master weights (05_train)
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ class MethodConfig:
     "Compression method and its target."
     name: str = 'none'            # one of METHODS
     amount: float = 0.0           # fraction of edges removed (pruning) / 1 - K/edges (HashedNet), in [0, 1)
-    scope: str = 'erk'            # how the removed edges are shared among layers: 'erk', 'global', 'layer' or 'first' (06_prune)
+    scope: str = 'erk'            # how layers share the removed edges: 'erk', 'global', 'layer' or 'first' (06_prune)
 
 @dataclass(frozen=True)
 class ScheduleConfig:
@@ -80,6 +82,7 @@ class ScheduleConfig:
     every: int = 10               # E, epochs between pruning steps
     c: float = 1.0                # sqrt schedule constant, c ≥ 1
 
+# %% ../nbs/03_config.ipynb #590999e3
 @dataclass(frozen=True)
 class RunConfig:
     "One run's full configuration (the seed sits beside it)."
@@ -92,7 +95,8 @@ class RunConfig:
     def validate(self): return validate(self)
 
 # %% ../nbs/03_config.ipynb #12b104eb
-_SECTIONS = {'data': DataConfig, 'model': ModelConfig, 'train': TrainConfig, 'method': MethodConfig, 'schedule': ScheduleConfig}
+_SECTIONS = {'data': DataConfig, 'model': ModelConfig, 'train': TrainConfig, 'method': MethodConfig,
+             'schedule': ScheduleConfig}
 
 def to_dict(cfg:RunConfig) -> dict:
     "Plain JSON-ready dict of `cfg` (tuples become lists)."
@@ -109,7 +113,8 @@ def from_dict(d:dict) -> RunConfig:
 def _section(cls, d:dict):
     "One nested dataclass from a dict, lists back to tuples."
     names = {f.name for f in dataclasses.fields(cls)}
-    if set(d) - names: raise ValueError(f'unknown {cls.__name__} keys {sorted(set(d) - names)}; allowed: {sorted(names)}')
+    if set(d) - names:
+        raise ValueError(f'unknown {cls.__name__} keys {sorted(set(d) - names)}; allowed: {sorted(names)}')
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 def canonical_json(cfg:RunConfig) -> str:
@@ -126,43 +131,63 @@ def _check(ok:bool, what:str, value, allowed:str):
     if not ok: raise not_allowed(what, value, allowed)
 
 def _is_int(v): return isinstance(v, int) and not isinstance(v, bool)
+def _positive(v): return _is_int(v) and v > 0
 
-def validate(cfg:RunConfig) -> RunConfig:
-    "Check every field of `cfg`; return it unchanged or raise ValueError."
-    d, m, t, p, s = cfg.data, cfg.model, cfg.train, cfg.method, cfg.schedule
-    _check(cfg.schema == SCHEMA, 'schema', cfg.schema, str(SCHEMA))
+def _check_data_model(d:DataConfig, m:ModelConfig):
+    "Check the data and model sections of a config."
     for k in ('n_train', 'n_test'):
-        v = getattr(d, k); _check(v is None or (_is_int(v) and v > 0), f'data.{k}', v, 'None or a positive int')
+        v = getattr(d, k); _check(v is None or _positive(v), f'data.{k}', v, 'None or a positive int')
     _check(m.kind in MODEL_KINDS, 'model.kind', m.kind, ', '.join(MODEL_KINDS))
-    _check(isinstance(m.hidden, tuple) and len(m.hidden) > 0 and all(_is_int(h) and h > 0 for h in m.hidden),
+    _check(isinstance(m.hidden, tuple) and len(m.hidden) > 0 and all(_positive(h) for h in m.hidden),
            'model.hidden', m.hidden, 'a non-empty tuple of positive ints (H > 0)')
     for k in ('channels', 'kernel', 'stride', 'pool'):
-        _check(_is_int(getattr(m, k)) and getattr(m, k) > 0, f'model.{k}', getattr(m, k), 'a positive int')
+        _check(_positive(getattr(m, k)), f'model.{k}', getattr(m, k), 'a positive int')
     _check(0 <= m.dropout < 1, 'model.dropout', m.dropout, '[0, 1)')
     _check(m.hash in HASH_ASSIGNMENTS, 'model.hash', m.hash, ', '.join(HASH_ASSIGNMENTS))
-    _check(_is_int(t.epochs) and t.epochs > 0, 'train.epochs', t.epochs, 'a positive int')
-    _check(_is_int(t.batch_size) and t.batch_size > 0, 'train.batch_size', t.batch_size, 'a positive int')
+
+# %% ../nbs/03_config.ipynb #7e0831b5
+def _check_train(t:TrainConfig):
+    "Check the training section of a config."
+    _check(_positive(t.epochs), 'train.epochs', t.epochs, 'a positive int')
+    _check(_positive(t.batch_size), 'train.batch_size', t.batch_size, 'a positive int')
     _check(t.lr > 0 and math.isfinite(t.lr), 'train.lr', t.lr, 'a positive finite float')
     _check(0 <= t.momentum < 1, 'train.momentum', t.momentum, '[0, 1)')
     _check(t.reg in REGS, 'train.reg', t.reg, ', '.join(REGS))
-    _check(t.reg_strength >= 0 and math.isfinite(t.reg_strength), 'train.reg_strength', t.reg_strength, 'a finite float ≥ 0')
-    _check(_is_int(t.patience) and t.patience > 0, 'train.patience', t.patience, 'a positive int')
+    _check(t.reg_strength >= 0 and math.isfinite(t.reg_strength), 'train.reg_strength', t.reg_strength,
+           'a finite float ≥ 0')
+    _check(_positive(t.patience), 'train.patience', t.patience, 'a positive int')
     _check(t.select in SELECTIONS, 'train.select', t.select, ', '.join(SELECTIONS))
     _check(t.precision in PRECISIONS, 'train.precision', t.precision, ', '.join(PRECISIONS))
+
+def _check_method_schedule(p:MethodConfig, s:ScheduleConfig):
+    "Check the method and schedule sections of a config."
     _check(p.name in METHODS, 'method.name', p.name, ', '.join(METHODS))
     _check(isinstance(p.amount, (int, float)) and 0 <= p.amount < 1, 'method.amount', p.amount, 'a sparsity in [0, 1)')
     _check(p.scope in SCOPES, 'method.scope', p.scope, ', '.join(SCOPES))
     _check(s.kind in SCHEDULES, 'schedule.kind', s.kind, ', '.join(SCHEDULES))
-    _check(_is_int(s.steps) and s.steps > 0, 'schedule.steps', s.steps, 'a positive int')
-    _check(_is_int(s.every) and s.every > 0, 'schedule.every', s.every, 'a positive int (epochs)')
+    _check(_positive(s.steps), 'schedule.steps', s.steps, 'a positive int')
+    _check(_positive(s.every), 'schedule.every', s.every, 'a positive int (epochs)')
     _check(s.c >= 1, 'schedule.c', s.c, 'c ≥ 1')
+
+# %% ../nbs/03_config.ipynb #2ff0051f
+def _check_combination(m:ModelConfig, t:TrainConfig, p:MethodConfig, s:ScheduleConfig):
+    "Check that the method fits the model, and a pruning schedule the training."
     if p.name in PRUNING_METHODS:
         _check(t.epochs >= s.steps * s.every, 'train.epochs', t.epochs,
                f'≥ schedule.steps·schedule.every = {s.steps * s.every} for a pruning method')
-        _check(m.kind == 'fc', 'model.kind', m.kind, f"'fc' for pruning method {p.name!r} (hashed: method hashednet; conv: method none)")
+        _check(m.kind == 'fc', 'model.kind', m.kind,
+               f"'fc' for pruning method {p.name!r} (hashed: method hashednet; conv: method none)")
     if p.name == 'obd': _check(m.kind == 'fc', 'model.kind', m.kind, "'fc' for method obd")
     if p.name == 'hashednet': _check(m.kind == 'hashed', 'model.kind', m.kind, "'hashed' for method hashednet")
     if p.name == 'none': _check(p.amount == 0, 'method.amount', p.amount, '0 for method none')
+
+def validate(cfg:RunConfig) -> RunConfig:
+    "Check every field of `cfg`; return it unchanged or raise ValueError."
+    _check(cfg.schema == SCHEMA, 'schema', cfg.schema, str(SCHEMA))
+    _check_data_model(cfg.data, cfg.model)
+    _check_train(cfg.train)
+    _check_method_schedule(cfg.method, cfg.schedule)
+    _check_combination(cfg.model, cfg.train, cfg.method, cfg.schedule)
     return cfg
 
 # %% ../nbs/03_config.ipynb #2ba48936
@@ -178,6 +203,7 @@ def study_config(method:str,         # a key of STUDY_METHODS: 'magl2', 'magl1',
     if method not in STUDY_METHODS: raise not_allowed('method', method, ', '.join(STUDY_METHODS))
     name, reg = STUDY_METHODS[method]
     base = RunConfig(data=DataConfig(dataset), model=ModelConfig('fc', (hidden,)),
-                     train=TrainConfig(reg=reg, reg_strength=DEFAULT_REG_STRENGTH[reg]), method=MethodConfig(name, amount))
+                     train=TrainConfig(reg=reg, reg_strength=DEFAULT_REG_STRENGTH[reg]),
+                     method=MethodConfig(name, amount))
     over = {k: (replace(getattr(base, k), **v) if isinstance(v, dict) else v) for k, v in sections.items()}
     return validate(replace(base, **over))

@@ -20,7 +20,7 @@ from ..nets.registry import build_model
 __all__ = ['RESULTS', 'RUNS_DIR', 'RUNS_TABLE', 'PRESET_FILE', 'CONV_COLUMNS', 'COLUMNS', 'SIZE_FILE', 'DERIVED', 'DERIVED_FILE',
            'dumps', 'atomic_write_json', 'run_name', 'results_folder', 'runs_dir', 'runs_table', 'run_path',
            'RunFileError', 'read_json', 'read_metrics', 'is_done', 'RunLock', 'is_locked', 'git_commit', 'device_name',
-           'provenance', 'start_run', 'finish_run', 'compact', 'failed_result', 'file_sha256', 'load_state',
+           'provenance', 'start_run', 'compact', 'failed_result', 'file_sha256', 'finish_run', 'load_state',
            'check_state', 'load_config', 'check_metrics', 'store_preset', 'store_presets', 'check_preset', 'read_run',
            'run_problem', 'set_aside', 'quarantine_run', 'file_size', 'run_row', 'params_digest', 'derived_name',
            'check_derived', 'derived_problem', 'derived_row', 'load_runs', 'save_runs', 'unfinished_runs',
@@ -57,7 +57,8 @@ def results_folder(preset:str, # a preset's name
                    results=None) -> Path: # the folder given by the user (None: the default)
     "The store of `preset`: `results` when given, else `results/<preset>`."
     if isinstance(results, str) and not results.strip():
-        raise not_allowed('results', results, 'the path of a results folder (an empty one would write runs/ into the current folder)')
+        raise not_allowed('results', results,
+                          'the path of a results folder (an empty one would write runs/ into the current folder)')
     return RESULTS/preset if results is None else Path(results)
 
 def runs_dir(root) -> Path: return Path(root)/RUNS_DIR          # the run folders of store `root`
@@ -68,8 +69,9 @@ def run_path(root:Path, # the preset's results folder, e.g. results/quick
     "Folder of run `(cfg, seed)` under `root`."
     return runs_dir(root)/run_name(cfg, seed)
 
+# %% ../../nbs/runs/10_store.ipynb #4968c159
 class RunFileError(ValueError):
-    "A run file that cannot be trusted (not JSON, NaN, wrong types, a config that does not match its folder); names the file."
+    "A run file that cannot be trusted (not JSON, NaN, wrong types, a config that does not match its folder); names it."
 
 def _finite_float(s:str) -> float:
     "A JSON number as a float; `1e400` and friends (which would become inf) are refused."
@@ -80,7 +82,7 @@ def _finite_float(s:str) -> float:
 def _no_constant(s:str): raise ValueError(f'{s} is not standard JSON')
 
 def read_json(path:Path):
-    "Parsed JSON of `path`, or None when it does not exist; `RunFileError` naming it when it is not standard, finite JSON."
+    "Parsed JSON of `path`, or None when it does not exist; `RunFileError` naming it unless standard, finite JSON."
     path = Path(path)
     try: text = path.read_text()
     except FileNotFoundError: return None
@@ -89,6 +91,7 @@ def read_json(path:Path):
     except RecursionError: raise RunFileError(f'{path}: JSON nested too deeply') from None
     except ValueError as e: raise RunFileError(f'{path}: not valid JSON ({e})') from None
 
+# %% ../../nbs/runs/10_store.ipynb #dfca0370
 def read_metrics(path:Path) -> dict|None:
     "The done marker of the run in folder `path`, or None while the run is unfinished."
     return read_json(Path(path)/'metrics.json')
@@ -128,13 +131,14 @@ def is_locked(path:Path) -> bool:
 
 # %% ../../nbs/runs/10_store.ipynb #c361ee66
 def git_commit(repo:Path|None=None) -> str:
-    "Commit of the source tree nncomp is imported from (`-dirty` if its code is modified: `results/` does not count), or 'unknown' outside git."
+    "Commit of nncomp's source tree (`-dirty` if its code is modified: `results/` does not count), or 'unknown'."
     repo = Path(repo or Path(nncomp.__file__).resolve().parents[1])
     def git(*args): return subprocess.run(['git', '-C', str(repo), *args], capture_output=True, text=True, timeout=20)
     try:
         head = git('rev-parse', 'HEAD')
         if head.returncode: return 'unknown'
-        dirty = git('status', '--porcelain', '--untracked-files=no', '--', '.', ':!results').stdout.strip()   # results are outputs, not code
+        # results are outputs, not code
+        dirty = git('status', '--porcelain', '--untracked-files=no', '--', '.', ':!results').stdout.strip()
         return head.stdout.strip() + ('-dirty' if dirty else '')
     except (OSError, subprocess.SubprocessError): return 'unknown'
 
@@ -165,22 +169,7 @@ def start_run(path:Path, # the run's folder (its lock held by the caller)
     d = {'config': to_dict(cfg), 'seed': seed, 'run_id': run_id(cfg)}
     atomic_write_json(path/'config.json', d | ({'preset': preset} if preset else {}))
 
-def finish_run(path:Path, # the run's folder, started with `start_run`
-               result:dict, # one result dict of `train_batch`
-               prov:dict, # `provenance(...)` of the sweep
-               keep_state:bool=True): # write the weights (`state.pt`) when the result has them
-    "Write the log, the weights, and last the done marker `metrics.json`."
-    path = Path(path)
-    history = result.get('history') or []
-    atomic_write_bytes(path/'log.jsonl', ''.join(json.dumps(_finite(h), sort_keys=True) + '\n' for h in history).encode())
-    state = result.get('state')
-    metrics = {k: v for k, v in result.items() if k not in ('history', 'state')}
-    if state and keep_state:
-        atomic_write(path/'state.pt', lambda tmp: torch.save({k: compact(k, torch.as_tensor(v)) for k, v in state.items()}, tmp))
-        metrics['state_sha256'] = file_sha256(path/'state.pt')   # a truncated or replaced one is found (`check_state`)
-    metrics['provenance'] = dict(prov, finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
-    atomic_write_json(path/'metrics.json', metrics)
-
+# %% ../../nbs/runs/10_store.ipynb #3885af03
 def compact(name:str, t:torch.Tensor) -> torch.Tensor:
     "A tensor as stored: on the CPU, contiguous; masks (`*_mask`, all 0/1) as bool, a quarter of the bytes."
     t = t.detach().cpu().contiguous()
@@ -198,10 +187,36 @@ def file_sha256(f:Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b''): h.update(block)
     return h.hexdigest()
 
+# %% ../../nbs/runs/10_store.ipynb #5c1d8b2d
+def _log_lines(history:list) -> bytes:
+    "A run's history as JSON lines, one per epoch."
+    return ''.join(json.dumps(_finite(h), sort_keys=True) + '\n' for h in history).encode()
+
+def _now() -> str: return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
+
+def finish_run(path:Path, # the run's folder, started with `start_run`
+               result:dict, # one result dict of `train_batch`
+               prov:dict, # `provenance(...)` of the sweep
+               keep_state:bool=True): # write the weights (`state.pt`) when the result has them
+    "Write the log, the weights, and last the done marker `metrics.json`."
+    path = Path(path)
+    atomic_write_bytes(path/'log.jsonl', _log_lines(result.get('history') or []))
+    state = result.get('state')
+    metrics = {k: v for k, v in result.items() if k not in ('history', 'state')}
+    if state and keep_state:
+        tensors = {k: compact(k, torch.as_tensor(v)) for k, v in state.items()}
+        atomic_write(path/'state.pt', lambda tmp: torch.save(tensors, tmp))
+        metrics['state_sha256'] = file_sha256(path/'state.pt')   # a truncated or replaced one is found (`check_state`)
+    metrics['provenance'] = dict(prov, finished=_now())
+    atomic_write_json(path/'metrics.json', metrics)
+
+# %% ../../nbs/runs/10_store.ipynb #ff0b51e2
 def load_state(path:Path) -> dict[str, torch.Tensor]:
     "The stored weights of a finished run (tensors only: nothing else is unpickled); `RunFileError` naming a bad file."
     f = Path(path)/'state.pt'
-    if not f.exists(): raise FileNotFoundError(f'{f} is missing: the run was stored without its weights (rerun its sweep with weights kept)')
+    if not f.exists():
+        raise FileNotFoundError(f'{f} is missing: the run was stored without its weights '
+                                '(rerun its sweep with weights kept)')
     try: state = torch.load(f, map_location='cpu', weights_only=True)
     except Exception as e:   # torch's zip reader and unpickler raise many types (RuntimeError, UnpicklingError, ...)
         first = (str(e).strip().splitlines() or [''])[0]
@@ -222,17 +237,25 @@ def check_state(path:Path, # a finished run's folder
                            '(truncated or replaced)')
     load_state(path)
 
-def _load_config(path:Path) -> tuple[RunConfig, int, str|None]:
-    "`(cfg, seed, preset)` of `config.json` in folder `path`, checked (see `load_config`)."
-    path = Path(path); f = path/'config.json'
+# %% ../../nbs/runs/10_store.ipynb #62ac882b
+def _config_json(f:Path) -> tuple[dict, int, str|None]:
+    "`(config dict, seed, preset)` of the `config.json` file `f`, their types checked."
     d = read_json(f)
     if d is None: raise RunFileError(f'{f} is missing')
-    if not isinstance(d, dict) or not isinstance(d.get('config'), dict): raise RunFileError(f"{f}: expected an object with a 'config' object")
+    if not isinstance(d, dict) or not isinstance(d.get('config'), dict):
+        raise RunFileError(f"{f}: expected an object with a 'config' object")
     seed, preset = d.get('seed'), d.get('preset')
     if isinstance(seed, bool) or not isinstance(seed, int): raise RunFileError(f'{f}: seed={seed!r} is not an int')
     if preset is not None and not isinstance(preset, str):
         raise RunFileError(f'{f}: preset={preset!r} is not a preset name')
-    try: cfg = from_dict(d['config'])
+    return d['config'], seed, preset
+
+# %% ../../nbs/runs/10_store.ipynb #0be2a3b4
+def _load_config(path:Path) -> tuple[RunConfig, int, str|None]:
+    "`(cfg, seed, preset)` of `config.json` in folder `path`, checked (see `load_config`)."
+    path = Path(path); f = path/'config.json'
+    d, seed, preset = _config_json(f)
+    try: cfg = from_dict(d)
     except (TypeError, ValueError) as e: raise RunFileError(f'{f}: not a run config ({e})') from None
     if run_name(cfg, seed) != path.name:
         raise RunFileError(f'{f}: its config hashes to {run_name(cfg, seed)} but the folder is {path.name} '
@@ -244,7 +267,7 @@ def _load_config(path:Path) -> tuple[RunConfig, int, str|None]:
     return cfg, seed, preset
 
 def load_config(path:Path) -> tuple[RunConfig, int]:
-    "The `(cfg, seed)` of the run in folder `path`, checked against the folder's name (its config hash) and validated."
+    "The `(cfg, seed)` of the run in folder `path`, checked against its folder's name (its config hash) and validated."
     return _load_config(path)[:2]
 
 # %% ../../nbs/runs/10_store.ipynb #a8a7a133
@@ -252,25 +275,27 @@ _NUMBERS = {'test_acc': (0, 1), 'valid_acc': (0, 1), 'removed_fraction': (0, 1),
             'stored_bytes': (0, math.inf)}
 _COUNTS = ('n_params', 'n_edges', 'n_alive_edges', 'n_biases', 'epochs', 'best_epoch', 'resumes')
 
+def _is_number(v, lo, hi) -> bool: return not isinstance(v, bool) and isinstance(v, (int, float)) and lo <= v <= hi
+def _is_count(v) -> bool: return not isinstance(v, bool) and isinstance(v, int) and v >= 0
+def _is_sha256(v) -> bool: return isinstance(v, str) and len(v) == 64 and set(v) <= set('0123456789abcdef')
+
 def check_metrics(m, # parsed metrics.json
                   f:Path): # its path, named in the error
     "Raise `RunFileError` unless `m` is a metrics object with values of the right types and ranges."
     if not isinstance(m, dict): raise RunFileError(f'{f}: expected a JSON object, got {type(m).__name__}')
     def bad(k, allowed): raise RunFileError(f'{f}: {not_allowed(k, m[k], allowed)}')
     for k, (lo, hi) in _NUMBERS.items():
-        v = m.get(k)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi): bad(k, f'None or a number in [{lo}, {hi}]')
+        if m.get(k) is not None and not _is_number(m[k], lo, hi): bad(k, f'None or a number in [{lo}, {hi}]')
     for k in _COUNTS:
-        v = m.get(k)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0): bad(k, 'None or an int ≥ 0')
+        if m.get(k) is not None and not _is_count(m[k]): bad(k, 'None or an int ≥ 0')
     if not isinstance(m.get('failed', False), bool): bad('failed', 'true or false')
     if not isinstance(m.get('reason') or '', str): bad('reason', 'None or a string')
     if not isinstance(m.get('provenance', {}), dict): bad('provenance', 'an object')
-    sha = m.get('state_sha256')
-    if sha is not None and not (isinstance(sha, str) and len(sha) == 64 and set(sha) <= set('0123456789abcdef')):
+    if m.get('state_sha256') is not None and not _is_sha256(m['state_sha256']):
         bad('state_sha256', 'None or 64 hex digits')
     return m
 
+# %% ../../nbs/runs/10_store.ipynb #b8de5cc1
 PRESET_FILE = 'preset.json'   # a results folder's preset (`claim_folder`)
 
 def _marker(folder:Path) -> dict:
@@ -298,6 +323,7 @@ def check_preset(path:Path,    # a finished run's folder (trained or derived)
     raise RunFileError(f"{path}: a run of preset {recorded!r} in a results folder of preset "
                        f"{' and '.join(map(repr, sorted(presets)))} (copied in from another preset's results?)")
 
+# %% ../../nbs/runs/10_store.ipynb #8bc857c8
 def read_run(path:Path,
              presets=None): # presets its results folder holds (None: read from its `preset.json`)
     "`(cfg, seed, metrics)` of a finished run, None while unfinished; `RunFileError` naming the bad file or preset."
@@ -319,9 +345,10 @@ def run_problem(path:Path,
     except RunFileError as e: return str(e)
     return None
 
+# %% ../../nbs/runs/10_store.ipynb #9810f0b9
 def set_aside(path:Path, # a run folder whose lock the caller holds
               reason:str) -> Path:
-    "Copy the run's files to `<results>/quarantine/<run>-<utc time>/` with `reason.txt`, then remove them from the run folder."
+    "Move the run's files to `<results>/quarantine/<run>-<utc time>/`, with a `reason.txt`."
     path = Path(path)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')
     dest = path.parent.parent/'quarantine'/f'{path.name}-{stamp}'
@@ -343,25 +370,28 @@ def quarantine_run(path:Path, reason:str,
 
 # %% ../../nbs/runs/10_store.ipynb #28dae65f
 CONV_COLUMNS = ('kernel', 'channels', 'stride', 'pool', 'dropout')
-COLUMNS = ('run', 'dataset', 'method', 'hidden', 'level', 'seed', 'test_acc', 'valid_acc', 'n_params', 'stored_bytes', 'size_from',
-           'epochs', 'best_epoch', 'wall_time', 'resumes', 'failed', 'reason', 'device', 'commit', 'nncomp_version', 'preset',
-           *CONV_COLUMNS, 'split', 'n_train', 'n_test', 'n_edges', 'n_alive_edges', 'removed_fraction', 'finished', 'path')
+COLUMNS = ('run', 'dataset', 'method', 'hidden', 'level', 'seed', 'test_acc', 'valid_acc', 'n_params', 'stored_bytes',
+           'size_from', 'epochs', 'best_epoch', 'wall_time', 'resumes', 'failed', 'reason', 'device', 'commit',
+           'nncomp_version', 'preset', *CONV_COLUMNS, 'split', 'n_train', 'n_test', 'n_edges', 'n_alive_edges',
+           'removed_fraction', 'finished', 'path')
 
 # %% ../../nbs/runs/10_store.ipynb #53d316c2
-SIZE_FILE = 'size.json'   # a trained run's measured size: its smallest file in nncomp's format (`nncomp.runs.derived.measure_run`)
+SIZE_FILE = 'size.json'   # a run's measured size: its smallest file in nncomp's format (`derived.measure_run`)
 
 def _usable_size(d, finished) -> str|None:
     "Why the parsed `size.json` `d` cannot give the run's size (None when it can)."
     v = d.get('stored_bytes') if isinstance(d, dict) else None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < math.inf: return f'stored_bytes={v!r} is not a finite positive number'
-    if d.get('run_finished') != finished: return f"measured on the run finished at {d.get('run_finished')}, not the one finished at {finished}"
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < math.inf:
+        return f'stored_bytes={v!r} is not a finite positive number'
+    if d.get('run_finished') != finished:
+        return f"measured on the run finished at {d.get('run_finished')}, not the one finished at {finished}"
     return None
 
 def file_size(path:Path,      # a finished run's folder
               metrics:dict,   # its metrics
               warn:bool=True  # warn when `size.json` is there but cannot be used
              ) -> float|None:
-    "The `stored_bytes` of the run's `size.json`; None when it is absent, unreadable, not a finite positive number or measured on an earlier run of the folder."
+    "The `stored_bytes` of the run's `size.json`; None when absent, unusable or measured on an earlier run."
     f = Path(path)/SIZE_FILE
     try: d = read_json(f)
     except RunFileError as e: why = str(e)
@@ -372,26 +402,36 @@ def file_size(path:Path,      # a finished run's folder
     if warn: warnings.warn(f'{f} ignored ({why}): the size rule counts the run')
     return None
 
+# %% ../../nbs/runs/10_store.ipynb #8414533f
+# resumes: None for runs trained before it was counted
+_RESULT_COLUMNS = ('test_acc', 'valid_acc', 'n_params', 'epochs', 'best_epoch', 'wall_time', 'resumes', 'reason',
+                   'n_edges', 'n_alive_edges', 'removed_fraction')
+
+def _labels(cfg:RunConfig, seed:int) -> dict:
+    "The table's labels of a run: dataset, study-level method, width, level, seed, data and ConvNet columns."
+    m = cfg.model; conv = m.kind == 'conv'
+    return dict(dataset=cfg.data.name, method=method_of(cfg), hidden=None if conv else int(m.hidden[0]),
+                level=None if conv else float(cfg.method.amount), seed=seed, split=cfg.data.split,
+                n_train=cfg.data.n_train, n_test=cfg.data.n_test,
+                **{k: (getattr(m, k) if conv else None) for k in CONV_COLUMNS})
+
 def run_row(path:Path,
             presets=None) -> dict|None: # presets its results folder holds (None: read from its `preset.json`)
-    "One row of the table for the run in folder `path`; None while it is unfinished; `RunFileError` when it cannot be trusted."
+    "One row of the table for the run in folder `path`; None while unfinished; `RunFileError` when untrusted."
     run = read_run(path, presets)
     if run is None: return None
     cfg, seed, metrics = run
-    prov, m = metrics.get('provenance', {}), cfg.model
-    conv, measured = m.kind == 'conv', file_size(path, metrics)
-    row = dict(run=Path(path).name, dataset=cfg.data.name, method=method_of(cfg),
-               hidden=None if conv else int(m.hidden[0]), level=None if conv else float(cfg.method.amount), seed=seed,
+    prov, measured = metrics.get('provenance', {}), file_size(path, metrics)
+    row = dict(run=Path(path).name, **_labels(cfg, seed),
                stored_bytes=stored_size(cfg, metrics) if measured is None else measured,
                size_from='rule' if measured is None and metrics.get('stored_bytes') is None else 'file',
-               split=cfg.data.split, n_train=cfg.data.n_train, n_test=cfg.data.n_test, finished=prov.get('finished'), path=f'runs/{Path(path).name}',  # relative: the folder may move
-               **{k: prov.get(k) for k in ('device', 'commit', 'nncomp_version', 'preset')},
-               **{k: (getattr(m, k) if conv else None) for k in CONV_COLUMNS})
-    for k in ('test_acc', 'valid_acc', 'n_params', 'epochs', 'best_epoch', 'wall_time', 'resumes', 'reason', 'n_edges',
-              'n_alive_edges', 'removed_fraction'): row[k] = metrics.get(k)   # resumes: None for runs trained before it was counted
+               finished=prov.get('finished'), path=f'runs/{Path(path).name}',  # relative: the folder may move
+               **{k: prov.get(k) for k in ('device', 'commit', 'nncomp_version', 'preset')})
+    for k in _RESULT_COLUMNS: row[k] = metrics.get(k)
     row['failed'] = bool(metrics.get('failed', False))
     return row
 
+# %% ../../nbs/runs/10_store.ipynb #c1b20eab
 DERIVED = 'derived'   # folder of the derived runs (a coding method applied to a finished run: `nncomp.runs.derived`)
 DERIVED_FILE = 'derived.json'   # what a derived run is: its parent, coding method and parameters (written first)
 
@@ -410,17 +450,23 @@ def _coding(method) -> bool:
     try: return isinstance(method, str) and get_method(method).name in in_family('coding')
     except ValueError: return False
 
-def check_derived(path:Path,      # a finished derived run's folder
-                  metrics:dict,   # its parsed `metrics.json`
-                  presets=None):  # presets its results folder holds (None: read from its `preset.json`)
-    "Raise `RunFileError` unless `derived.json` and `metrics.json` name the run its folder's name says, of its preset."
-    path = Path(path); f = path/DERIVED_FILE
+# %% ../../nbs/runs/10_store.ipynb #9508a879
+def _derived_json(f:Path) -> dict:
+    "The parsed `derived.json` `f`: an object with a parent run name, a coding method and a params object."
     d = read_json(f)
     if d is None: raise RunFileError(f'{f} is missing')
     if not (isinstance(d, dict) and isinstance(d.get('parent'), str) and _coding(d.get('method'))
             and isinstance(d.get('params'), dict)):
         raise RunFileError(f"{f}: expected an object with a parent run name, a coding method "
                            f"({', '.join(in_family('coding'))}) and a params object")
+    return d
+
+def check_derived(path:Path,      # a finished derived run's folder
+                  metrics:dict,   # its parsed `metrics.json`
+                  presets=None):  # presets its results folder holds (None: read from its `preset.json`)
+    "Raise `RunFileError` unless `derived.json` and `metrics.json` name the run its folder's name says, of its preset."
+    path = Path(path); f = path/DERIVED_FILE
+    d = _derived_json(f)
     name = derived_name(d['parent'], d['method'], d['params'])
     if name != path.name:
         raise RunFileError(f'{f}: its parent, method and params name the folder {name}, not {path.name} '
@@ -433,6 +479,7 @@ def check_derived(path:Path,      # a finished derived run's folder
     check_preset(path, d.get('preset') or metrics.get('provenance', {}).get('preset'),
                  store_presets(path.parent.parent) if presets is None else presets)
 
+# %% ../../nbs/runs/10_store.ipynb #7af4e955
 def derived_problem(path:Path) -> str|None:
     "Why the derived run in folder `path` cannot be trusted, or None (unfinished is fine; so is a missing parent)."
     try:
@@ -445,52 +492,64 @@ def derived_row(path:Path,      # a derived run's folder
                 parents:dict,   # {run name: its row} of the trained runs
                 presets=None,   # presets its results folder holds (None: read from its `preset.json`)
                ) -> dict|None:
-    "Row of a derived run: its parent's data, width, level and seed with its own method, accuracy, bytes and provenance."
+    "Row of a derived run: its parent's data, width, level and seed, with its own method, accuracy, bytes, provenance."
     metrics = read_metrics(path)
     if metrics is None: return None
     check_derived(path, check_metrics(metrics, Path(path)/'metrics.json'), presets)
     parent = parents.get(metrics.get('parent'))
-    if parent is None: raise RunFileError(f'{path}: no parent run {metrics.get("parent")!r} in the table (removed or set aside)')
+    if parent is None:
+        raise RunFileError(f'{path}: no parent run {metrics.get("parent")!r} in the table (removed or set aside)')
     prov = metrics.get('provenance', {})
     row = dict(parent, run=Path(path).name, method=metrics.get('method'), path=f'{DERIVED}/{Path(path).name}',
                epochs=None, best_epoch=None, resumes=None, finished=prov.get('finished'), size_from='file',
                **{k: prov.get(k) for k in ('device', 'commit', 'nncomp_version')})
-    for k in ('test_acc', 'valid_acc', 'n_params', 'n_alive_edges', 'stored_bytes', 'wall_time', 'reason'): row[k] = metrics.get(k)
+    for k in ('test_acc', 'valid_acc', 'n_params', 'n_alive_edges', 'stored_bytes', 'wall_time', 'reason'):
+        row[k] = metrics.get(k)
     row['failed'] = bool(metrics.get('failed', False))
     return row
 
-_DTYPES = {'hidden': 'Int64', 'seed': 'Int64', 'n_params': 'Int64', 'epochs': 'Int64', 'best_epoch': 'Int64', 'resumes': 'Int64',
-           'kernel': 'Int64', 'channels': 'Int64', 'stride': 'Int64', 'pool': 'Int64', 'n_train': 'Int64',
-           'n_test': 'Int64', 'n_edges': 'Int64', 'n_alive_edges': 'Int64', 'failed': 'bool',
-           **{k: 'float64' for k in ('level', 'test_acc', 'valid_acc', 'stored_bytes', 'wall_time', 'dropout', 'removed_fraction')},
+# %% ../../nbs/runs/10_store.ipynb #73c90d5c
+_DTYPES = {**{k: 'Int64' for k in ('hidden', 'seed', 'n_params', 'epochs', 'best_epoch', 'resumes', 'kernel',
+                                   'channels', 'stride', 'pool', 'n_train', 'n_test', 'n_edges', 'n_alive_edges')},
+           'failed': 'bool',
+           **{k: 'float64' for k in ('level', 'test_acc', 'valid_acc', 'stored_bytes', 'wall_time', 'dropout',
+                                     'removed_fraction')},
            **{k: 'string' for k in ('run', 'dataset', 'method', 'reason', 'device', 'commit', 'nncomp_version',
                                      'preset', 'split', 'finished', 'path', 'size_from')}}
 
+def _folders(folder:Path) -> list[Path]:
+    "The subfolders of `folder`, sorted (none when it does not exist)."
+    return sorted(p for p in Path(folder).iterdir() if p.is_dir()) if Path(folder).exists() else []
+
+def _read_rows(paths:list,      # run folders
+               read,            # read(path) -> its row, None while unfinished, `RunFileError` when untrusted
+               bad:dict,        # {run name: why}, where the untrusted ones are added
+               problem=None,    # problem(path) to set untrusted runs aside with (`quarantine_run`); None: move nothing
+               what:str='run',  # what a warning calls it
+               again:str='it trains again at the next sweep') -> list[dict]: # what a warning says happens next
+    "The rows of the trusted, finished runs of `paths`; an untrusted one is named in a warning (and set aside)."
+    rows = []
+    for p in paths:
+        try: row = read(p)
+        except RunFileError as e:
+            bad[p.name] = str(e)
+            moved = quarantine_run(p, str(e), problem) if problem else None
+            warnings.warn(f'{what} left out: {e}' + (f'; set aside in {moved}, {again}' if moved else ''))
+            continue
+        if row is not None: rows.append(row)
+    return rows
+
+# %% ../../nbs/runs/10_store.ipynb #3e5544a2
 def load_runs(folder:Path,            # a preset's results folder
               quarantine:bool=False,  # set aside the runs that cannot be trusted (the sweep does; readers do not)
              ) -> pd.DataFrame:
-    "Every finished run under `folder` as a DataFrame, one row per run; untrusted runs are named in a warning and `attrs['bad_runs']`."
-    runs, presets = runs_dir(folder), store_presets(folder)
-    paths = sorted(p for p in runs.iterdir() if p.is_dir()) if runs.exists() else []
-    rows, bad = [], {}
-    for p in paths:
-        try: row = run_row(p, presets)
-        except RunFileError as e:
-            bad[p.name] = str(e)
-            moved = quarantine_run(p, str(e)) if quarantine else None
-            warnings.warn(f'run left out: {e}' + (f'; set aside in {moved}, it trains again at the next sweep' if moved else ''))
-            continue
-        if row is not None: rows.append(row)
+    "Every finished run under `folder` as a DataFrame, one row per run; the untrusted named in `attrs['bad_runs']`."
+    presets, bad = store_presets(folder), {}
+    rows = _read_rows(_folders(runs_dir(folder)), lambda p: run_row(p, presets), bad, quarantine and run_problem)
     parents = {r['run']: r for r in rows}
-    for p in sorted(p for p in (Path(folder)/DERIVED).iterdir() if p.is_dir()) if (Path(folder)/DERIVED).exists() else []:
-        try: row = derived_row(p, parents, presets)
-        except RunFileError as e:
-            bad[p.name] = str(e)
-            moved = quarantine_run(p, str(e), derived_problem) if quarantine else None   # None for a missing parent
-            warnings.warn(f'derived run left out: {e}'
-                          + (f'; set aside in {moved}, it is derived again at the next coding stage' if moved else ''))
-            continue
-        if row is not None: rows.append(row)
+    rows += _read_rows(_folders(Path(folder)/DERIVED), lambda p: derived_row(p, parents, presets), bad,
+                       quarantine and derived_problem,   # None for a missing parent
+                       'derived run', 'it is derived again at the next coding stage')
     df = pd.DataFrame(rows, columns=list(COLUMNS))
     df = df.astype(_DTYPES).sort_values(['method', 'dataset', 'hidden', 'level', 'seed', 'run'], ignore_index=True)
     df.attrs['bad_runs'] = bad
@@ -508,24 +567,27 @@ def unfinished_runs(folder:Path) -> list[Path]:
     return sorted(p for p in runs.iterdir() if p.is_dir() and not is_done(p)) if runs.exists() else []
 
 # %% ../../nbs/runs/10_store.ipynb #c3afc6c7
+def _recorded_preset(f:Path) -> str|None:
+    "The preset a finished run's `metrics.json` `f` recorded in its provenance (None: none, or unreadable)."
+    try: m = read_json(f)
+    except RunFileError: return None
+    if isinstance(m, dict) and isinstance(m.get('provenance'), dict): return m['provenance'].get('preset') or None
+    return None
+
 def folder_presets(folder:Path) -> set:
     "Presets a results folder belongs to: its `preset.json`, else those its finished runs recorded."
     marker = read_json(Path(folder)/PRESET_FILE)
     if marker is not None: return {marker.get('preset')} if isinstance(marker, dict) else {repr(marker)}
-    found = set()
-    for f in (runs_dir(folder)).glob('*/metrics.json'):
-        try: m = read_json(f)
-        except RunFileError: continue
-        if isinstance(m, dict) and isinstance(m.get('provenance'), dict) and m['provenance'].get('preset'):
-            found.add(m['provenance']['preset'])
-    return found
+    return {p for f in runs_dir(folder).glob('*/metrics.json') if (p := _recorded_preset(f))}
 
 def check_folder_preset(folder:Path, # a results folder
                         preset:str): # the preset about to write into it
     "Raise `not_allowed` when `folder` holds another preset's runs."
     other = folder_presets(folder) - {preset}
-    if other: raise not_allowed('preset', preset, f"{' and '.join(map(repr, sorted(other)))} only in results folder {folder}, "
-                                 'which holds that preset\'s runs (a results folder belongs to one preset: choose another folder)')
+    if other:
+        raise not_allowed('preset', preset, f"{' and '.join(map(repr, sorted(other)))} only in results folder "
+                          f"{folder}, which holds that preset's runs (a results folder belongs to one preset: "
+                          'choose another folder)')
 
 def claim_folder(folder:Path, preset:str) -> Path:
     "Check `folder` for `preset` and write its `preset.json` if it has none."
@@ -535,8 +597,9 @@ def claim_folder(folder:Path, preset:str) -> Path:
 
 # %% ../../nbs/runs/10_store.ipynb #dfb33182
 def _one_run(t:torch.Tensor, shape) -> torch.Tensor:
-    "A stored tensor fitted to one run's parameter `shape`: HashedNet values padded with zeros to the largest K of their training batch are cut to the run's K."
-    if t.shape == shape or t.dim() != len(shape) or t.shape[:-1] != shape[:-1] or t.shape[-1] < shape[-1] or bool((t[..., shape[-1]:] != 0).any()):
+    "A stored tensor fitted to one run's `shape`: HashedNet values zero-padded to their batch's largest K cut to its K."
+    if (t.shape == shape or t.dim() != len(shape) or t.shape[:-1] != shape[:-1] or t.shape[-1] < shape[-1]
+            or bool((t[..., shape[-1]:] != 0).any())):
         return t                                              # as stored (`copy_` names any other mismatch)
     return t[..., :shape[-1]]
 
@@ -550,6 +613,7 @@ def batched_model(path:Path): # a finished run's folder
             if name.endswith('_mask'): getattr(model, name[:-5]).mul_(mask.to(torch.float32).unsqueeze(0))
     return model.eval()
 
+# %% ../../nbs/runs/10_store.ipynb #5196799f
 def _linear(w:torch.Tensor, b:torch.Tensor) -> torch.nn.Linear:
     "An nn.Linear holding `w` (out, in) and `b` (out,)."
     lin = torch.nn.Linear(w.shape[1], w.shape[0])
@@ -560,6 +624,15 @@ def _relu_between(layers:list) -> list:
     "Linear layers with a ReLU between consecutive ones."
     return [m for i, l in enumerate(layers) for m in ([torch.nn.ReLU()] if i else []) + [l]]
 
+def _conv_module(net, dropout:float) -> torch.nn.Sequential:
+    "A batched ConvNet's one run as `Unflatten → Conv2d → ReLU → MaxPool2d → Flatten → Dropout → Linear`."
+    C, k = net.w_conv.shape[1], net.w_conv.shape[-1]
+    conv = torch.nn.Conv2d(1, C, k, net.stride)
+    with torch.no_grad(): conv.weight.copy_(net.w_conv[0].unsqueeze(1)); conv.bias.copy_(net.b_conv[0])
+    return torch.nn.Sequential(torch.nn.Unflatten(1, (1, 28, 28)), conv, torch.nn.ReLU(), torch.nn.MaxPool2d(net.pool),
+                               torch.nn.Flatten(), torch.nn.Dropout(dropout), _linear(net.w_fc[0], net.b_fc[0]))
+
+# %% ../../nbs/runs/10_store.ipynb #dce45259
 def load_module(path:Path # a finished run's folder (with its `state.pt`)
                ) -> torch.nn.Module:
     "The run's network as a plain `nn.Module` (eval mode): input (batch, 784) normalized, output logits (batch, 10)."
@@ -567,16 +640,13 @@ def load_module(path:Path # a finished run's folder (with its `state.pt`)
     net = batched_model(path)
     with torch.no_grad():
         if cfg.model.kind == 'fc': layers = [_linear(w[0], b[0]) for w, b in net.layers()]
-        elif cfg.model.kind == 'hashed': layers = [_linear(l.weight.materialize()[0], l.bias_vector()[0]) for l in net.layers]
-        elif cfg.model.kind == 'conv':
-            C, k = net.w_conv.shape[1], net.w_conv.shape[-1]
-            conv = torch.nn.Conv2d(1, C, k, net.stride)
-            conv.weight.copy_(net.w_conv[0].unsqueeze(1)); conv.bias.copy_(net.b_conv[0])
-            return torch.nn.Sequential(torch.nn.Unflatten(1, (1, 28, 28)), conv, torch.nn.ReLU(), torch.nn.MaxPool2d(net.pool),
-                                       torch.nn.Flatten(), torch.nn.Dropout(cfg.model.dropout), _linear(net.w_fc[0], net.b_fc[0])).eval()
+        elif cfg.model.kind == 'hashed':
+            layers = [_linear(l.weight.materialize()[0], l.bias_vector()[0]) for l in net.layers]
+        elif cfg.model.kind == 'conv': return _conv_module(net, cfg.model.dropout).eval()
         else: raise not_allowed('model.kind', cfg.model.kind, 'fc, hashed, conv')
     return torch.nn.Sequential(*_relu_between(layers)).eval()
 
+# %% ../../nbs/runs/10_store.ipynb #56a91444
 def export_safetensors(path:Path, # a finished run's folder
                        dest:Path|None=None, # file to write (None: `<run folder>/model.safetensors`)
                       ) -> Path:
@@ -586,5 +656,6 @@ def export_safetensors(path:Path, # a finished run's folder
     module = load_module(path)
     dest = Path(dest or Path(path)/'model.safetensors')
     tensors = {k: v.detach().contiguous() for k, v in module.state_dict().items()}
-    meta = {'run': Path(path).name, 'seed': str(seed), 'config': canonical_json(cfg), 'format': 'torch.nn.Sequential state_dict'}
+    meta = {'run': Path(path).name, 'seed': str(seed), 'config': canonical_json(cfg),
+            'format': 'torch.nn.Sequential state_dict'}
     return atomic_write(dest, lambda tmp: save_file(tensors, str(tmp), metadata=meta))

@@ -21,8 +21,8 @@ from .screen import design_runs, run_stage
 # %% auto #0
 __all__ = ['SWEEPS', 'PARAMETERS_MARK', 'PACKAGED', 'STUDY_IMPORTS', 'STUDY_MODULES', 'VOLATILE', 'BAR', 'study_folder',
            'kernel_name', 'tag_parameters', 'missing_modules', 'check_study_extra', 'kernel_config', 'run_notebook',
-           'without_volatile', 'keep_if_same', 'sweep_runs', 'Progress', 'run_study', 'shown_folder', 'finished_runs',
-           'train_study', 'failures', 'parse_args', 'check_args', 'main']
+           'without_volatile', 'keep_if_same', 'sweep_runs', 'Progress', 'shown_folder', 'finished_runs', 'run_study',
+           'failures', 'train_study', 'parse_args', 'check_args', 'main']
 
 # %% ../../nbs/runs/12_study.ipynb #1fe539d8
 SWEEPS = ('pruning', 'hashednet', 'convnet', 'coding')   # coding derives runs from the pruning sweep's: it comes after
@@ -30,17 +30,19 @@ PARAMETERS_MARK = '# Parameters'   # first line of a sweep notebook's parameters
 PACKAGED = 'study_notebooks'       # the study notebooks' folder inside an installed package (setup.py copies them)
 
 def study_folder() -> Path:
-    "The study notebooks: `nbs/study` of the source tree nncomp is imported from, else the copies installed with the package."
+    "The study notebooks: `nbs/study` of the source tree nncomp is imported from, else the package's copies."
     pkg = Path(nncomp.__file__).resolve().parent
     src = pkg.parent/'nbs'/'study'
     return src if (src/'pruning.ipynb').exists() else pkg/PACKAGED
 
 def kernel_name() -> str:
     "The venv's kernel `nncomp` if registered, else `python3`."
-    from jupyter_client.kernelspec import find_kernel_specs
+    from jupyter_client.kernelspec import find_kernel_specs   # papermill's dependency: the study extra
     return 'nncomp' if 'nncomp' in find_kernel_specs() else 'python3'
 
-def _assigns(source:str, name:str) -> bool: return re.search(rf'^{re.escape(name)}\s*(:[^=]*)?=', source, re.M) is not None
+def _assigns(source:str, name:str) -> bool:
+    "Whether `source` assigns `name` at the start of a line (annotated or not)."
+    return re.search(rf'^{re.escape(name)}\s*(:[^=]*)?=', source, re.M) is not None
 
 def tag_parameters(nb,                # an nbformat NotebookNode
                    names=()):         # the parameters about to be passed
@@ -56,7 +58,8 @@ def tag_parameters(nb,                # an nbformat NotebookNode
 import importlib.util
 
 STUDY_IMPORTS = {'papermill': 'papermill', 'ipykernel': 'ipykernel', 'dask': 'distributed', 'seaborn': 'seaborn',
-                 'scikit-image': 'skimage', 'pyarrow': 'pyarrow', 'matplotlib': 'matplotlib', 'scipy': 'scipy'}   # extra's
+                 'scikit-image': 'skimage', 'pyarrow': 'pyarrow', 'matplotlib': 'matplotlib',
+                 'scipy': 'scipy'}   # the extra's
 STUDY_MODULES = (*STUDY_IMPORTS.values(), 'nbformat', 'jupyter_client')   # and what papermill brings that we import
 
 def missing_modules(names) -> list: # module names
@@ -81,11 +84,16 @@ def kernel_config():
     return Config({'KernelManager': {'transport_encryption': 'auto'}})   # where the kernelspec declares Curve
 
 # %% ../../nbs/runs/12_study.ipynb #0d8c872c
+def _write_error(e:OSError, dst:Path) -> OSError:
+    "The error to raise for papermill's failed write of `dst`: a one-line `WriteError` (disk full: what to do)."
+    full = ' (the disk is full: free space, run again; finished runs are kept)' if e.errno == errno.ENOSPC else ''
+    return WriteError(e.errno, f'cannot write {dst.name} in folder {dst.parent}: {e.strerror or e}{full}')
+
 def run_notebook(src:Path,   # notebook to execute
                  dst:Path,   # where the executed copy goes
                  parameters:dict, kernel:str|None=None) -> float:
     "Execute `src` with papermill into `dst` (via a temporary name: a failed write keeps the old `dst`); the seconds."
-    import nbformat, papermill
+    import nbformat, papermill                   # the study extra (`check_study_extra` names it when missing)
     nb = tag_parameters(nbformat.read(src, as_version=4), list(parameters))
     start, dst = time.time(), Path(dst)
     tmp = dst.with_name(f'.{dst.stem}.tmp-{os.getpid()}.ipynb')   # papermill writes as it goes; it wants .ipynb
@@ -94,28 +102,17 @@ def run_notebook(src:Path,   # notebook to execute
     except OSError as e:
         tmp.unlink(missing_ok=True)
         if e.errno is None: raise                                  # not a write the system refused (a timeout, ...)
-        full = ' (the disk is full: free space, run again; finished runs are kept)' if e.errno == errno.ENOSPC else ''
-        raise WriteError(e.errno, f'cannot write {dst.name} in folder {dst.parent}: {e.strerror or e}{full}') from e
+        raise _write_error(e, dst) from e
     except BaseException:
         if tmp.exists(): os.replace(tmp, dst)                     # a cell failed: the executed copy shows where
         raise
     keep_if_same(tmp, dst)
     return round(time.time() - start, 1)
 
-VOLATILE = {'papermill': ('start_time', 'end_time', 'duration', 'input_path', 'output_path'), 'cell': ('papermill', 'execution')}
-
-def without_volatile(path:Path) -> dict:
-    "The executed notebook at `path` without what changes at every rerun: papermill's times and paths, cells' timestamps."
-    nb = json.loads(Path(path).read_text())
-    pm = nb.get('metadata', {}).get('papermill', {})
-    for k in VOLATILE['papermill']: pm.pop(k, None)
-    for c in nb.get('cells', []):
-        for k in VOLATILE['cell']: c.get('metadata', {}).pop(k, None)
-        if 'injected-parameters' in c.get('metadata', {}).get('tags', []): c['id'] = 'injected-parameters'   # papermill's is random
-        if 'outputs' in c: c['outputs'] = [o for o in map(_without_bars, c['outputs']) if o is not None]
-    return nb
-
-BAR = re.compile(r'\d+/\d+ \[[\d:<?]+')   # a tqdm progress line: 'n/N [elapsed<remaining' (a rerun's speed, not a result)
+# %% ../../nbs/runs/12_study.ipynb #09141df4
+VOLATILE = {'papermill': ('start_time', 'end_time', 'duration', 'input_path', 'output_path'),
+            'cell': ('papermill', 'execution')}
+BAR = re.compile(r'\d+/\d+ \[[\d:<?]+')   # a tqdm line: 'n/N [elapsed<remaining' (a rerun's speed, not a result)
 
 def _without_bars(out:dict) -> dict|None:
     "A stderr output without its progress-bar lines (None when nothing else is left)."
@@ -124,8 +121,21 @@ def _without_bars(out:dict) -> dict|None:
     kept = [l for l in re.split(r'(?<=[\r\n])', text) if not BAR.search(l) and l.strip('\r\n')]
     return dict(out, text=''.join(kept)) if kept else None
 
+def without_volatile(path:Path) -> dict:
+    "The executed notebook at `path` without what changes at every rerun: papermill's times and paths, cells' times."
+    nb = json.loads(Path(path).read_text())
+    pm = nb.get('metadata', {}).get('papermill', {})
+    for k in VOLATILE['papermill']: pm.pop(k, None)
+    for c in nb.get('cells', []):
+        for k in VOLATILE['cell']: c.get('metadata', {}).pop(k, None)
+        if 'injected-parameters' in c.get('metadata', {}).get('tags', []):
+            c['id'] = 'injected-parameters'   # papermill's is random
+        if 'outputs' in c: c['outputs'] = [o for o in map(_without_bars, c['outputs']) if o is not None]
+    return nb
+
+# %% ../../nbs/runs/12_study.ipynb #b702d4ef
 def keep_if_same(tmp:Path, dst:Path):
-    "Move the executed notebook `tmp` to `dst` without its volatile metadata; leave `dst` untouched if nothing else changed."
+    "Move the executed notebook `tmp` to `dst` without volatile metadata; leave `dst` alone if nothing else changed."
     nb = without_volatile(tmp)
     if dst.exists():
         try: same = without_volatile(dst) == nb
@@ -133,16 +143,19 @@ def keep_if_same(tmp:Path, dst:Path):
         if same: tmp.unlink(); return
     tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n'); os.replace(tmp, dst)
 
+# %% ../../nbs/runs/12_study.ipynb #17d2e52e
 def sweep_runs(family:str, preset:str, folder:Path, device=None, datasets=None) -> list[Path]:
     "Run folders the `family` notebook of `preset` plans (what its progress counts); for `coding`, the derived runs."
     if family == 'coding':
         return [dest for *_, dest in plan_derived(folder)[0]]
-    spec = sweep_spec(preset, datasets, family_methods_of(family, preset), results=folder, device=device, check_here=False)
-    if family == 'convnet' and spec.preset.conv_design == 'screen':   # the screening design's runs, as far as they are known
+    spec = sweep_spec(preset, datasets, family_methods_of(family, preset), results=folder, device=device,
+                      check_here=False)
+    if family == 'convnet' and spec.preset.conv_design == 'screen':   # the screening design's runs, as far as known
         plans = [design_runs(folder, spec.preset, ds) for ds in spec.preset.datasets]
         return [run_path(folder, cfg, seed) for d in plans for cfg, seed in d['screen'] + d['full']]
     return [run_path(folder, cfg, seed) for cfg, seed in plan_runs(spec)]
 
+# %% ../../nbs/runs/12_study.ipynb #da25f058
 class Progress:
     "A progress bar of one sweep, in this process, that counts the finished run folders while the notebook runs."
     def __init__(self, paths:list, # the sweep's run folders
@@ -159,51 +172,7 @@ class Progress:
     def __exit__(self, *exc):
         self.stop.set(); self.thread.join(); self.bar.update(self.done() - self.bar.n); self.bar.close()
 
-def run_study(preset:str='quick',       # 'quick', 'paper' or 'smoke'
-              results=None,            # results folder (None: results/<preset>)
-              device:str|None=None,    # torch device the runs train on
-              scheduler:str='local',   # 'local' (embedded LocalCluster), 'inline' (this process) or a scheduler address
-              notebooks=None,          # folder of the study notebooks (None: `study_folder()`)
-              sweeps=SWEEPS,           # which sweep notebooks to run
-              datasets=None,           # the sweeps' datasets (None: the preset's), e.g. ['mnist']
-              report:bool=True,
-              progress:bool=True) -> dict: # a progress bar per sweep (runs done / total, elapsed, ETA) on stderr
-    "Run the sweep notebooks of a preset, rebuild `runs.parquet`, run the report; return the timings and run counts."
-    sweeps = tuple(check_choice('sweep', s, SWEEPS) for s in sweeps)
-    if not sweeps: raise not_allowed('sweeps', sweeps, f'a non-empty subset of {", ".join(SWEEPS)}')
-    check_scheduler(scheduler)                      # answers, or a clear error before the first notebook starts
-    remote = scheduler not in (None, 'local', 'inline')
-    spec = sweep_spec(preset, datasets, results=results, device=device, check_here=not remote)  # checks everything else up front
-    folder, notebooks = spec.results.resolve(), Path(notebooks or study_folder())
-    trains = dict(preset=preset, results=shown_folder(folder), device=device, scheduler=scheduler) | ({'datasets': list(datasets)} if datasets else {})
-    timings, start = {}, time.time()
-    for name in sweeps:
-        print(f'[{preset}] {name} sweep ...', flush=True)
-        params = dict(preset=preset, results=shown_folder(folder)) if name == 'coding' else trains   # coding trains nothing
-        with Progress(sweep_runs(name, preset, folder, device, datasets), f'[{preset}] {name}', enabled=progress):
-            timings[name] = run_notebook(notebooks/f'{name}.ipynb', folder/f'{name}.ipynb', params)
-        print(f'[{preset}] {name} sweep done in {timings[name]} s', flush=True)
-    runs = save_runs(folder)
-    failed = int(runs.failed.sum())
-    print(f'[{preset}] {len(runs)} runs ({failed} failed) in {folder/"runs.parquet"}', flush=True)
-    if report and (notebooks/'report.ipynb').exists():
-        timings['report'] = run_notebook(notebooks/'report.ipynb', folder/'report.ipynb', dict(results=shown_folder(folder), preset=preset))
-        print(f'[{preset}] report done in {timings["report"]} s: {folder/"report.ipynb"}', flush=True)
-    elif report: print(f'[{preset}] no report notebook at {notebooks/"report.ipynb"} yet: skipped', flush=True)
-    timings['total'] = round(time.time() - start, 1)
-    before = read_json(folder/'study.json') or {}
-    if before.get('runs') == len(runs) and before.get('failed') == failed and (folder/'runs.parquet').exists() and \
-       before.get('finished_runs') in (None, finished_runs(runs)):       # nothing trained: a rerun's timings are no news
-        return dict(timings, runs=len(runs), failed=failed)
-    sweeps_before = {k: v for k, v in before.get('seconds', {}).items() if k in SWEEPS and k not in timings}
-    timings = dict(sweeps_before, **timings)          # a study run sweep by sweep keeps each sweep's last wall time
-    timings['total'] = round(sum(v for k, v in timings.items() if k != 'total'), 1)
-    atomic_write_json(folder/'study.json', {**provenance(device, preset), 'label': spec.preset.label, 'seconds': timings,
-                                            'runs': len(runs), 'failed': failed, 'scheduler': scheduler,
-                                            'finished_runs': finished_runs(runs),
-                                            'finished': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')})
-    return dict(timings, runs=len(runs), failed=failed)
-
+# %% ../../nbs/runs/12_study.ipynb #1a1063ec
 def shown_folder(folder:Path) -> str:
     "`folder` as the notebooks get it: relative to the working directory when inside it (no machine's path in results)."
     try: return os.path.relpath(folder) if Path(folder).resolve().is_relative_to(Path.cwd().resolve()) else str(folder)
@@ -214,37 +183,83 @@ def finished_runs(runs) -> str:
     rows = sorted(f'{r}:{bool(f)}' for r, f in zip(runs.run, runs.failed)) if len(runs) else []
     return hashlib.sha256('\n'.join(rows).encode()).hexdigest()[:16]
 
-# %% ../../nbs/runs/12_study.ipynb #c3a1f0b1
-def train_study(preset:str='quick',       # 'quick', 'paper' or 'smoke'
-                results=None,            # results folder (None: results/<preset>)
-                device:str|None=None,    # torch device the runs train on
-                scheduler:str='inline',  # 'inline' (this process), 'local' or a Dask scheduler address
-                sweeps=SWEEPS,           # which sweeps, in this order
-                datasets=None,           # the sweeps' datasets (None: the preset's)
-                max_batch:int|None=None, # most runs per task (None: the preset's)
-                engine:dict=ENGINE, progress:bool=True) -> dict:
-    "Train (and code) what the sweeps of `preset` plan, leaving runs other processes hold to them; {sweep: {planned, finished}} after."
+def _check_sweeps(sweeps) -> tuple:
+    "`sweeps` as a tuple, each one of `SWEEPS`, at least one."
     sweeps = tuple(check_choice('sweep', s, SWEEPS) for s in sweeps)
     if not sweeps: raise not_allowed('sweeps', sweeps, f'a non-empty subset of {", ".join(SWEEPS)}')
-    check_scheduler(scheduler)
-    if max_batch is not None: positive_int('max_batch', max_batch)
-    remote = scheduler not in (None, 'local', 'inline')
-    spec = sweep_spec(preset, datasets, results=results, device=device, check_here=not remote)
-    folder, out = spec.results.resolve(), {}
-    for name in sweeps:
-        if name == 'coding':
-            run_derived(folder, progress=progress); measure_runs(folder, progress=progress)   # as the coding notebook does
-        elif name == 'convnet' and spec.preset.conv_design == 'screen':
-            for ds in spec.preset.datasets:
-                run_stage('all', preset, ds, folder, device=device, scheduler=scheduler, engine=engine, progress=progress, wait=False)
-        elif family_methods_of(name, preset):
-            run_sweep(preset, spec.preset.datasets, family_methods_of(name, preset), results=folder, device=device, scheduler=scheduler,
-                      engine=engine, progress=progress, max_batch=max_batch, wait=False, desc=f'{preset} {name}')
-        paths = sweep_runs(name, preset, folder, device, spec.preset.datasets)
-        n_failed, reason = failures(paths)
-        out[name] = dict(planned=len(paths), finished=sum(map(is_done, paths)), failed=n_failed, reason=reason)
-    return out
+    return sweeps
 
+# %% ../../nbs/runs/12_study.ipynb #ec04c694
+def _run_sweep_notebook(name:str, preset:str, folder:Path, notebooks:Path,
+                        trains:dict, # the parameters of a notebook that trains
+                        device, datasets, progress:bool) -> float:
+    "Execute the `name` sweep notebook into `folder`, with a bar counting its finished runs; its seconds."
+    print(f'[{preset}] {name} sweep ...', flush=True)
+    params = dict(preset=preset, results=shown_folder(folder)) if name == 'coding' else trains   # coding trains nothing
+    with Progress(sweep_runs(name, preset, folder, device, datasets), f'[{preset}] {name}', enabled=progress):
+        seconds = run_notebook(notebooks/f'{name}.ipynb', folder/f'{name}.ipynb', params)
+    print(f'[{preset}] {name} sweep done in {seconds} s', flush=True)
+    return seconds
+
+def _run_report(preset:str, folder:Path, notebooks:Path, timings:dict):
+    "Execute the report notebook into `folder` if there is one, its seconds into `timings`."
+    if not (notebooks/'report.ipynb').exists():
+        print(f'[{preset}] no report notebook at {notebooks/"report.ipynb"} yet: skipped', flush=True); return
+    params = dict(results=shown_folder(folder), preset=preset)
+    timings['report'] = run_notebook(notebooks/'report.ipynb', folder/'report.ipynb', params)
+    print(f'[{preset}] report done in {timings["report"]} s: {folder/"report.ipynb"}', flush=True)
+
+# %% ../../nbs/runs/12_study.ipynb #f6a59328
+def _unchanged(before:dict, runs, folder:Path) -> bool:
+    "Whether the last `study.json` (`before`) already tells of `runs`: a rerun that trained nothing."
+    return (before.get('runs') == len(runs) and before.get('failed') == int(runs.failed.sum())
+            and (folder/'runs.parquet').exists() and before.get('finished_runs') in (None, finished_runs(runs)))
+
+def _record_study(folder:Path, before:dict, timings:dict, runs, label:str, device, preset:str, scheduler) -> dict:
+    "Write `study.json`: the provenance, each sweep's last wall time, the runs; return the timings it holds."
+    sweeps_before = {k: v for k, v in before.get('seconds', {}).items() if k in SWEEPS and k not in timings}
+    timings = dict(sweeps_before, **timings)          # a study run sweep by sweep keeps each sweep's last wall time
+    timings['total'] = round(sum(v for k, v in timings.items() if k != 'total'), 1)
+    atomic_write_json(folder/'study.json', {**provenance(device, preset), 'label': label, 'seconds': timings,
+                                            'runs': len(runs), 'failed': int(runs.failed.sum()),
+                                            'scheduler': scheduler, 'finished_runs': finished_runs(runs),
+                                            'finished': datetime.datetime.now(datetime.timezone.utc)
+                                                        .isoformat(timespec='seconds')})
+    return timings
+
+# %% ../../nbs/runs/12_study.ipynb #82229932
+def run_study(preset:str='quick',       # 'quick', 'paper' or 'smoke'
+              results=None,            # results folder (None: results/<preset>)
+              device:str|None=None,    # torch device the runs train on
+              scheduler:str='local',   # 'local' (embedded LocalCluster), 'inline' (this process) or a scheduler address
+              notebooks=None,          # folder of the study notebooks (None: `study_folder()`)
+              sweeps=SWEEPS,           # which sweep notebooks to run
+              datasets=None,           # the sweeps' datasets (None: the preset's), e.g. ['mnist']
+              report:bool=True,
+              progress:bool=True) -> dict: # a progress bar per sweep (runs done / total, elapsed, ETA) on stderr
+    "Run the sweep notebooks of a preset, rebuild `runs.parquet`, run the report; return the timings and run counts."
+    sweeps = _check_sweeps(sweeps)
+    check_scheduler(scheduler)                      # answers, or a clear error before the first notebook starts
+    remote = scheduler not in (None, 'local', 'inline')
+    # checks everything else up front
+    spec = sweep_spec(preset, datasets, results=results, device=device, check_here=not remote)
+    folder, notebooks = spec.results.resolve(), Path(notebooks or study_folder())
+    trains = (dict(preset=preset, results=shown_folder(folder), device=device, scheduler=scheduler)
+              | ({'datasets': list(datasets)} if datasets else {}))
+    timings, start = {}, time.time()
+    for name in sweeps:
+        timings[name] = _run_sweep_notebook(name, preset, folder, notebooks, trains, device, datasets, progress)
+    runs = save_runs(folder)
+    failed = int(runs.failed.sum())
+    print(f'[{preset}] {len(runs)} runs ({failed} failed) in {folder/"runs.parquet"}', flush=True)
+    if report: _run_report(preset, folder, notebooks, timings)
+    timings['total'] = round(time.time() - start, 1)
+    before = read_json(folder/'study.json') or {}
+    if not _unchanged(before, runs, folder):       # nothing trained: a rerun's timings are no news
+        timings = _record_study(folder, before, timings, runs, spec.preset.label, device, preset, scheduler)
+    return dict(timings, runs=len(runs), failed=failed)
+
+# %% ../../nbs/runs/12_study.ipynb #c3a1f0b1
 def failures(paths:list) -> tuple[int, str|None]:
     "How many of the run folders `paths` finished as failed, and the first one's name and reason."
     n, first = 0, None
@@ -254,22 +269,63 @@ def failures(paths:list) -> tuple[int, str|None]:
         if isinstance(m, dict) and m.get('failed'): n, first = n + 1, first or f"{Path(p).name}: {m.get('reason')}"
     return n, first
 
+# %% ../../nbs/runs/12_study.ipynb #42efcb1d
+def _train_sweep(name:str, preset:str, spec, folder:Path, device, scheduler:str, max_batch, engine:dict,
+                 progress:bool):
+    "Train (or, for `coding`, derive and measure) what sweep `name` plans, leaving runs other processes hold."
+    if name == 'coding':
+        run_derived(folder, progress=progress); measure_runs(folder, progress=progress)   # as the coding notebook does
+    elif name == 'convnet' and spec.preset.conv_design == 'screen':
+        for ds in spec.preset.datasets:
+            run_stage('all', preset, ds, folder, device=device, scheduler=scheduler, engine=engine, progress=progress,
+                      wait=False)
+    elif family_methods_of(name, preset):
+        run_sweep(preset, spec.preset.datasets, family_methods_of(name, preset), results=folder, device=device,
+                  scheduler=scheduler, engine=engine, progress=progress, max_batch=max_batch, wait=False,
+                  desc=f'{preset} {name}')
+
+# %% ../../nbs/runs/12_study.ipynb #318a74d3
+def train_study(preset:str='quick',       # 'quick', 'paper' or 'smoke'
+                results=None,            # results folder (None: results/<preset>)
+                device:str|None=None,    # torch device the runs train on
+                scheduler:str='inline',  # 'inline' (this process), 'local' or a Dask scheduler address
+                sweeps=SWEEPS,           # which sweeps, in this order
+                datasets=None,           # the sweeps' datasets (None: the preset's)
+                max_batch:int|None=None, # most runs per task (None: the preset's)
+                engine:dict=ENGINE, progress:bool=True) -> dict:
+    "Train (and code) what the sweeps of `preset` plan, leaving runs others hold; {sweep: {planned, finished}} after."
+    sweeps = _check_sweeps(sweeps)
+    check_scheduler(scheduler)
+    if max_batch is not None: positive_int('max_batch', max_batch)
+    remote = scheduler not in (None, 'local', 'inline')
+    spec = sweep_spec(preset, datasets, results=results, device=device, check_here=not remote)
+    folder, out = spec.results.resolve(), {}
+    for name in sweeps:
+        _train_sweep(name, preset, spec, folder, device, scheduler, max_batch, engine, progress)
+        paths = sweep_runs(name, preset, folder, device, spec.preset.datasets)
+        n_failed, reason = failures(paths)
+        out[name] = dict(planned=len(paths), finished=sum(map(is_done, paths)), failed=n_failed, reason=reason)
+    return out
+
 # %% ../../nbs/runs/12_study.ipynb #aa9eac7f
 def parse_args(argv=None) -> argparse.Namespace:
     "Command-line arguments of `nncomp_study`."
-    ap = argparse.ArgumentParser(prog='nncomp_study', description='Run the study at a preset: every sweep, then the report.')
+    ap = argparse.ArgumentParser(prog='nncomp_study',
+                                 description='Run the study at a preset: every sweep, then the report.')
     ap.add_argument('--preset', default='quick', help=f'one of {", ".join(PRESETS)} (default quick)')
     ap.add_argument('--results', default=None, help='results folder (default results/<preset>)')
     ap.add_argument('--device', default=None, help="torch device of the runs, e.g. cpu, cuda (default cpu)")
-    ap.add_argument('--scheduler', default='local', help="'local' (embedded Dask LocalCluster, default), 'inline' (in this "
-                    "process, no Dask: one --train-only process per core) or a scheduler address tcp://host:8786")
+    ap.add_argument('--scheduler', default='local', help="'local' (embedded Dask LocalCluster, default), 'inline' (in "
+                    "this process, no Dask: one --train-only process per core) or a scheduler address tcp://host:8786")
     ap.add_argument('--sweeps', default=','.join(SWEEPS), help=f'comma-separated subset of {",".join(SWEEPS)}')
     ap.add_argument('--datasets', default=None, help='comma-separated datasets, e.g. mnist (default: the preset\'s)')
     ap.add_argument('--no-report', action='store_true', help='skip the report notebook')
     ap.add_argument('--no-progress', action='store_true', help='no progress bars')
-    ap.add_argument('--train-only', action='store_true', help='train what the sweeps plan, no notebooks, no report, never waiting for '
-                    'runs another process holds (start one per core with --scheduler inline; a plain run renders afterwards)')
-    ap.add_argument('--max-batch', type=int, default=None, help="with --train-only: most runs per task (default: the preset's)")
+    ap.add_argument('--train-only', action='store_true', help='train what the sweeps plan, no notebooks, no report, '
+                    'never waiting for runs another process holds (start one per core with --scheduler inline; a plain '
+                    'run renders afterwards)')
+    ap.add_argument('--max-batch', type=int, default=None,
+                    help="with --train-only: most runs per task (default: the preset's)")
     return ap.parse_args(argv)
 
 def check_args(a:argparse.Namespace) -> argparse.Namespace:
@@ -280,34 +336,52 @@ def check_args(a:argparse.Namespace) -> argparse.Namespace:
     if a.max_batch is not None:
         positive_int('max_batch', a.max_batch)
         if not a.train_only:
-            raise not_allowed('max_batch', a.max_batch, 'a value only with --train-only (the notebooks use the preset\'s)')
+            raise not_allowed('max_batch', a.max_batch,
+                              "a value only with --train-only (the notebooks use the preset's)")
     return a
+
+# %% ../../nbs/runs/12_study.ipynb #ac74939b
+def _split(text:str|None) -> list|None:
+    "A comma-separated option as a list of its non-empty items (None stays None)."
+    return [s.strip() for s in text.split(',') if s.strip()] if text is not None else None
+
+def _exit_on(e:BaseException):
+    "Exit with one line for bad input or a failed write; re-raise anything else but a failed notebook."
+    if isinstance(e, ValueError): sys.exit(f'nncomp_study: {e}')
+    if isinstance(e, OSError): sys.exit(f'nncomp_study: {e.strerror if isinstance(e, WriteError) else e}')   # one line
+    if type(e).__name__ != 'PapermillExecutionError': raise e
+    sys.exit(f'nncomp_study: a notebook failed ({e.ename}: {e.evalue}); '
+             'the executed copy next to the results shows where')
+
+# %% ../../nbs/runs/12_study.ipynb #bf67e7ed
+def _main_train_only(a:argparse.Namespace, sweeps:tuple, datasets:list|None):
+    "`nncomp_study --train-only`: train what the sweeps plan; exit status 1 when a run failed."
+    try: counts = train_study(check_args(a).preset, a.results, a.device, a.scheduler, sweeps, datasets, a.max_batch,
+                              progress=not a.no_progress)
+    except (ValueError, OSError) as e: _exit_on(e)
+    print('finished of the runs planned: '
+          + ', '.join(f"{k} {v['finished']}/{v['planned']}" for k, v in counts.items()))
+    failed, planned = sum(v['failed'] for v in counts.values()), sum(v['planned'] for v in counts.values())
+    if failed:
+        first = next(v['reason'] for v in counts.values() if v['failed'])
+        sys.exit(f'nncomp_study: {failed} of {planned} planned runs failed; the first: {first} '
+                 '(see the failed column of runs.parquet)')
+
+def _main_study(a:argparse.Namespace, sweeps:tuple, datasets:list|None):
+    "`nncomp_study`: the sweep notebooks and the report; exit status 1 when a notebook, a write or a run failed."
+    try: out = run_study(check_args(a).preset, a.results, a.device, a.scheduler, sweeps=sweeps, datasets=datasets,
+                         report=not a.no_report, progress=not a.no_progress)
+    except Exception as e: _exit_on(e)
+    print('timings (s): ' + ', '.join(f'{k} {v}' for k, v in out.items() if k not in ('runs', 'failed')))
+    if out['failed']:
+        sys.exit(f'nncomp_study: {out["failed"]} of {out["runs"]} runs failed (see the failed column of runs.parquet '
+                 'and the report)')
 
 def main(argv=None):
     "Console script `nncomp_study`: exit status 1 when the input is bad, a notebook or a write fails, or a run failed."
     a = parse_args(argv)
     check_study_extra()                       # one line naming the extra, not a ModuleNotFoundError halfway
-    sweeps = tuple(s.strip() for s in a.sweeps.split(',') if s.strip())
-    datasets = [d.strip() for d in a.datasets.split(',') if d.strip()] if a.datasets else None
-    if a.no_progress: os.environ.setdefault('NNCOMP_LOG_TASKS', '1')   # no bars: a line per finished task instead (notebook kernels inherit it)
-    if a.train_only:
-        try: counts = train_study(check_args(a).preset, a.results, a.device, a.scheduler, sweeps, datasets, a.max_batch,
-                                  progress=not a.no_progress)
-        except ValueError as e: sys.exit(f'nncomp_study: {e}')
-        except OSError as e: sys.exit(f'nncomp_study: {e.strerror if isinstance(e, WriteError) else e}')   # one line
-        print('finished of the runs planned: ' + ', '.join(f"{k} {v['finished']}/{v['planned']}" for k, v in counts.items()))
-        failed, planned = sum(v['failed'] for v in counts.values()), sum(v['planned'] for v in counts.values())
-        if failed:
-            first = next(v['reason'] for v in counts.values() if v['failed'])
-            sys.exit(f'nncomp_study: {failed} of {planned} planned runs failed; the first: {first} '
-                     '(see the failed column of runs.parquet)')
-        return
-    try: out = run_study(check_args(a).preset, a.results, a.device, a.scheduler, sweeps=sweeps, datasets=datasets,
-                         report=not a.no_report, progress=not a.no_progress)
-    except ValueError as e: sys.exit(f'nncomp_study: {e}')
-    except OSError as e: sys.exit(f'nncomp_study: {e.strerror if isinstance(e, WriteError) else e}')  # one line
-    except Exception as e:
-        if type(e).__name__ != 'PapermillExecutionError': raise
-        sys.exit(f'nncomp_study: a notebook failed ({e.ename}: {e.evalue}); the executed copy next to the results shows where')
-    print('timings (s): ' + ', '.join(f'{k} {v}' for k, v in out.items() if k not in ('runs', 'failed')))
-    if out['failed']: sys.exit(f'nncomp_study: {out["failed"]} of {out["runs"]} runs failed (see the failed column of runs.parquet and the report)')
+    sweeps, datasets = tuple(_split(a.sweeps)), _split(a.datasets) if a.datasets else None
+    # no bars: a line per finished task instead (notebook kernels inherit it)
+    if a.no_progress: os.environ.setdefault('NNCOMP_LOG_TASKS', '1')
+    (_main_train_only if a.train_only else _main_study)(a, sweeps, datasets)
