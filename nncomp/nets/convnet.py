@@ -5,20 +5,21 @@
 # %% ../../nbs/nets/08_convnet.ipynb #d1f49ac3
 from __future__ import annotations
 import functools, itertools
+from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
 from ..config import DataConfig, ModelConfig, TrainConfig, MethodConfig, RunConfig, validate
-from .models import uniform_init, per_seed
+from .models import uniform_init, per_seed, patch_to
 from ..core import compiled
 
 # %% auto #0
 __all__ = ['IMAGE', 'CLASSES', 'STEP_BUDGET', 'COMPILE_MIN', 'GRAPHS_PER_PROCESS', 'GRID', 'CONV_FIELDS', 'CONV_TRAIN',
-           'feature_sizes', 'check_conv', 'conv_counts', 'pooled_patches', 'ConvNet', 'check_conv_model',
-           'equal_blocks', 'step_tiles', 'first_max_grad', 'pool_backward', 'conv_step', 'is_valid_conv', 'conv_grid',
-           'sample_grid', 'conv_run_configs', 'pareto_mask', 'pareto_front', 'with_weights']
+           'feature_sizes', 'check_conv', 'conv_counts', 'pooled_patches', 'check_conv_model', 'run_init', 'conv_init',
+           'ConvNet', 'equal_blocks', 'step_tiles', 'first_max_grad', 'pool_backward', 'conv_step', 'is_valid_conv',
+           'conv_grid', 'sample_grid', 'conv_run_configs', 'pareto_mask', 'pareto_front', 'with_weights']
 
 # %% ../../nbs/nets/08_convnet.ipynb #526a71b5
 IMAGE = 28      # MNIST images are 28 × 28
@@ -62,9 +63,52 @@ def pooled_patches(kernel:int, stride:int, pool:int, # the ConvNet's geometry
     return pix.reshape(kernel * kernel, pool * pool, P * P)
 
 # %% ../../nbs/nets/08_convnet.ipynb #3cef1cc4
+def check_conv_model(model, # a ModelConfig, or one per run
+                     methods:list, seeds:list):
+    "Raise ValueError before training unless `model` is a well-formed ConvNet config (or one geometry's configs)."
+    models = list(model) if isinstance(model, (list, tuple)) else [model]
+    for m in models:
+        if m.kind != 'conv': raise ValueError(f"model.kind={m.kind!r}; ConvNet builds kind 'conv'")
+        check_conv(m.channels, m.kernel, m.stride, m.pool)
+        if not 0 <= m.dropout < 1: raise ValueError(f'dropout={m.dropout!r} is not allowed; allowed: [0, 1)')
+    shapes = sorted({(m.kernel, m.stride, m.pool) for m in models})
+    if len(shapes) > 1:
+        raise ValueError(f'(kernel, stride, pool) = {shapes} in one batch; allowed: one geometry per batch')
+    if len(models) > 1 and len(models) != len(seeds):
+        raise ValueError(f'{len(models)} model configs for {len(seeds)} seeds')
+    if len(methods) != len(seeds): raise ValueError(f'{len(methods)} methods for {len(seeds)} seeds')
+    for m in methods:
+        if m.name != 'none': raise ValueError(f"method {m.name!r} is not allowed for a ConvNet; allowed: 'none'")
+
+# %% ../../nbs/nets/08_convnet.ipynb #93558cd1
+def run_init(channels:int, kernel:int, side:int, # the run's width, the kernel and the pooled map's side
+             gen:torch.Generator                 # the run's CPU generator
+            ) -> list[Tensor]:                   # conv weight, conv bias, linear weight, linear bias
+    "One run's initial parameters, drawn in the order conv weight, conv bias, linear weight, linear bias."
+    n_feat = channels * side * side
+    return [uniform_init((channels, kernel, kernel), kernel * kernel, gen),
+            uniform_init((channels,), kernel * kernel, gen),
+            uniform_init((CLASSES, n_feat), n_feat, gen), uniform_init((CLASSES,), n_feat, gen)]
+
+def conv_init(models:list[ModelConfig], # one per run, of one geometry
+              seeds:list[int]           # one per run
+             ) -> list[Tensor]:         # w_conv (R, C, k, k), b_conv (R, C), w_fc (R, 10, C·h·w), b_fc (R, 10)
+    "Every run's initial parameters, zero-padded to the widest run: a run's numbers are those it gets alone."
+    k, side = models[0].kernel, feature_sizes(models[0].kernel, models[0].stride, models[0].pool)[1]
+    keys = list(zip(seeds, [m.channels for m in models]))
+    cache = {key: run_init(key[1], k, side, torch.Generator().manual_seed(int(key[0]))) for key in dict.fromkeys(keys)}
+    R, C = len(seeds), max(c for _, c in keys)
+    w_conv, b_conv = torch.zeros(R, C, k, k), torch.zeros(R, C)
+    w_fc, b_fc = torch.zeros(R, CLASSES, C, side * side), torch.zeros(R, CLASSES)
+    for r, key in enumerate(keys):
+        wc, bc, wf, bf = cache[key]; c = key[1]
+        w_conv[r, :c], b_conv[r, :c], w_fc[r, :, :c], b_fc[r] = wc, bc, wf.view(CLASSES, c, -1), bf
+    return [w_conv, b_conv, w_fc.flatten(2), b_fc]
+
+# %% ../../nbs/nets/08_convnet.ipynb #98849ae4
 class ConvNet(nn.Module):
-    "R one-layer ConvNets of one geometry: conv(1→C, k, s) → ReLU → maxpool(p) → dropout → linear(→10); C and the dropout rate may differ per run."
-    PER_RUN = ('channels', 'dropout')   # ModelConfig fields that may differ among the runs of one module (`nncomp.engine.train.batch_key`)
+    "R one-layer ConvNets of one geometry: conv(1→C, k, s) → ReLU → maxpool(p) → dropout → linear(→10)."
+    PER_RUN = ('channels', 'dropout')   # ModelConfig fields that may differ among one module's runs (`batch_key`)
     def __init__(self, conv_weight:Tensor, # (R, C, k, k); a run with fewer channels is zero-padded to C
                  conv_bias:Tensor, # (R, C)
                  fc_weight:Tensor, # (R, 10, C·h·w)
@@ -83,145 +127,141 @@ class ConvNet(nn.Module):
         self.dropout_gens = [torch.Generator(dev).manual_seed(int(s) + 0x5EED) for s in seeds]
 
     @classmethod
-    def from_configs(cls, model:ModelConfig|list, # kind 'conv' (channels, kernel, stride, pool, dropout), or one per run differing only in `PER_RUN`
+    def from_configs(cls, model:ModelConfig|list, # kind 'conv', or one per run differing only in `PER_RUN`
                      methods:list[MethodConfig], # one per run; ConvNets take only method 'none'
                      seeds:list[int], # one per run; equal seeds and channels → equal init and dropout masks
                      device=None):
         "Build and initialize R = len(seeds) runs; each run's numbers are those it gets when built alone."
         models = list(model) if isinstance(model, (list, tuple)) else [model] * len(seeds)
         check_conv_model(models, methods, seeds)
-        k, s, p = models[0].kernel, models[0].stride, models[0].pool
-        side = feature_sizes(k, s, p)[1]
-        channels = [m.channels for m in models]
-        C = max(channels)
-        def make(c, g):
-            n_feat = c * side * side
-            return [uniform_init((c, k, k), k * k, g), uniform_init((c,), k * k, g),
-                    uniform_init((CLASSES, n_feat), n_feat, g), uniform_init((CLASSES,), n_feat, g)]
-        cache = {key: make(key[1], torch.Generator().manual_seed(int(key[0]))) for key in dict.fromkeys(zip(seeds, channels))}
-        w_conv, b_conv = torch.zeros(len(seeds), C, k, k), torch.zeros(len(seeds), C)
-        w_fc, b_fc = torch.zeros(len(seeds), CLASSES, C, side * side), torch.zeros(len(seeds), CLASSES)
-        for r, key in enumerate(zip(seeds, channels)):
-            wc, bc, wf, bf = cache[key]; c = key[1]
-            w_conv[r, :c], b_conv[r, :c], w_fc[r, :, :c], b_fc[r] = wc, bc, wf.view(CLASSES, c, -1), bf
-        ts = [t.to(device) for t in (w_conv, b_conv, w_fc.flatten(2), b_fc)]
-        return cls(*ts, s, p, [m.dropout for m in models], seeds, channels)
+        ts = [t.to(device) for t in conv_init(models, seeds)]
+        return cls(*ts, models[0].stride, models[0].pool, [m.dropout for m in models], seeds,
+                   [m.channels for m in models])
 
-    def features(self, x:Tensor, # (R, B, 784)
-                 budget:int=2**23): # elements of the conv output per chunk of examples (bounds memory)
-        "Pooled feature maps, flattened: (R, B, C·h·w)."
-        R, B, _ = x.shape
-        C, k = self.w_conv.shape[1], self.w_conv.shape[-1]
-        side = feature_sizes(k, self.stride, self.pool)[0]
-        chunk = max(1, budget // (R * C * side * side))
-        if B > chunk: return torch.cat([self.features(x[:, i:i + chunk], budget) for i in range(0, B, chunk)], 1)
-        if x.stride(0) == 0 and not torch.is_grad_enabled(): return self.pooled(x[0])       # evaluation: the fast path
-        w, b = self.w_conv.reshape(R * C, 1, k, k), self.b_conv.reshape(R * C)
-        if x.stride(0) == 0: y = F.conv2d(x[0].reshape(B, 1, IMAGE, IMAGE), w, b, self.stride)   # shared input
-        else: y = F.conv2d(x.reshape(R, B, IMAGE, IMAGE).transpose(0, 1), w, b, self.stride, groups=R)
-        y = F.max_pool2d(torch.relu(y), self.pool)                                   # (B, R·C, h, w)
-        return y.reshape(B, R, -1).transpose(0, 1)
+# %% ../../nbs/nets/08_convnet.ipynb #de2cda6b
+@patch_to(ConvNet)
+def features(self, x:Tensor, # (R, B, 784)
+             budget:int=2**23): # elements of the conv output per chunk of examples (bounds memory)
+    "Pooled feature maps, flattened: (R, B, C·h·w)."
+    R, B, _ = x.shape
+    C, k = self.w_conv.shape[1], self.w_conv.shape[-1]
+    side = feature_sizes(k, self.stride, self.pool)[0]
+    chunk = max(1, budget // (R * C * side * side))
+    if B > chunk: return torch.cat([self.features(x[:, i:i + chunk], budget) for i in range(0, B, chunk)], 1)
+    if x.stride(0) == 0 and not torch.is_grad_enabled(): return self.pooled(x[0])       # evaluation: the fast path
+    w, b = self.w_conv.reshape(R * C, 1, k, k), self.b_conv.reshape(R * C)
+    if x.stride(0) == 0: y = F.conv2d(x[0].reshape(B, 1, IMAGE, IMAGE), w, b, self.stride)   # shared input
+    else: y = F.conv2d(x.reshape(R, B, IMAGE, IMAGE).transpose(0, 1), w, b, self.stride, groups=R)
+    y = F.max_pool2d(torch.relu(y), self.pool)                                   # (B, R·C, h, w)
+    return y.reshape(B, R, -1).transpose(0, 1)
 
-    @torch.no_grad()
-    def pooled(self, x:Tensor): # (B, 784) the same examples for every run
-        "`features` of shared examples without autograd, as `conv_step` computes them: (R, B, C·h·w)."
-        R, C, k = self.w_conv.shape[:3]
-        patches = self.patches(x.device)
-        cols = torch.index_select(x.t().contiguous(), 0, patches).view(k * k, -1)         # (k², p²·h·w·B)
-        w, b, rows = self.w_conv.reshape(R * C, -1), self.b_conv.reshape(R * C, 1), self.conv_rows(0, R, 1)
-        if rows is not None: w, b = w[rows], b[rows]                                      # the padding's features are zero
-        f = (torch.mm(w, cols).view(len(w), self.pool**2, -1).amax(1) + b).relu_()
-        if rows is not None: f = f.new_zeros(R * C, f.shape[1]).index_copy_(0, rows, f)
-        return f.view(R, -1, len(x)).transpose(1, 2)
+# %% ../../nbs/nets/08_convnet.ipynb #0b0b7864
+@patch_to(ConvNet)
+def conv_rows(self, r0:int, r1:int, # the runs of a tile
+              U:int) -> Tensor|None: # seed groups of K = (r1 - r0) / U runs each
+    "Rows of `w_conv[r0:r1]` as (U·K·C, k²) a step computes: each group's real channels, then padding rows up to the fullest group's count (None: no padding to skip)."
+    key = (r0, r1, U, self.w_conv.device)
+    if getattr(self, '_rows_of', None) is None: self._rows_of = {}
+    if key not in self._rows_of:
+        C, K = self.w_conv.shape[1], (r1 - r0) // U
+        real = [[(u * K + j) * C + i for j in range(K) for i in range(self.channels[r0 + u * K + j])] for u in range(U)]
+        pad = [[(u * K + j) * C + i for j in range(K) for i in range(self.channels[r0 + u * K + j], C)]
+               for u in range(U)]
+        M = max(map(len, real))
+        rows = None if M == K * C else torch.tensor([i for a, b in zip(real, pad) for i in a + b[:M - len(a)]],
+                                                    device=key[-1])
+        self._rows_of[key] = rows
+    return self._rows_of[key]
 
-    def conv_rows(self, r0:int, r1:int, # the runs of a tile
-                  U:int) -> Tensor|None: # seed groups of K = (r1 - r0) / U runs each
-        "Rows of `w_conv[r0:r1]` as (U·K·C, k²) a step computes: each group's real channels, then padding rows up to the fullest group's count (None: no padding to skip)."
-        key = (r0, r1, U, self.w_conv.device)
-        if getattr(self, '_rows_of', None) is None: self._rows_of = {}
-        if key not in self._rows_of:
-            C, K = self.w_conv.shape[1], (r1 - r0) // U
-            real = [[(u * K + j) * C + i for j in range(K) for i in range(self.channels[r0 + u * K + j])] for u in range(U)]
-            pad = [[(u * K + j) * C + i for j in range(K) for i in range(self.channels[r0 + u * K + j], C)] for u in range(U)]
-            M = max(map(len, real))
-            rows = None if M == K * C else torch.tensor([i for a, b in zip(real, pad) for i in a + b[:M - len(a)]], device=key[-1])
-            self._rows_of[key] = rows
-        return self._rows_of[key]
+# %% ../../nbs/nets/08_convnet.ipynb #d1c66038
+@patch_to(ConvNet)
+@torch.no_grad()
+def pooled(self, x:Tensor): # (B, 784) the same examples for every run
+    "`features` of shared examples without autograd, as `conv_step` computes them: (R, B, C·h·w)."
+    R, C, k = self.w_conv.shape[:3]
+    patches = self.patches(x.device)
+    cols = torch.index_select(x.t().contiguous(), 0, patches).view(k * k, -1)         # (k², p²·h·w·B)
+    w, b, rows = self.w_conv.reshape(R * C, -1), self.b_conv.reshape(R * C, 1), self.conv_rows(0, R, 1)
+    if rows is not None: w, b = w[rows], b[rows]                                      # the padding's features are zero
+    f = (torch.mm(w, cols).view(len(w), self.pool**2, -1).amax(1) + b).relu_()
+    if rows is not None: f = f.new_zeros(R * C, f.shape[1]).index_copy_(0, rows, f)
+    return f.view(R, -1, len(x)).transpose(1, 2)
 
-    def patches(self, device) -> Tensor:
-        "`pooled_patches` of this geometry, flattened (computed once per device)."
-        k, key = self.w_conv.shape[-1], (self.w_conv.shape[-1], self.stride, self.pool, device)
-        if getattr(self, '_patches_of', None) != key:
-            self._patches, self._patches_of = pooled_patches(k, self.stride, self.pool).flatten().to(device), key
-        return self._patches
+@patch_to(ConvNet)
+def patches(self, device) -> Tensor:
+    "`pooled_patches` of this geometry, flattened (computed once per device)."
+    k, key = self.w_conv.shape[-1], (self.w_conv.shape[-1], self.stride, self.pool, device)
+    if getattr(self, '_patches_of', None) != key:
+        self._patches, self._patches_of = pooled_patches(k, self.stride, self.pool).flatten().to(device), key
+    return self._patches
 
-    def dropout_keep(self, B:int, F:int, # mini-batch size, features per run (padded)
-                     runs=None,            # run range (default: all)
-                     features_first:bool=False): # layout (R', F, B) instead of (R', B, F)
-        "Inverted-dropout multipliers: each run draws (B, its own features) from its own generator, as when alone."
-        runs = range(len(self.rates)) if runs is None else runs
-        keep = torch.ones((len(runs), F, B) if features_first else (len(runs), B, F), device=self.w_conv.device)
-        per_channel = F // self.w_conv.shape[1]
-        for i, r in enumerate(runs):
-            if self.rates[r] == 0: continue
-            n = self.channels[r] * per_channel
-            draw = torch.rand((B, n), generator=self.dropout_gens[r], device=keep.device).ge_(self.rates[r]).mul_(1 / (1 - self.rates[r]))
-            if features_first: keep[i, :n] = draw.t()
-            else: keep[i, :, :n] = draw
-        return keep
+# %% ../../nbs/nets/08_convnet.ipynb #f6642384
+@patch_to(ConvNet)
+def dropout_keep(self, B:int, F:int, # mini-batch size, features per run (padded)
+                 runs=None,            # run range (default: all)
+                 features_first:bool=False): # layout (R', F, B) instead of (R', B, F)
+    "Inverted-dropout multipliers: each run draws (B, its own features) from its own generator, as when alone."
+    runs = range(len(self.rates)) if runs is None else runs
+    keep = torch.ones((len(runs), F, B) if features_first else (len(runs), B, F), device=self.w_conv.device)
+    per_channel = F // self.w_conv.shape[1]
+    for i, r in enumerate(runs):
+        if self.rates[r] == 0: continue
+        n = self.channels[r] * per_channel
+        draw = torch.rand((B, n), generator=self.dropout_gens[r], device=keep.device)
+        draw = draw.ge_(self.rates[r]).mul_(1 / (1 - self.rates[r]))
+        if features_first: keep[i, :n] = draw.t()
+        else: keep[i, :, :n] = draw
+    return keep
 
-    def dropout(self, h:Tensor): # (R, B, F)
-        "Inverted dropout with each run's rate and its own generator (training only)."
-        if not self.training or not any(self.rates): return h
-        return h * self.dropout_keep(h.shape[1], h.shape[2])
+@patch_to(ConvNet)
+def dropout(self, h:Tensor): # (R, B, F)
+    "Inverted dropout with each run's rate and its own generator (training only)."
+    if not self.training or not any(self.rates): return h
+    return h * self.dropout_keep(h.shape[1], h.shape[2])
 
-    def forward(self, x:Tensor): # (R, B, 784)
-        "Logits (R, B, 10)."
-        return torch.baddbmm(self.b_fc.unsqueeze(1), self.dropout(self.features(x)), self.w_fc.transpose(1, 2))
+# %% ../../nbs/nets/08_convnet.ipynb #ecf98395
+@patch_to(ConvNet)
+def forward(self, x:Tensor): # (R, B, 784)
+    "Logits (R, B, 10)."
+    return torch.baddbmm(self.b_fc.unsqueeze(1), self.dropout(self.features(x)), self.w_fc.transpose(1, 2))
 
-    def step_by_hand(self, x:Tensor, y:Tensor, idx:Tensor, groups:list): # as `nncomp.engine.train.fc_step`
-        "One training step's losses (R,) and exact gradients, by hand (`conv_step`)."
-        return conv_step(self, x, y, idx, groups)
+@patch_to(ConvNet)
+def step_by_hand(self, x:Tensor, y:Tensor, idx:Tensor, groups:list): # as `nncomp.engine.train.fc_step`
+    "One training step's losses (R,) and exact gradients, by hand (`conv_step`)."
+    return conv_step(self, x, y, idx, groups)
 
-    def prunable(self): return {}
+@patch_to(ConvNet)
+def prunable(self): return {}   # ConvNets are not pruned
 
-    def generators(self) -> list: return self.dropout_gens   # random streams a checkpoint keeps (`nncomp.engine.train.Checkpoint`)
+@patch_to(ConvNet)
+def generators(self) -> list: return self.dropout_gens   # random streams a checkpoint keeps (`Checkpoint`)
 
-    def n_weights(self):
-        "(R,) weights per run: conv kernels + linear weights (the 'edges' of the FC side)."
-        per_channel = self.w_conv[0, 0].numel() + self.w_fc.shape[-1] // self.w_conv.shape[1] * CLASSES
-        return torch.tensor(self.channels, device=self.w_conv.device) * per_channel
+# %% ../../nbs/nets/08_convnet.ipynb #9444e8f8
+@patch_to(ConvNet)
+def n_weights(self):
+    "(R,) weights per run: conv kernels + linear weights (the 'edges' of the FC side)."
+    per_channel = self.w_conv[0, 0].numel() + self.w_fc.shape[-1] // self.w_conv.shape[1] * CLASSES
+    return torch.tensor(self.channels, device=self.w_conv.device) * per_channel
 
-    def run_edges(self) -> list[int]: return self.n_weights().tolist()
+@patch_to(ConvNet)
+def run_edges(self) -> list[int]: return self.n_weights().tolist()
 
-    def n_edges(self) -> int:
-        "Weights of the widest run (every run's: `run_edges`)."
-        return max(self.run_edges())
+@patch_to(ConvNet)
+def n_edges(self) -> int:
+    "Weights of the widest run (every run's: `run_edges`)."
+    return max(self.run_edges())
 
-    def n_params(self):
-        "(R,) all stored trainable numbers per run: weights + biases."
-        return self.n_weights() + torch.tensor(self.channels, device=self.w_conv.device) + CLASSES
+@patch_to(ConvNet)
+def n_params(self):
+    "(R,) all stored trainable numbers per run: weights + biases."
+    return self.n_weights() + torch.tensor(self.channels, device=self.w_conv.device) + CLASSES
 
-    def run_state(self, r:int) -> dict:
-        "Run `r`'s parameters without padding: the state it has when trained alone."
-        c = self.channels[r]
-        return dict(w_conv=self.w_conv[r, :c], b_conv=self.b_conv[r, :c], b_fc=self.b_fc[r],
-                    w_fc=self.w_fc[r].view(CLASSES, self.w_conv.shape[1], -1)[:, :c].reshape(CLASSES, -1))
-
-def check_conv_model(model, # a ModelConfig, or one per run
-                     methods:list, seeds:list):
-    "Raise ValueError before training unless `model` is a well-formed ConvNet config (or configs of one geometry) for these runs."
-    models = list(model) if isinstance(model, (list, tuple)) else [model]
-    for m in models:
-        if m.kind != 'conv': raise ValueError(f"model.kind={m.kind!r}; ConvNet builds kind 'conv'")
-        check_conv(m.channels, m.kernel, m.stride, m.pool)
-        if not 0 <= m.dropout < 1: raise ValueError(f'dropout={m.dropout!r} is not allowed; allowed: [0, 1)')
-    shapes = sorted({(m.kernel, m.stride, m.pool) for m in models})
-    if len(shapes) > 1: raise ValueError(f'(kernel, stride, pool) = {shapes} in one batch; allowed: one geometry per batch')
-    if len(models) > 1 and len(models) != len(seeds): raise ValueError(f'{len(models)} model configs for {len(seeds)} seeds')
-    if len(methods) != len(seeds): raise ValueError(f'{len(methods)} methods for {len(seeds)} seeds')
-    for m in methods:
-        if m.name != 'none': raise ValueError(f"method {m.name!r} is not allowed for a ConvNet; allowed: 'none'")
+@patch_to(ConvNet)
+def run_state(self, r:int) -> dict:
+    "Run `r`'s parameters without padding: the state it has when trained alone."
+    c = self.channels[r]
+    return dict(w_conv=self.w_conv[r, :c], b_conv=self.b_conv[r, :c], b_fc=self.b_fc[r],
+                w_fc=self.w_fc[r].view(CLASSES, self.w_conv.shape[1], -1)[:, :c].reshape(CLASSES, -1))
 
 # %% ../../nbs/nets/08_convnet.ipynb #30727169
 def equal_blocks(groups:list) -> list[tuple[int, int, int]]:

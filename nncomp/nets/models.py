@@ -4,14 +4,14 @@
 
 # %% ../../nbs/nets/04_models.ipynb #c6f6b5d1
 from __future__ import annotations
-import json, math
+import json, math, sys
 from dataclasses import asdict
 import torch
 from torch import nn, Tensor
 from ..config import ModelConfig, MethodConfig
 
 # %% auto #0
-__all__ = ['uniform_init', 'per_seed', 'MLP', 'shared_linear', 'fc_step']
+__all__ = ['uniform_init', 'per_seed', 'patch_to', 'MLP', 'shared_linear', 'fc_step']
 
 # %% ../../nbs/nets/04_models.ipynb #6c0a7bf8
 def uniform_init(shape:tuple, # (out, in) or (out,)
@@ -28,6 +28,15 @@ def per_seed(seeds:list[int], # one per run
     "Stack `make`'s tensors over runs; runs with equal seeds get the same numbers."
     cache = {s: make(torch.Generator().manual_seed(int(s))) for s in dict.fromkeys(seeds)}
     return [torch.stack([cache[s][i] for s in seeds]) for i in range(len(cache[seeds[0]]))]
+
+# %% ../../nbs/nets/04_models.ipynb #e3776b35
+def patch_to(cls:type): # the class that gets the method
+    "Decorator: add the function to `cls` as a method of the same name."
+    def add(f):
+        f.__qualname__ = f'{cls.__name__}.{f.__name__}'
+        setattr(cls, f.__name__, f)
+        return sys._getframe(1).f_globals.get(f.__name__)   # the module's name is not rebound
+    return add
 
 # %% ../../nbs/nets/04_models.ipynb #81ead6cd
 class MLP(nn.Module):
