@@ -18,8 +18,9 @@ from ..core import compiled
 # %% auto #0
 __all__ = ['IMAGE', 'CLASSES', 'STEP_BUDGET', 'COMPILE_MIN', 'GRAPHS_PER_PROCESS', 'GRID', 'CONV_FIELDS', 'CONV_TRAIN',
            'feature_sizes', 'check_conv', 'conv_counts', 'pooled_patches', 'check_conv_model', 'run_init', 'conv_init',
-           'ConvNet', 'equal_blocks', 'step_tiles', 'first_max_grad', 'pool_backward', 'conv_step', 'is_valid_conv',
-           'conv_grid', 'sample_grid', 'conv_run_configs', 'pareto_mask', 'pareto_front', 'with_weights']
+           'ConvNet', 'equal_blocks', 'step_tiles', 'first_max_grad', 'pool_backward', 'tile_columns', 'tile_forward',
+           'tile_loss', 'tile_backward', 'conv_step', 'is_valid_conv', 'conv_grid', 'sample_grid', 'conv_run_configs',
+           'pareto_mask', 'pareto_front', 'with_weights']
 
 # %% ../../nbs/nets/08_convnet.ipynb #526a71b5
 IMAGE = 28      # MNIST images are 28 × 28
@@ -272,28 +273,31 @@ def equal_blocks(groups:list) -> list[tuple[int, int, int]]:
         else: out.append((g, g + 1, r1 - r0))
     return out
 
+# %% ../../nbs/nets/08_convnet.ipynb #8ab0b146
+STEP_BUDGET = 2**20   # conv-output elements per tile: a tile's tensors stay in cache (k5 s1 p2, 27 runs: 2× faster)
+
 def step_tiles(groups:list,   # [(first, stop)] run range of each seed group
                per_run:int,   # conv-output elements of one run
                budget:int     # most conv-output elements of one tile
               ) -> list[tuple[int, int, int, int]]:
-    "Tiles (first group, stop group, first run, stop run): blocks of equal seed groups, cut so that each tile's conv output fits `budget`."
+    "Tiles (first group, stop group, first run, stop run): blocks of equal seed groups cut to fit `budget`."
     out = []
     for g0, g1, K in equal_blocks(groups):
         if K * per_run > budget:       # one group per tile, its runs in chunks that share the group's patches
             n = max(1, budget // per_run)
-            out += [(g, g + 1, groups[g][0] + i, groups[g][0] + min(i + n, K)) for g in range(g0, g1) for i in range(0, K, n)]
+            out += [(g, g + 1, groups[g][0] + i, groups[g][0] + min(i + n, K)) for g in range(g0, g1)
+                    for i in range(0, K, n)]
         else:
             n = max(1, budget // (K * per_run))
             out += [(g, min(g + n, g1), groups[g][0], groups[min(g + n, g1) - 1][1]) for g in range(g0, g1, n)]
     return out
 
-STEP_BUDGET = 2**20   # conv-output elements per tile: a tile's tensors stay in cache (k5 s1 p2, 27 runs: 2× faster than one tile)
-
+# %% ../../nbs/nets/08_convnet.ipynb #9037c1ae
 def first_max_grad(conv:Tensor, # (U, M, p², N) conv outputs at each pooling offset
                    top:Tensor,  # (U, M, N) their max over the offsets
                    dz:Tensor    # (U, M, N) ∂L/∂top
                   ) -> Tensor:  # (U, M, p², N) ∂L/∂conv
-    "The max-pool's backward: each window's gradient at its first maximum (in max_pool2d's scan order), zero elsewhere."
+    "The max-pool's backward: each window's gradient at its first maximum (max_pool2d's scan order), 0 elsewhere."
     outs, taken = [], torch.zeros_like(top, dtype=torch.bool)
     for a in range(conv.shape[2]):
         hit = (conv[:, :, a] == top) & ~taken
@@ -301,25 +305,93 @@ def first_max_grad(conv:Tensor, # (U, M, p², N) conv outputs at each pooling of
         outs.append(torch.where(hit, dz, 0.0))
     return torch.stack(outs, 2)
 
-COMPILE_MIN = 2**16   # conv-output elements of a tile from which the CPU step compiles `first_max_grad` (one pass over memory, 2–5× faster)
-
-GRAPHS_PER_PROCESS = 32   # compiled `first_max_grad` graphs a process keeps: one per pooling size (its loop is unrolled) and per 1-or-more seed groups and rows, 12 for the grid
+# %% ../../nbs/nets/08_convnet.ipynb #9587f485
+COMPILE_MIN = 2**16   # conv-output elements of a tile from which the CPU step compiles `first_max_grad` (2–5× faster)
+# compiled `first_max_grad` graphs a process keeps: one per pooling size (its loop is unrolled) and per 1-or-more
+# seed groups and rows, 12 for the grid
+GRAPHS_PER_PROCESS = 32
 
 @functools.cache
 def _compiled_first_max_grad():   # looked up once per process, not per step
-    import torch._dynamo.config as dynamo   # its default (8 graphs per function) sent a process that trains the whole grid back to the eager loop, 10× slower
-    name = 'recompile_limit' if hasattr(dynamo, 'recompile_limit') else 'cache_size_limit'   # the older name (torch < 2.6)
+    # dynamo's default (8 graphs per function) sent a process that trains the whole grid back to the eager loop,
+    # 10× slower; imported here because the setting is needed only where the step compiles
+    import torch._dynamo.config as dynamo
+    name = 'recompile_limit' if hasattr(dynamo, 'recompile_limit') else 'cache_size_limit'   # the older name (< 2.6)
     setattr(dynamo, name, max(getattr(dynamo, name), GRAPHS_PER_PROCESS))
     t = torch.zeros(1, 2, 4, 3)
     return compiled(first_max_grad, t, t[:, :, 0], t[:, :, 0])
 
 def pool_backward(conv:Tensor, top:Tensor, dz:Tensor) -> Tensor:
-    "`first_max_grad`, compiled once per process on the CPU for tiles of `COMPILE_MIN` elements or more (eager elsewhere, or where torch.compile does not work)."
+    "`first_max_grad`, compiled once per process on the CPU for tiles of `COMPILE_MIN` elements or more."
     if conv.device.type == 'cpu' and conv.numel() >= COMPILE_MIN:
-        fn = _compiled_first_max_grad()
+        fn = _compiled_first_max_grad()   # None where torch.compile does not work: eager then
         if fn is not None: return fn(conv, top, dz)
     return first_max_grad(conv, top, dz)
 
+# %% ../../nbs/nets/08_convnet.ipynb #a64e3fd2
+def tile_columns(x:Tensor,       # (N, 784) training inputs
+                 idx:Tensor,     # (U, B) example indices of the tile's seed groups
+                 patches:Tensor, # `ConvNet.patches`: flat pixel index of every (tap, offset, position)
+                 kk:int          # k², taps of the kernel
+                ) -> Tensor:     # (U, k², p²·h·w·B)
+    "The gathered patches of every pooling offset of each seed group's examples."
+    xt = x[idx].transpose(1, 2).contiguous()                                   # (U, 784, B)
+    return torch.index_select(xt, 1, patches).view(len(idx), kk, -1)
+
+def tile_forward(model:ConvNet, cols:Tensor, # the tile's `tile_columns`
+                 r0:int, r1:int, U:int, B:int # runs of the tile, its seed groups, examples per group
+                ) -> SimpleNamespace:
+    "A tile's conv at every pooling offset, its max, pre-activations and (dropped-out) features: one bmm."
+    C, kk, pp = model.w_conv.shape[1], cols.shape[1], model.pool ** 2
+    K, N = (r1 - r0) // U, cols.shape[2] // pp                                 # runs per group, h·w·B
+    w, b = model.w_conv[r0:r1].reshape(U * K * C, kk), model.b_conv[r0:r1].reshape(U * K * C, 1)
+    rows = model.conv_rows(r0, r1, U)                                          # a narrower run's padding is skipped
+    if rows is not None: w, b = w[rows], b[rows]
+    M = len(w) // U                                                            # rows per group
+    conv = torch.bmm(w.view(U, M, kk), cols).view(U, M, pp, N)
+    top = conv.amax(2)                                                         # the max-pool: (U, M, h·w·B)
+    z = top + b.view(U, M, 1)                                                  # pooling commutes with bias and ReLU
+    f = z.relu()
+    if rows is not None: f = f.new_zeros(U * K * C, N).index_copy_(0, rows, f.view(U * M, -1))   # padding: zero
+    f = f.view(r1 - r0, C * N // B, B)                                         # features in w_fc's (C, h, w) order
+    keep = model.dropout_keep(B, C * N // B, range(r0, r1), features_first=True) if any(model.rates[r0:r1]) else None
+    if keep is not None: f = f * keep
+    return SimpleNamespace(r0=r0, r1=r1, U=U, K=K, M=M, B=B, rows=rows, conv=conv, top=top, z=z, f=f, keep=keep)
+
+# %% ../../nbs/nets/08_convnet.ipynb #d8d6f164
+def tile_loss(model:ConvNet, t:SimpleNamespace, # a `tile_forward`
+              y:Tensor                          # (U, B) labels of the tile's seed groups
+             ) -> tuple[Tensor, Tensor]:        # (r1 − r0,) mean cross-entropy, (r1 − r0, 10, B) ∂L/∂logits
+    "Each run's loss on its mini-batch and the gradient of the mean with respect to its logits."
+    r0, r1 = t.r0, t.r1
+    logp = torch.baddbmm(model.b_fc[r0:r1].unsqueeze(2), model.w_fc[r0:r1], t.f).log_softmax(1)   # (R', 10, B)
+    pick = y.view(t.U, 1, 1, t.B).expand(t.U, t.K, 1, t.B).reshape(r1 - r0, 1, t.B)
+    loss = -logp.gather(1, pick).squeeze(1).mean(1)
+    d = logp.exp_().scatter_add_(1, pick, torch.full_like(pick, -1, dtype=logp.dtype)).div_(t.B)
+    return loss, d
+
+# %% ../../nbs/nets/08_convnet.ipynb #16490c1d
+def tile_backward(model:ConvNet, t:SimpleNamespace, # a `tile_forward`
+                  d:Tensor,     # (r1 − r0, 10, B) ∂L/∂logits (`tile_loss`)
+                  cols:Tensor): # the tile's `tile_columns`
+    "Write the tile's exact gradients into the `.grad` of every parameter (the padding's: zero)."
+    r0, r1, U, M, rows = t.r0, t.r1, t.U, t.M, t.rows
+    C, kk = model.w_conv.shape[1], cols.shape[1]
+    torch.bmm(d, t.f.transpose(1, 2), out=model.w_fc.grad[r0:r1]); torch.sum(d, 2, out=model.b_fc.grad[r0:r1])
+    df = torch.bmm(model.w_fc[r0:r1].transpose(1, 2), d)                       # (R', C·h·w, B)
+    if t.keep is not None: df.mul_(t.keep)
+    dz = df.view(U * t.K * C, -1)
+    dz = (dz if rows is None else dz[rows]).view(U, M, -1).masked_fill_(t.z <= 0, 0.0)
+    dconv = pool_backward(t.conv, t.top, dz)
+    if rows is None:
+        torch.sum(dz, 2, out=model.b_conv.grad[r0:r1].view(U, M))
+        torch.bmm(dconv.view(U, M, -1), cols.transpose(1, 2), out=model.w_conv.grad[r0:r1].view(U, M, kk))
+    else:                                                                      # the padding's gradients: zero
+        model.b_conv.grad[r0:r1].view(-1).zero_().index_copy_(0, rows, dz.sum(2).view(-1))
+        dw = torch.bmm(dconv.view(U, M, -1), cols.transpose(1, 2))
+        model.w_conv.grad[r0:r1].view(U * t.K * C, kk).zero_().index_copy_(0, rows, dw.view(U * M, kk))
+
+# %% ../../nbs/nets/08_convnet.ipynb #d4018475
 @torch.no_grad()
 def conv_step(model:ConvNet,        # runs sorted by seed group
               x:Tensor, y:Tensor,   # device-resident training inputs (N, 784) and labels (N,)
@@ -327,48 +399,16 @@ def conv_step(model:ConvNet,        # runs sorted by seed group
               groups:list,          # [(first, stop)] run range of each seed group (`DataOrder.groups`)
               budget:int=STEP_BUDGET # most conv-output elements of one tile (`step_tiles`)
              ) -> Tensor:           # (R,) mean cross-entropy of each run on its mini-batch
-    "Loss of every run, and its exact gradient written into `.grad`: the convolution of every pooling offset as one GEMM of gathered patches per block of equal seed groups."
-    k, p = model.w_conv.shape[-1], model.pool
+    "Loss of every run, its exact gradient written into `.grad`: one GEMM of gathered patches per tile."
     patches = model.patches(x.device)
-    kk, pp, (B, C) = k * k, p * p, (idx.shape[1], model.w_conv.shape[1])
-    PP = len(patches) // (kk * pp)
-    losses = []
-    made = None
-    for g0, g1, r0, r1 in step_tiles(groups, C * pp * PP * B, budget):
-        U = g1 - g0; K = (r1 - r0) // U
-        if made != (g0, g1):                                                          # a group cut in tiles gathers once
-            xt = x[idx[g0:g1]].transpose(1, 2).contiguous()                           # (U, 784, B)
-            cols = torch.index_select(xt, 1, patches).view(U, kk, pp * PP * B)        # (U, k², p²·h·w·B)
-            made = (g0, g1)
-        w, b = model.w_conv[r0:r1].reshape(U * K * C, kk), model.b_conv[r0:r1].reshape(U * K * C, 1)
-        rows = model.conv_rows(r0, r1, U)                                             # a narrower run's padding is not computed
-        if rows is not None: w, b = w[rows], b[rows]
-        M = len(w) // U                                                               # rows per group
-        conv = torch.bmm(w.view(U, M, kk), cols).view(U, M, pp, PP * B)
-        top = conv.amax(2)                                                            # the max-pool: (U, M, h·w·B)
-        z = top + b.view(U, M, 1)                                                     # pooling commutes with the bias and the ReLU
-        f = z.relu()
-        if rows is not None: f = f.new_zeros(U * K * C, PP * B).index_copy_(0, rows, f.view(U * M, -1))   # padding features: zero
-        f = f.view(r1 - r0, C * PP, B)                                                # features in w_fc's (C, h, w) order
-        keep = model.dropout_keep(B, C * PP, range(r0, r1), features_first=True) if any(model.rates[r0:r1]) else None
-        if keep is not None: f = f * keep
-        logp = torch.baddbmm(model.b_fc[r0:r1].unsqueeze(2), model.w_fc[r0:r1], f).log_softmax(1)   # (R', 10, B)
-        pick = y[idx[g0:g1]].view(U, 1, 1, B).expand(U, K, 1, B).reshape(r1 - r0, 1, B)
-        losses.append(-logp.gather(1, pick).squeeze(1).mean(1))
-        d = logp.exp_().scatter_add_(1, pick, torch.full_like(pick, -1, dtype=logp.dtype)).div_(B)
-        torch.bmm(d, f.transpose(1, 2), out=model.w_fc.grad[r0:r1]); torch.sum(d, 2, out=model.b_fc.grad[r0:r1])
-        df = torch.bmm(model.w_fc[r0:r1].transpose(1, 2), d)                          # (R', C·h·w, B)
-        if keep is not None: df.mul_(keep)
-        dz = df.view(U * K * C, PP * B)
-        dz = (dz if rows is None else dz[rows]).view(U, M, PP * B).masked_fill_(z <= 0, 0.0)
-        dconv = pool_backward(conv, top, dz)
-        if rows is None:
-            torch.sum(dz, 2, out=model.b_conv.grad[r0:r1].view(U, M))
-            torch.bmm(dconv.view(U, M, -1), cols.transpose(1, 2), out=model.w_conv.grad[r0:r1].view(U, M, kk))
-        else:                                                                         # the padding's gradients: zero
-            model.b_conv.grad[r0:r1].view(-1).zero_().index_copy_(0, rows, dz.sum(2).view(-1))
-            dw = torch.bmm(dconv.view(U, M, -1), cols.transpose(1, 2))
-            model.w_conv.grad[r0:r1].view(U * K * C, kk).zero_().index_copy_(0, rows, dw.view(U * M, kk))
+    kk, B, C = model.w_conv.shape[-1] ** 2, idx.shape[1], model.w_conv.shape[1]
+    losses, made = [], None
+    for g0, g1, r0, r1 in step_tiles(groups, C * len(patches) // kk * B, budget):
+        if made != (g0, g1): cols, made = tile_columns(x, idx[g0:g1], patches, kk), (g0, g1)   # a cut group: once
+        t = tile_forward(model, cols, r0, r1, g1 - g0, B)
+        loss, d = tile_loss(model, t, y[idx[g0:g1]])
+        tile_backward(model, t, d, cols)
+        losses.append(loss)
     return torch.cat(losses)
 
 # %% ../../nbs/nets/08_convnet.ipynb #bcf7c801
