@@ -54,12 +54,14 @@ def conv_counts(channels:int, kernel:int, stride:int, pool:int, # the ConvNet's 
     biases = channels + classes
     return dict(weights=weights, biases=biases, n_params=weights + biases)
 
+# %% ../../nbs/nets/08_convnet.ipynb #cf9b1685
 def pooled_patches(kernel:int, stride:int, pool:int, # the ConvNet's geometry
                    image:int=IMAGE) -> Tensor:
     "(k², p², h·w) pixel index of each kernel tap, for each offset in the pooling window, at each pooled position."
     P = feature_sizes(kernel, stride, pool, image)[1]
     tap, off, pos = torch.arange(kernel), torch.arange(pool), torch.arange(P)
-    rows = (pos.view(1, 1, P) * pool + off.view(1, pool, 1)) * stride + tap.view(kernel, 1, 1)    # (k, p, P): pixel row (or column)
+    # (k, p, P): pixel row (or column)
+    rows = (pos.view(1, 1, P) * pool + off.view(1, pool, 1)) * stride + tap.view(kernel, 1, 1)
     pix = rows.view(kernel, 1, pool, 1, P, 1) * image + rows.view(1, kernel, 1, pool, 1, P)        # (k, k, p, p, P, P)
     return pix.reshape(kernel * kernel, pool * pool, P * P)
 
@@ -160,7 +162,8 @@ def features(self, x:Tensor, # (R, B, 784)
 @patch_to(ConvNet)
 def conv_rows(self, r0:int, r1:int, # the runs of a tile
               U:int) -> Tensor|None: # seed groups of K = (r1 - r0) / U runs each
-    "Rows of `w_conv[r0:r1]` as (U·K·C, k²) a step computes: each group's real channels, then padding rows up to the fullest group's count (None: no padding to skip)."
+    "Rows of `w_conv[r0:r1]` a step computes: each group's real channels, topped up to the fullest group's count."
+    # None: no padding to skip
     key = (r0, r1, U, self.w_conv.device)
     if getattr(self, '_rows_of', None) is None: self._rows_of = {}
     if key not in self._rows_of:

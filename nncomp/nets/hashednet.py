@@ -105,7 +105,8 @@ def derived_seed(seed:int, # the run's hash seed
                  layer:int, # 0-based layer index
                  tag:str): # 'w', 'xi', 'b', 'xib'
     "Seed of one hash function of one layer: xxh32 of 'nncomp.hashednet/<tag>/<layer>' under `seed`."
-    # a fixed key, not the module's path (it was 'nncomp.hashednet' when written): changing it changes every run's hashing
+    # a fixed key, not the module's path (it was 'nncomp.hashednet' when written): changing it changes every run's
+    # hashing
     return xxh32(f'nncomp.hashednet/{tag}/{layer}'.encode('ascii'), seed)
 
 def xxh32_assignment(rows:Tensor, # int64 output-row indices (0-based)
@@ -226,7 +227,8 @@ class _Folded:
         # their places in w
         self.real = torch.cat([r * Km + torch.arange(k, device=v.device) for r, k in enumerate(t.buckets)])
         at = t.idx.view(R, -1) + (K.cumsum(0) - K)[:, None] + S * (t.sign.view(R, -1) < 0)   # places in [w, −w]
-        self.at, self.at32 = at.flatten(), at.flatten().int()     # int64 for scatter_add_, int32 (faster) for index_select
+        # int64 for scatter_add_, int32 (faster) for index_select
+        self.at, self.at32 = at.flatten(), at.flatten().int()
         self.wf, self.gf = v.new_empty(2 * S), v.new_empty(2 * S) # [w, −w] and its gradient
         self.W = v.new_empty(R, t.n_out, t.n_in); self.W.grad = torch.empty_like(self.W)   # virtual matrices, ∂L/∂W
 
