@@ -66,11 +66,13 @@ def factors(module:nn.Module, name:str='weight') -> tuple:
 
 # %% ../../nbs/compress/16_lowrank.ipynb #3461bac6
 def low_rank_layers(model:nn.Module, rank) -> dict: # rank: one int for every layer, or {layer name: int}
-    "Factor every nn.Linear / nn.Conv2d layer of `model` to its rank (all checked before any layer changes); returns {layer: rank}."
+    "Factor every nn.Linear / nn.Conv2d layer of `model` to its rank (all checked first); returns {layer: rank}."
     layers = {n: m for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))}
-    if not layers: raise not_allowed('model', type(model).__name__, 'a module with at least one nn.Linear or nn.Conv2d layer')
+    if not layers:
+        raise not_allowed('model', type(model).__name__, 'a module with at least one nn.Linear or nn.Conv2d layer')
     ranks = rank if isinstance(rank, dict) else {n: rank for n in layers}
-    if set(ranks) != set(layers): raise not_allowed('rank', sorted(ranks), f'one int, or a dict over exactly the layers {list(layers)}')
+    if set(ranks) != set(layers):
+        raise not_allowed('rank', sorted(ranks), f'one int, or a dict over exactly the layers {list(layers)}')
     for n, m in layers.items(): check_rank(ranks[n], *as_matrix(m.weight).shape)
     for n, m in layers.items(): low_rank(m, ranks[n])
     return ranks
@@ -104,10 +106,12 @@ def check_keep(keep) -> float:
     return keep
 
 # %% ../../nbs/compress/16_lowrank.ipynb #fd66889c
-def prune_factors(model:nn.Module, keep) -> dict: # fraction of each factor's entries kept: one value or {layer: fraction}
-    "Magnitude-prune both factors of every low-rank layer with `torch.nn.utils.prune` masks; returns {layer: (mask A, mask B)}."
+def prune_factors(model:nn.Module,
+                  keep) -> dict: # fraction of each factor's entries kept: one value or {layer: fraction}
+    "Magnitude-prune both factors of every low-rank layer (`torch.nn.utils.prune` masks); {layer: (mask A, mask B)}."
     layers = factored(model)
-    if not layers: raise not_allowed('model', type(model).__name__, 'a module with low-rank layers (`low_rank_layers` first)')
+    if not layers:
+        raise not_allowed('model', type(model).__name__, 'a module with low-rank layers (`low_rank_layers` first)')
     keep = per_layer(keep, layers, 'keep')
     for k in keep.values(): check_keep(k)
     for n, m in layers.items():

@@ -23,7 +23,7 @@ __all__ = ['POINTS', 'LowRankPrune', 'check_lowrank_prune', 'lowrank_prune', 'le
 class LowRankPrune:
     "What `lowrank_prune` does to a trained module."
     rank: int|dict = 20          # d: one for every layer or {layer: d}
-    keep: float|dict = 0.5       # fraction of each factor's entries kept (1: not pruned): one value or {layer: fraction}
+    keep: float|dict = 0.5       # fraction of each factor's entries kept (1: not pruned), or {layer: fraction}
     tune_epochs: int = 1         # fine-tuning after factoring (0: none)
     retrain_epochs: int = 1      # retraining after pruning the factors (0: none)
     lr: float = 5e-4             # Adam, both trainings
@@ -39,7 +39,7 @@ def check_lowrank_prune(model:nn.Module, cfg:LowRankPrune) -> LowRankPrune:
 # %% ../../nbs/compress/19a_lowrank_prune.ipynb #932eb78e
 def lowrank_prune(model:nn.Module, data, # a trained module (changed in place); data.train.x/.y, data.test.x/.y
                   cfg:LowRankPrune=LowRankPrune(), folder=None, seed:int=0) -> dict:
-    "Factor, fine-tune, prune the factors, retrain and write `model`: test error, parameters and file bytes after every stage."
+    "Factor, fine-tune, prune the factors, retrain, write `model`: test error, parameters and bytes after each stage."
     check_lowrank_prune(model, cfg)
     te, x, y = data.test, data.train.x[:cfg.n_train], data.train.y[:cfg.n_train]
     def err(m=model): return error_rate(m, te.x, te.y)
@@ -51,25 +51,32 @@ def lowrank_prune(model:nn.Module, data, # a trained module (changed in place); 
     prune_factors(model, cfg.keep); out['error_pruned'] = err()
     if cfg.retrain_epochs: fit(model, x, y, cfg.retrain_epochs, cfg.lr, seed=seed + 2)
     out |= {'error_final': err(), 'params_kept': factor_counts(model)[0]}
-    p = write_compressed(model, Path(folder or tempfile.mkdtemp()) / 'lowrank.safetensors', Encoding(gap_bits=cfg.gap_bits))
+    p = write_compressed(model, Path(folder or tempfile.mkdtemp()) / 'lowrank.safetensors',
+                         Encoding(gap_bits=cfg.gap_bits))
     out |= {'file': str(p), 'error_file': err(read_compressed(p, skeleton))}
-    out |= {f'bytes_{k.replace(" ", "_")}': v for k, v in by_category(p).items()} | {'bytes_dense_fp32': compare(p)['dense_fp32']}
-    return out | {'param_ratio': out['params_dense'] / out['params_kept'], 'byte_ratio': out['bytes_dense_fp32'] / out['bytes_total']}
+    out |= {f'bytes_{k.replace(" ", "_")}': v for k, v in by_category(p).items()}
+    out |= {'bytes_dense_fp32': compare(p)['dense_fp32']}
+    return out | {'param_ratio': out['params_dense'] / out['params_kept'],
+                  'byte_ratio': out['bytes_dense_fp32'] / out['bytes_total']}
 
 # %% ../../nbs/compress/19a_lowrank_prune.ipynb #c0685a31
-POINTS = (({'0': 40, '2': 20, '4': 8}, 1.0), ({'0': 40, '2': 20, '4': 8}, 0.4), ({'0': 20, '2': 10, '4': 8}, 0.5))   # LeNet-300-100's layers '0', '2', '4'
+# LeNet-300-100's layers '0', '2', '4'
+POINTS = (({'0': 40, '2': 20, '4': 8}, 1.0), ({'0': 40, '2': 20, '4': 8}, 0.4), ({'0': 20, '2': 10, '4': 8}, 0.5))
 
 def lenet_rows(data, points=POINTS, # the MNIST DataBundle; (rank, keep) pairs
-               epochs:int=4, lr:float=1e-3, n_train:int|None=None, # initial training (the last epoch at lr/10), on the first n_train examples
+               epochs:int=4, lr:float=1e-3, # initial training (the last epoch at lr/10)
+               n_train:int|None=None, # train on the first n_train examples (None: all)
                cfg:LowRankPrune=LowRankPrune(), seed:int=0) -> list:
     "Train a LeNet-300-100 on `data`, then factor and prune a copy of it at every (rank, keep): one results row each."
     torch.manual_seed(seed); dense = lenet_300_100(); x, y = data.train.x[:n_train], data.train.y[:n_train]
     t0 = time.time(); fit(dense, x, y, epochs - 1, lr, seed=seed); fit(dense, x, y, 1, lr / 10, seed=seed + 100)
-    base = {'net': 'lenet-300-100', 'train_examples': len(y), 'epochs': epochs, 'train_seconds': round(time.time() - t0, 1)}
+    base = {'net': 'lenet-300-100', 'train_examples': len(y), 'epochs': epochs,
+            'train_seconds': round(time.time() - t0, 1)}
     return [_point_row(dense, data, replace(cfg, rank=r, keep=k), base, lr, seed) for r, k in points]
 
 def _point_row(dense:nn.Module, data, cfg:LowRankPrune, base:dict, lr:float, seed:int) -> dict:
     "One results row: `lowrank_prune` on a copy of `dense`, its provenance and configuration."
     t0 = time.time(); r = lowrank_prune(copy.deepcopy(dense), data, cfg, seed=seed); r.pop('file')
-    return (base | {'rank': json.dumps(cfg.rank, sort_keys=True), 'keep': cfg.keep} | r | {'compress_seconds': round(time.time() - t0, 1)}
+    return (base | {'rank': json.dumps(cfg.rank, sort_keys=True), 'keep': cfg.keep} | r
+            | {'compress_seconds': round(time.time() - t0, 1)}
             | provenance() | {'config': json.dumps({'train_lr': lr, 'seed': seed, **asdict(cfg)}, sort_keys=True)})

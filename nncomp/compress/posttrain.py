@@ -16,13 +16,14 @@ from ..core import not_allowed, check_choice, atomic_write_bytes
 from ..engine.prune import magnitude, taylor
 from ..engine.plain import layers_of, per_layer, keep_mask
 from .quantize import share_weights, check_bits, QUANTIZERS
-from .ledger import Encoding, check_encoding, arch_of, write_compressed, read_compressed, by_category, compare
+from .ledger import (Encoding, check_encoding, arch_of, write_compressed, read_compressed, by_category,
+                                    compare)
 
 # %% auto #0
 __all__ = ['SPLITS', 'TRANSFORMS', 'NETS', 'DEEP_COMPRESSION', 'DEFAULTS', 'loss_gradients', 'saliencies', 'current_mask',
            'prune_layers', 'share_layers', 'error_rate', 'adam_epochs', 'fit', 'check_split', 'splits_of',
            'loader_batches', 'error_on', 'fit_on', 'first_examples', 'PostTrain', 'n_weights', 'deep_copy',
-           'plain_copy', 'compress', 'tied_tensors', 'check_compress', 'coded', 'huffman_coded', 'ans_coded',
+           'plain_copy', 'tied_tensors', 'check_compress', 'compress', 'coded', 'huffman_coded', 'ans_coded',
            'lenet_300_100', 'lenet5', 'provenance', 'demo', 'write_rows']
 
 # %% ../../nbs/compress/19_posttrain.ipynb #48d09955
@@ -83,7 +84,8 @@ def share_layers(model:nn.Module, bits,     # bits per layer: 2**bits shared val
 def error_rate(model:nn.Module, x:Tensor, y:Tensor, batch:int=2000) -> float:
     "Fraction of misclassified examples."
     model.eval()
-    with torch.no_grad(): wrong = sum(int((model(x[i:i + batch]).argmax(1) != y[i:i + batch]).sum()) for i in range(0, len(y), batch))
+    with torch.no_grad():
+        wrong = sum(int((model(x[i:i + batch]).argmax(1) != y[i:i + batch]).sum()) for i in range(0, len(y), batch))
     return wrong / len(y)
 
 def adam_epochs(model:nn.Module, batches, # a function giving one epoch's (inputs, labels) batches
@@ -111,12 +113,14 @@ def check_split(what:str, s): # the parameter's name; its value
     if s is None or isinstance(s, DataLoader) or (hasattr(s, 'x') and hasattr(s, 'y')): return s
     raise not_allowed(what, type(s).__name__, SPLITS)
 
-def splits_of(data, test=None) -> tuple: # a DataBundle, a DataLoader or split to train on, or None; the test data apart
+def splits_of(data, # a DataBundle, a DataLoader or split to train on, or None
+              test=None) -> tuple: # the test data apart
     "(train, test): a DataBundle's splits (`test`, when given, replaces its own), or (`data`, `test`)."
     if hasattr(data, 'train') and hasattr(data, 'test'):
         return check_split('data.train', data.train), check_split('test', data.test if test is None else test)
     return check_split('data', data), check_split('test', test)
 
+# %% ../../nbs/compress/19_posttrain.ipynb #5b64fd8a
 def loader_batches(loader:DataLoader, model:nn.Module):
     "The (inputs, labels) batches of `loader`, on the device of `model`."
     dev = next(model.parameters()).device
@@ -133,13 +137,16 @@ def error_on(model:nn.Module, split) -> float: # a split (.x, .y) or a DataLoade
         for x, y in loader_batches(split, model): wrong += int((model(x).argmax(1) != y).sum()); n += len(y)
     return wrong / n
 
+# %% ../../nbs/compress/19_posttrain.ipynb #df873aa6
 def fit_on(model:nn.Module, split, # a split (.x, .y) or a DataLoader
            epochs:int=1, lr:float=1e-3, seed:int=0) -> nn.Module:
     "`fit` on a split, or Adam over a DataLoader's batches in its own order."
     if not isinstance(split, DataLoader): return fit(model, split.x, split.y, epochs, lr, seed=seed)
     return adam_epochs(model, lambda: loader_batches(split, model), epochs, lr)
 
-def first_examples(split, n:int, model:nn.Module) -> tuple: # a split (.x, .y) or a DataLoader; how many; where they go
+def first_examples(split, # a split (.x, .y) or a DataLoader
+                   n:int, # how many
+                   model:nn.Module) -> tuple: # where they go
     "The first `n` (inputs, labels) of a split or of a DataLoader's batches."
     if not isinstance(split, DataLoader): return split.x[:n], split.y[:n]
     xs, ys = [], []
@@ -163,6 +170,7 @@ class PostTrain:
     gap_bits: int|dict = 5            # bits per relative index (one value or per layer)
     taylor_examples: int = 10_000     # training examples for the Taylor gradient
 
+# %% ../../nbs/compress/19_posttrain.ipynb #f5a2e42b
 def n_weights(model:nn.Module) -> tuple:
     "(alive weights, all weights) over the Linear / Conv2d layers."
     ls = layers_of(model).values()
@@ -180,32 +188,34 @@ def plain_copy(model:nn.Module) -> nn.Module:
         if prune.is_pruned(m): prune.remove(m, 'weight')
     return out
 
-def _bytes(model:nn.Module, pt:PostTrain, coder:str, folder:Path) -> tuple:
-    layers = layers_of(model); gb = per_layer(pt.gap_bits, layers, 'gap_bits')
-    p = write_compressed(model, folder / f'{coder}.safetensors', {n: Encoding(coder, 'gaps', gb[n], coder) for n in layers})
-    return p, by_category(p), compare(p)
-
-def _pipeline(model:nn.Module, train, test, pt:PostTrain, folder, seed:int, stages:dict|None) -> dict:
-    "`compress`'s stages on `model` itself (the copy `compress` made), everything already checked."
-    out = {}
-    def error(key):   # the test error now, when there is test data
-        if test is not None: out[key] = error_on(model, test)
-    skeleton = None if type(model) is nn.Sequential else plain_copy(model)   # to read any other module back into
-    if stages is not None: stages['dense'] = plain_copy(model)
-    error('error_dense')
-    alive0, total = n_weights(model); out['weights_dense'] = total
+# %% ../../nbs/compress/19_posttrain.ipynb #f404ba92
+def _prune_stage(model:nn.Module, train, pt:PostTrain, seed:int, error): # error(key): records the test error
+    "Prune `model` by `pt`'s saliency to `pt.keep`, then retrain it; the test errors after each."
     sx, sy = first_examples(train, pt.taylor_examples, model) if pt.saliency == 'taylor' else (None, None)
     prune_layers(model, pt.keep, saliencies(model, pt.saliency, sx, sy))
     error('error_pruned')
     if pt.retrain_epochs: fit_on(model, train, pt.retrain_epochs, pt.lr, seed=seed + 1)
     error('error_retrained')
-    out['weights_kept'] = n_weights(model)[0]
-    if stages is not None: stages['pruned'] = plain_copy(model)
+
+def _share_stage(model:nn.Module, train, pt:PostTrain, seed:int, error): # error(key): records the test error
+    "Share `model`'s weights (2**bits clusters per layer), then train the centroids; the test errors after each."
     share_layers(model, pt.bits, pt.quantizer)
     error('error_quantized')
     if pt.centroid_epochs: fit_on(model, train, pt.centroid_epochs, pt.centroid_lr, seed=seed + 2)
     error('error_final')
-    if stages is not None: stages['compressed'] = model
+
+# %% ../../nbs/compress/19_posttrain.ipynb #c2f0deb2
+def _bytes(model:nn.Module, pt:PostTrain, coder:str, folder:Path) -> tuple:
+    "The file of `model` under `coder`: its path, its bytes by category and its comparison with other formats."
+    layers = layers_of(model); gb = per_layer(pt.gap_bits, layers, 'gap_bits')
+    encodings = {n: Encoding(coder, 'gaps', gb[n], coder) for n in layers}
+    p = write_compressed(model, folder / f'{coder}.safetensors', encodings)
+    return p, by_category(p), compare(p)
+
+def _write_stage(model:nn.Module, test, pt:PostTrain, folder, # where the files go (None: a new temporary folder)
+                 skeleton, # a plain copy to read a non-Sequential module back into (None: nn.Sequential)
+                 out:dict) -> dict: # gets 'files', the bytes and 'error_file'; returns the formats' comparison
+    "Write `model` under Huffman and ANS coding; the bytes and the test error of the network read back from the file."
     folder, out['files'] = Path(folder or tempfile.mkdtemp()), {}
     for coder in ('huffman', 'ans'):
         p, cat, cmp = _bytes(model, pt, coder, folder)
@@ -213,22 +223,7 @@ def _pipeline(model:nn.Module, train, test, pt:PostTrain, folder, seed:int, stag
         out |= {f'bytes_{coder}_{k.replace(" ", "_")}': v for k, v in cat.items() if k != 'total'}
         if test is not None:   # the network read back from the file
             out['error_file'] = error_on(read_compressed(p, copy.deepcopy(skeleton)), test)
-    out |= {'bytes_dense_fp32': cmp['dense_fp32'], 'bytes_csr_fp32': cmp['csr_fp32'], 'bytes_bitmap_fp32': cmp['bitmap_fp32']}
-    out['param_ratio'] = total / out['weights_kept']
-    out['byte_ratio_huffman'] = cmp['dense_fp32'] / out['bytes_huffman']
-    out['byte_ratio_ans'] = cmp['dense_fp32'] / out['bytes_ans']
-    return out
-
-def compress(model:nn.Module,  # a trained module: never changed, the stages work on a deep copy
-             data=None,        # a DataBundle (.train, .test), a DataLoader or split to train on, or None (no training)
-             pt:PostTrain=PostTrain(), folder=None, # where the files go (None: a new temporary folder)
-             seed:int=0,
-             stages:dict|None=None, # if given, filled with 'dense', 'pruned' (plain copies) and 'compressed' (the copy)
-             test=None) -> dict:    # DataLoader or split for the errors (default: a DataBundle's test; None: no errors)
-    "Compress a deep copy of `model`: errors, weights and bytes after every stage; 'files': {coder: path written}."
-    train, test = splits_of(data, test)
-    check_compress(model, pt, train)                  # everything refusable, before anything is copied or written
-    return _pipeline(deep_copy(model), train, test, pt, folder, seed, stages)
+    return cmp
 
 # %% ../../nbs/compress/19_posttrain.ipynb #c0d4a7e5
 def tied_tensors(model:nn.Module) -> list:
@@ -241,6 +236,7 @@ def tied_tensors(model:nn.Module) -> list:
         else: seen[key] = n
     return out
 
+# %% ../../nbs/compress/19_posttrain.ipynb #8c520f7b
 def _check_module(model:nn.Module, layers:dict):
     "Raise for what no stage of `compress` can handle in `model` (its `layers`: the Linear / Conv2d ones)."
     if tied := tied_tensors(model):
@@ -272,6 +268,40 @@ def check_compress(model:nn.Module, pt:PostTrain, train): # train: the data trai
     if train is None and (pt.retrain_epochs or pt.centroid_epochs or pt.saliency == 'taylor'):
         raise not_allowed('data', None, 'training data (a DataBundle, a DataLoader or a split) when retrain_epochs or '
                           "centroid_epochs > 0 or saliency='taylor'")
+
+# %% ../../nbs/compress/19_posttrain.ipynb #107751d2
+def _pipeline(model:nn.Module, train, test, pt:PostTrain, folder, seed:int, stages:dict|None) -> dict:
+    "`compress`'s stages on `model` itself (the copy `compress` made), everything already checked."
+    out = {}
+    def error(key):   # the test error now, when there is test data
+        if test is not None: out[key] = error_on(model, test)
+    skeleton = None if type(model) is nn.Sequential else plain_copy(model)   # to read any other module back into
+    if stages is not None: stages['dense'] = plain_copy(model)
+    error('error_dense')
+    alive0, total = n_weights(model); out['weights_dense'] = total
+    _prune_stage(model, train, pt, seed, error)
+    out['weights_kept'] = n_weights(model)[0]
+    if stages is not None: stages['pruned'] = plain_copy(model)
+    _share_stage(model, train, pt, seed, error)
+    if stages is not None: stages['compressed'] = model
+    cmp = _write_stage(model, test, pt, folder, skeleton, out)
+    out |= {'bytes_dense_fp32': cmp['dense_fp32'], 'bytes_csr_fp32': cmp['csr_fp32'],
+            'bytes_bitmap_fp32': cmp['bitmap_fp32']}
+    out['param_ratio'] = total / out['weights_kept']
+    out['byte_ratio_huffman'] = cmp['dense_fp32'] / out['bytes_huffman']
+    out['byte_ratio_ans'] = cmp['dense_fp32'] / out['bytes_ans']
+    return out
+
+def compress(model:nn.Module,  # a trained module: never changed, the stages work on a deep copy
+             data=None,        # a DataBundle (.train, .test), a DataLoader or split to train on, or None (no training)
+             pt:PostTrain=PostTrain(), folder=None, # where the files go (None: a new temporary folder)
+             seed:int=0,
+             stages:dict|None=None, # if given, filled with 'dense', 'pruned' (plain copies) and 'compressed' (the copy)
+             test=None) -> dict:    # DataLoader or split for the errors (default: a DataBundle's test; None: no errors)
+    "Compress a deep copy of `model`: errors, weights and bytes after every stage; 'files': {coder: path written}."
+    train, test = splits_of(data, test)
+    check_compress(model, pt, train)                  # everything refusable, before anything is copied or written
+    return _pipeline(deep_copy(model), train, test, pt, folder, seed, stages)
 
 # %% ../../nbs/compress/19_posttrain.ipynb #290d9f44
 def coded(model:nn.Module, data, # a trained (pruned) run as a plain module (not changed: a copy is); a DataBundle
@@ -311,12 +341,14 @@ def lenet5() -> nn.Sequential:
 NETS = {'lenet-300-100': lenet_300_100, 'lenet-5': lenet5}
 
 # Deep Compression (Han et al., ICLR 2016), Table 1: error before → after, parameter and byte compression
-DEEP_COMPRESSION = {'lenet-300-100': {'error_before': 0.0164, 'error_after': 0.0159, 'param_ratio': 12, 'byte_ratio': 40},
+DEEP_COMPRESSION = {'lenet-300-100': {'error_before': 0.0164, 'error_after': 0.0159, 'param_ratio': 12,
+                                      'byte_ratio': 40},
                     'lenet-5': {'error_before': 0.0080, 'error_after': 0.0077, 'param_ratio': 12, 'byte_ratio': 39}}
 
 # Per-layer kept fractions (Deep Compression, Tables 2-3) and our bits / gap widths (5-bit gaps for FC, 8 for conv)
 DEFAULTS = {'lenet-300-100': PostTrain(keep={'0': 0.08, '2': 0.09, '4': 0.26}, bits=5, gap_bits=5, retrain_epochs=2),
-            'lenet-5': PostTrain(keep={'1': 0.66, '3': 0.12, '6': 0.08, '8': 0.19}, bits={'1': 8, '3': 8, '6': 5, '8': 5},
+            'lenet-5': PostTrain(keep={'1': 0.66, '3': 0.12, '6': 0.08, '8': 0.19},
+                                 bits={'1': 8, '3': 8, '6': 5, '8': 5},
                                  gap_bits={'1': 8, '3': 8, '6': 5, '8': 5}, retrain_epochs=2)}
 
 # %% ../../nbs/compress/19_posttrain.ipynb #5d01e176
@@ -332,7 +364,8 @@ def provenance() -> dict:
             'torch': torch.__version__}
 
 def demo(net:str, data, # a key of NETS; the MNIST DataBundle
-         epochs:int=3, lr:float=1e-3, n_train:int|None=None, # initial training (Adam; the last epoch at lr/10), on the first n_train examples
+         epochs:int=3, lr:float=1e-3, # initial training (Adam; the last epoch at lr/10)
+         n_train:int|None=None, # train on the first n_train examples (None: all)
          pt:PostTrain|None=None, seed:int=0,
          stages:dict|None=None) -> dict: # if given, filled by `compress`: 'dense', 'pruned' and 'compressed' modules
     "Train `net` on MNIST, compress it, and return one results row with Deep Compression's figures beside it."
@@ -340,13 +373,15 @@ def demo(net:str, data, # a key of NETS; the MNIST DataBundle
     torch.manual_seed(seed)
     pt = pt or DEFAULTS[net]; model = NETS[net]()
     x, y = data.train.x[:n_train], data.train.y[:n_train]
-    t0 = time.time(); fit(model, x, y, epochs - 1, lr, seed=seed); fit(model, x, y, 1, lr / 10, seed=seed + 100)   # last epoch at lr/10
+    # last epoch at lr/10
+    t0 = time.time(); fit(model, x, y, epochs - 1, lr, seed=seed); fit(model, x, y, 1, lr / 10, seed=seed + 100)
     row = {'net': net, 'train_examples': len(y), 'epochs': epochs, 'train_seconds': round(time.time() - t0, 1)}
     t0 = time.time(); r = compress(model, data, pt, seed=seed, stages=stages)
     row['compress_seconds'] = round(time.time() - t0, 1)
     row |= {k: v for k, v in r.items() if k != 'files'}   # the files are in a temporary folder: not a result
     row |= {f'dc_{k}': v for k, v in DEEP_COMPRESSION[net].items()}
-    return row | provenance() | {'config': json.dumps({'train_lr': lr, 'seed': seed, **asdict(pt)}, sort_keys=True)}   # pt.lr is the retraining's
+    # pt.lr is the retraining's
+    return row | provenance() | {'config': json.dumps({'train_lr': lr, 'seed': seed, **asdict(pt)}, sort_keys=True)}
 
 def write_rows(rows:list, path) -> Path:
     "Write result rows (dicts) to a CSV at `path`, atomically; columns in first-seen order."

@@ -246,7 +246,9 @@ def share_weights(module:nn.Module,        # a layer, e.g. nn.Linear or nn.Conv2
 def uniform_weights(module:nn.Module, bits:int, mask:Tensor|None=None, name:str='weight') -> SharedWeight:
     "Quantize `module.<name>` to 2**bits uniform levels (bits <= 16) and attach them as a trainable codebook."
     check_bits(bits)
-    if bits > 16: raise not_allowed('bits', bits, 'an integer from 1 to 16 for a trainable codebook (uniform_quantize takes up to 32)')
+    if bits > 16:
+        raise not_allowed('bits', bits,
+                          'an integer from 1 to 16 for a trainable codebook (uniform_quantize takes up to 32)')
     return share_weights(module, 2 ** bits, mask, name, 'uniform')
 
 def codebook(module:nn.Module, name:str='weight') -> Tensor:

@@ -54,7 +54,8 @@ def split_indices(split:str,           # one of `SPLITS`
         return {'train': order[:n_first - N_VALID], 'valid': order[n_first - N_VALID:n_first], 'test': order[n_first:]}
     order = torch.randperm(n_pool, generator=torch.Generator().manual_seed(seed))
     test_end = PAPER_TRAIN + PAPER_TEST
-    return {'train': order[:PAPER_TRAIN], 'valid': order[test_end:test_end + PAPER_VALID], 'test': order[PAPER_TRAIN:test_end]}
+    return {'train': order[:PAPER_TRAIN], 'valid': order[test_end:test_end + PAPER_VALID],
+            'test': order[PAPER_TRAIN:test_end]}
 
 # %% ../../nbs/data/02_datasets.ipynb #191156b5
 def pooled_images(name:str,   # one of `DATASETS`
@@ -88,7 +89,8 @@ def load_dataset(name:str,          # one of `DATASETS`
 def take(s:Split, n:int|None, g:torch.Generator) -> Split:
     "A random `n` examples of `s` (all of them, in order, when `n` is None)."
     if n is None: return s
-    if not 0 < n <= len(s): raise ValueError(f'cannot take {n} examples from a part of {len(s)}: need 1 <= n <= {len(s)}')
+    if not 0 < n <= len(s):
+        raise ValueError(f'cannot take {n} examples from a part of {len(s)}: need 1 <= n <= {len(s)}')
     i = torch.randperm(len(s), generator=g)[:n].sort().values.to(s.y.device)
     return Split(s.x[i], s.y[i])
 
@@ -98,8 +100,10 @@ def subsample(data:DataBundle,   # what `load_dataset` returned
               seed:int=0) -> DataBundle:
     "`data` with random subsets of its parts (validation shrunk in proportion to training)."
     g = torch.Generator().manual_seed(seed)
-    n_valid = None if n_train is None else min(len(data.valid), max(1, round(n_train * len(data.valid) / len(data.train))))
-    return replace(data, train=take(data.train, n_train, g), valid=take(data.valid, n_valid, g), test=take(data.test, n_test, g))
+    n_valid = (None if n_train is None else
+               min(len(data.valid), max(1, round(n_train * len(data.valid) / len(data.train)))))
+    return replace(data, train=take(data.train, n_train, g), valid=take(data.valid, n_valid, g),
+                   test=take(data.test, n_test, g))
 
 # %% ../../nbs/data/02_datasets.ipynb #fcec4d26
 def summary_row(d:DataBundle, seconds:float) -> str:
@@ -118,7 +122,8 @@ def main(argv=None):
     a = p.parse_args(argv)
     for n in a.datasets: check_choice('dataset', n, DATASETS)
     for s in a.splits: check_choice('split', s, SPLITS)
-    print(f'{"dataset":17s} {"split":8s} {"train":>6s} {"valid":>6s} {"test":>6s} {"mean":>7s} {"std":>7s} {"sec":>6s}  '
+    print(f'{"dataset":17s} {"split":8s} {"train":>6s} {"valid":>6s} {"test":>6s} {"mean":>7s} {"std":>7s} '
+          f'{"sec":>6s}  '
           + 'training examples per class 0-9')
     for n in a.datasets:
         for s in a.splits:

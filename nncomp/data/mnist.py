@@ -7,7 +7,8 @@ from __future__ import annotations
 import gzip, hashlib, os, urllib.request, zlib
 from pathlib import Path
 import numpy as np
-from ..core import atomic_write_bytes, not_allowed  # re-exported: `nncomp.data.mnist.atomic_write_bytes` keeps working
+# re-exported: `nncomp.data.mnist.atomic_write_bytes` keeps working
+from ..core import atomic_write_bytes, not_allowed
 
 # %% auto #0
 __all__ = ['FILES', 'SHA256', 'MIRRORS', 'RAW_DATASETS', 'DATA_ENV', 'CACHE_ENV', 'check_raw_dataset', 'cache_dir', 'search_dirs',
@@ -79,7 +80,8 @@ def decompress(raw:bytes,   # file content, gzip-compressed or not
     if raw[:2] != b'\x1f\x8b': return raw
     try: return gzip.decompress(raw)
     except (EOFError, gzip.BadGzipFile, zlib.error) as e:
-        raise ValueError(f'corrupt gzip file {source or "(bytes)"}: {e or type(e).__name__}; delete it so nncomp fetches it again') from None
+        raise ValueError(f'corrupt gzip file {source or "(bytes)"}: {e or type(e).__name__}; '
+                         'delete it so nncomp fetches it again') from None
 
 def read_bytes(path) -> bytes:
     "Uncompressed content of the (possibly gzip-compressed) file `path`."
@@ -144,7 +146,8 @@ def missing_message(dataset, fname, dirs, errors=None) -> str:
            f'To get it: set ${DATA_ENV} (or pass root=...) to a folder holding {dataset}/{fname}.gz, '
            f'or run with internet access and download=True: nncomp then downloads it into {cache_dir()/dataset} '
            f'from {", ".join(MIRRORS.get(dataset, ()))}.')
-    if dataset == 'fashion-mnist': msg += f' (Debian: apt install dataset-fashion-mnist, then {DATA_ENV}=/usr/share/datasets.)'
+    if dataset == 'fashion-mnist':
+        msg += f' (Debian: apt install dataset-fashion-mnist, then {DATA_ENV}=/usr/share/datasets.)'
     return msg + (f'\n{errors}' if errors else '')
 
 def locate(dataset:str,         # 'mnist' or 'fashion-mnist'

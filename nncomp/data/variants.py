@@ -45,7 +45,8 @@ def rotate(images:torch.Tensor,  # (N, 28, 28) uint8
         c, s, z = a.cos(), a.sin(), torch.zeros_like(a)
         theta = torch.stack([torch.stack([c, -s, z], 1), torch.stack([s, c, z], 1)], 1).float()
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-        out[i:i+chunk] = to_uint8(F.grid_sample(x, grid, mode='bilinear', padding_mode='zeros', align_corners=False)[:, 0])
+        turned = F.grid_sample(x, grid, mode='bilinear', padding_mode='zeros', align_corners=False)
+        out[i:i+chunk] = to_uint8(turned[:, 0])
     return out
 
 # %% ../../nbs/data/01_variants.ipynb #e42a07ff
@@ -69,7 +70,8 @@ def background_images() -> list[np.ndarray]:
         import skimage.data
         from skimage.color import rgb2gray
         from skimage.util import img_as_float
-    except ImportError: raise ImportError("mnist-back-image's backgrounds come from scikit-image, which nncomp's bare install "
+    except ImportError:
+        raise ImportError("mnist-back-image's backgrounds come from scikit-image, which nncomp's bare install "
                                           "leaves out: pip install 'nncomp[study]' (or scikit-image)") from None
     out = []
     for name in BACKGROUND_IMAGES:
@@ -100,7 +102,7 @@ def patch_variance(patches:np.ndarray) -> np.ndarray:
 # %% ../../nbs/data/01_variants.ipynb #bcc93541
 def sample_patches(n:int, sources:list, rng:np.random.Generator, min_variance:float=MIN_PATCH_VARIANCE,
                    max_rounds:int=10_000) -> tuple:
-    "`which` (n,) and `origin` (n, 2) of patches: image uniform, position uniform, re-drawn while variance < `min_variance`."
+    "`which` (n,) and `origin` (n, 2) of patches: image and position uniform, re-drawn while variance < `min_variance`."
     which = rng.integers(len(sources), size=n)
     limits = np.array([s.shape for s in sources]) - 28 + 1
     origin = np.zeros((n, 2), np.int64)
@@ -128,9 +130,11 @@ def variant_params(name:str, seed:int, images:np.ndarray) -> dict:
     "Everything the generated arrays depend on."
     p = {'variant': name, 'seed': int(seed), 'generator_version': GENERATOR_VERSION,
          'source_sha256': sha256(np.ascontiguousarray(images).tobytes()), 'source_shape': list(images.shape)}
-    if name == 'mnist-rot': p.update(interpolation='bilinear', padding='zeros', align_corners=False, angles='uniform [0, 2pi)')
+    if name == 'mnist-rot':
+        p.update(interpolation='bilinear', padding='zeros', align_corners=False, angles='uniform [0, 2pi)')
     if name == 'mnist-back-rand': p.update(background='uniform on {0, 1/255, ..., 1}', combine='max')
-    if name == 'mnist-back-image': p.update(images=list(BACKGROUND_IMAGES), min_patch_variance=MIN_PATCH_VARIANCE, combine='max')
+    if name == 'mnist-back-image':
+        p.update(images=list(BACKGROUND_IMAGES), min_patch_variance=MIN_PATCH_VARIANCE, combine='max')
     return p
 
 def array_digests(arrays:dict) -> dict:
@@ -171,12 +175,14 @@ def load_variant(name:str,          # one of `VARIANTS`
     npz, side = cache_paths(params, folder)
     if cache and (npz.exists() or side.exists()):
         try: return read_cache(npz, side, params)
-        except Exception as e: warnings.warn(f'nncomp: variant cache {npz} is unusable ({type(e).__name__}: {e}); regenerating')
+        except Exception as e:
+            warnings.warn(f'nncomp: variant cache {npz} is unusable ({type(e).__name__}: {e}); regenerating')
     t = time.perf_counter()
     arrays = GENERATORS[name](torch.from_numpy(np.ascontiguousarray(images)), seed)
     if cache:
         write_cache(npz, side, params, arrays)
-        print(f'nncomp: generated {name} (seed {seed}, {len(images)} images) in {time.perf_counter() - t:.1f} s, cached at {npz}')
+        print(f'nncomp: generated {name} (seed {seed}, {len(images)} images) in {time.perf_counter() - t:.1f} s, '
+              f'cached at {npz}')
     return arrays
 
 # %% ../../nbs/data/01_variants.ipynb #0d81f9f5

@@ -16,17 +16,23 @@ __all__ = ['layers_of', 'per_layer', 'keep_mask']
 def layers_of(model:nn.Module) -> dict:
     "{name: layer} of the nn.Linear and nn.Conv2d layers of `model`, in order."
     out = {n: m for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))}
-    if not out: raise not_allowed('model', type(model).__name__, 'a module with at least one nn.Linear or nn.Conv2d layer')
+    if not out:
+        raise not_allowed('model', type(model).__name__, 'a module with at least one nn.Linear or nn.Conv2d layer')
     return out
 
+# %% ../../nbs/engine/06a_plain.ipynb #d0fac819
 def per_layer(value, names, what:str) -> dict:
     "{name: value} from one value for every layer or a dict that names every layer."
     if not isinstance(value, dict): return {n: value for n in names}
-    if set(value) != set(names): raise not_allowed(what, sorted(value), f'one value, or a dict over exactly the layers {list(names)}')
+    if set(value) != set(names):
+        raise not_allowed(what, sorted(value), f'one value, or a dict over exactly the layers {list(names)}')
     return dict(value)
 
 # %% ../../nbs/engine/06a_plain.ipynb #bf5f4c2d
-def keep_mask(score:Tensor, prev:Tensor, keep:float) -> Tensor:
+def keep_mask(score:Tensor, # scores of one tensor, higher = keep
+              prev:Tensor,  # the previous mask (bool or 0/1), same shape
+              keep:float    # fraction of the entries to keep, from 0 to 1
+             ) -> Tensor:   # bool, same shape
     "Mask keeping the round(keep·n) highest-scoring entries that `prev` still keeps (fewer if fewer are alive)."
     if not 0 <= keep <= 1: raise not_allowed('keep', keep, 'a fraction from 0 to 1')
     n = min(round(keep * score.numel()), int(prev.sum()))

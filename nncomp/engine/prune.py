@@ -13,8 +13,8 @@ from ..config import ScheduleConfig, SCOPES
 
 # %% auto #0
 __all__ = ['SALIENCIES', 'SALIENCY_EXAMPLES', 'SALIENCY_BUDGET', 'magnitude', 'obd', 'taylor', 'random_saliency',
-           'fc_hessian_diag', 'erk_amounts', 'select', 'sparsity_at', 'pruning_steps', 'saliency_batches',
-           'hessian_diagonals', 'mean_gradients', 'run_scores', 'prune_step']
+           'fc_hessian_diag', 'erk_amounts', 'scope_amounts', 'select', 'sparsity_at', 'pruning_steps',
+           'saliency_batches', 'hessian_diagonals', 'mean_gradients', 'run_scores', 'prune_step']
 
 # %% ../../nbs/engine/06_prune.ipynb #e3417c6a
 def magnitude(w:Tensor) -> Tensor:
@@ -30,7 +30,7 @@ def obd(w:Tensor, # weights
 def taylor(w:Tensor, # weights
            g:Tensor  # gradient of the training loss, same shape
           ) -> Tensor:
-    "First-order Taylor saliency |g·w|: the loss change a first-order expansion predicts for removing w (Molchanov et al.)."
+    "First-order Taylor saliency |g·w|: the loss change a first-order expansion predicts for removing w (Molchanov)."
     return (g * w).abs()
 
 def random_saliency(w:Tensor,    # weights (unused: the baseline ignores them)
@@ -75,39 +75,52 @@ def _select_rows(s:Tensor,      # (R, n) scores
     rank = torch.empty_like(order).scatter_(1, order, torch.arange(n, device=s.device).expand(R, n))
     return rank >= n_remove.unsqueeze(1)
 
+# %% ../../nbs/engine/06_prune.ipynb #2b777579
 def erk_amounts(shapes:list[tuple], # per layer, the weight's shape without the run dim, e.g. (out, in)
                 amount:Tensor       # (R,) fraction of all the layers' edges to remove
                ) -> Tensor:         # (R, n_layers) fraction to remove in each layer
-    "Per-layer sparsities of the Erdős–Rényi(-kernel) rule: density ∝ sum(shape)/prod(shape), capped at 1, same total."
+    "Per-layer sparsities of the Erdős–Rényi(-kernel) rule: density ∝ sum(shape)/prod(shape), capped at 1."
     n = torch.tensor([math.prod(s) for s in shapes], dtype=torch.float64)
     f = torch.tensor([sum(s) / math.prod(s) for s in shapes], dtype=torch.float64)
     alive = (1 - amount.double()).unsqueeze(1) * n.sum()                       # (R, 1) edges to keep
     dense = torch.zeros(len(amount), len(shapes), dtype=torch.bool)
-    for _ in shapes:                                                         # cap layers at density 1, re-solve the rest
+    for _ in shapes:                                                         # cap layers at density 1, re-solve
         eps = (alive - (dense * n).sum(1, keepdim=True)) / ((~dense) * f * n).sum(1, keepdim=True).clamp_min(1e-300)
         density = torch.where(dense, torch.ones_like(f), eps * f)
         if not (density > 1).any(): break
         dense |= density > 1
     return (1 - density.clamp(0, 1)).clamp(0, 1)
 
+# %% ../../nbs/engine/06_prune.ipynb #3bdf7d43
+def scope_amounts(shapes:list[tuple], # per layer, the weight's shape without the run dim
+                  amount:Tensor,      # (R,) float64 fraction of all the edges to remove
+                  scope:str           # 'layer' | 'erk' | 'first' ('global' has no per-layer amounts)
+                 ) -> Tensor:         # (R, n_layers) fraction to remove in each layer
+    "How `scope` shares the removed fraction among the layers."
+    R, L = len(amount), len(shapes)
+    if scope == 'erk': return erk_amounts(shapes, amount)
+    if scope == 'first': return torch.cat([amount.unsqueeze(1), torch.zeros(R, L - 1, dtype=torch.float64)], 1)
+    return amount.unsqueeze(1).expand(R, L)
+
+# %% ../../nbs/engine/06_prune.ipynb #99854129
 def select(scores:dict[str, Tensor],    # {name: (R, ...)} saliencies, higher = keep
            prev_mask:dict[str, Tensor], # {name: (R, ...)} previous masks (bool or 0/1), same shapes
            amount,                      # fraction of edges removed after this step: float or (R,) tensor
-           scope:str='layer'            # 'layer' | 'global' | 'erk' (see above)
+           scope:str='layer'            # 'layer' | 'global' | 'erk' | 'first' (see above)
           ) -> dict[str, Tensor]:       # {name: (R, ...)} new bool masks
     "Next masks: remove the lowest-scoring alive weights until `amount` of the edges are gone."
     if scope not in SCOPES: raise ValueError(f"scope={scope!r} is not allowed; allowed: {', '.join(SCOPES)}")
     names = list(scores)
     R = scores[names[0]].shape[0]
     amount = torch.as_tensor(amount, dtype=torch.float64).expand(R)
-    if ((amount < 0) | (amount >= 1)).any(): raise ValueError(f'amount={amount.tolist()} is not allowed; allowed: [0, 1)')
+    if ((amount < 0) | (amount >= 1)).any():
+        raise ValueError(f'amount={amount.tolist()} is not allowed; allowed: [0, 1)')
     flat = [scores[k].reshape(R, -1) for k in names]
     prev = [prev_mask[k].reshape(R, -1).bool() for k in names]
     if scope == 'global':
         keep = _select_rows(torch.cat(flat, 1), torch.cat(prev, 1), amount).split([f.shape[1] for f in flat], 1)
     else:
-        per_layer = erk_amounts([tuple(scores[k].shape[1:]) for k in names], amount) if scope == 'erk' else amount.unsqueeze(1).expand(R, len(names))
-        if scope == 'first': per_layer = torch.cat([amount.unsqueeze(1), torch.zeros(R, len(names) - 1, dtype=torch.float64)], 1)
+        per_layer = scope_amounts([tuple(scores[k].shape[1:]) for k in names], amount, scope)
         keep = [_select_rows(s, p, per_layer[:, i]) for i, (s, p) in enumerate(zip(flat, prev))]
     return {k: m.reshape(scores[k].shape) for k, m in zip(names, keep)}
 
@@ -149,7 +162,8 @@ def hessian_diagonals(model, batches) -> dict[str, Tensor]:
     layers = model.layers(); total, n = [torch.zeros_like(w) for w, _ in layers], 0
     with torch.no_grad():
         for x, y in batches:
-            for t, h in zip(total, fc_hessian_diag([w for w, _ in layers], [b for _, b in layers], x, y)): t += h * x.shape[1]
+            hs = fc_hessian_diag([w for w, _ in layers], [b for _, b in layers], x, y)
+            for t, h in zip(total, hs): t += h * x.shape[1]
             n += x.shape[1]
     return {f'w{i}': t / n for i, t in enumerate(total)}
 
@@ -177,7 +191,8 @@ def run_scores(model,                  # batched model with `prunable()` (and `l
     for m in dict.fromkeys(m for m in methods if m is not None and m.config_name != 'magnitude'):
         for need in m.needs:
             if need not in got: got[need] = needs[need]()
-        rows = torch.tensor([x is not None and x.config_name == m.config_name for x in methods], device=next(iter(ws.values())).device)
+        dev = next(iter(ws.values())).device
+        rows = torch.tensor([x is not None and x.config_name == m.config_name for x in methods], device=dev)
         fn = SALIENCIES[m.config_name]
         for k, w in ws.items():
             s = fn(w, *(got[need][k] for need in m.needs))
@@ -197,7 +212,8 @@ def prune_step(model,              # batched model whose prunable weights carry 
     dev = next(iter(masks.values())).device
     new = {}
     for scope in dict.fromkeys(c.method.scope for c in cfgs):
-        sel, runs = select(scores, masks, amounts, scope), torch.tensor([c.method.scope == scope for c in cfgs], device=dev)
+        sel = select(scores, masks, amounts, scope)
+        runs = torch.tensor([c.method.scope == scope for c in cfgs], device=dev)
         for k in masks: new[k] = torch.where(runs.view(-1, *[1] * (sel[k].dim() - 1)), sel[k], new.get(k, sel[k]))
     for k, m in masks.items(): m.copy_(torch.where(which.view(-1, *[1] * (m.dim() - 1)), new[k].to(m.dtype), m))
     state.apply_masks()

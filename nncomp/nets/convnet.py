@@ -5,20 +5,22 @@
 # %% ../../nbs/nets/08_convnet.ipynb #d1f49ac3
 from __future__ import annotations
 import functools, itertools
+from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
 from ..config import DataConfig, ModelConfig, TrainConfig, MethodConfig, RunConfig, validate
-from .models import uniform_init, per_seed
+from .models import uniform_init, per_seed, patch_to
 from ..core import compiled
 
 # %% auto #0
 __all__ = ['IMAGE', 'CLASSES', 'STEP_BUDGET', 'COMPILE_MIN', 'GRAPHS_PER_PROCESS', 'GRID', 'CONV_FIELDS', 'CONV_TRAIN',
-           'feature_sizes', 'check_conv', 'conv_counts', 'pooled_patches', 'ConvNet', 'check_conv_model',
-           'equal_blocks', 'step_tiles', 'first_max_grad', 'pool_backward', 'conv_step', 'is_valid_conv', 'conv_grid',
-           'sample_grid', 'conv_run_configs', 'pareto_mask', 'pareto_front', 'with_weights']
+           'feature_sizes', 'check_conv', 'conv_counts', 'pooled_patches', 'check_conv_model', 'run_init', 'conv_init',
+           'ConvNet', 'equal_blocks', 'step_tiles', 'first_max_grad', 'pool_backward', 'tile_columns', 'tile_forward',
+           'tile_loss', 'tile_backward', 'conv_step', 'is_valid_conv', 'conv_grid', 'sample_grid', 'conv_run_configs',
+           'pareto_mask', 'pareto_front', 'with_weights']
 
 # %% ../../nbs/nets/08_convnet.ipynb #526a71b5
 IMAGE = 28      # MNIST images are 28 × 28
@@ -52,19 +54,64 @@ def conv_counts(channels:int, kernel:int, stride:int, pool:int, # the ConvNet's 
     biases = channels + classes
     return dict(weights=weights, biases=biases, n_params=weights + biases)
 
+# %% ../../nbs/nets/08_convnet.ipynb #cf9b1685
 def pooled_patches(kernel:int, stride:int, pool:int, # the ConvNet's geometry
                    image:int=IMAGE) -> Tensor:
     "(k², p², h·w) pixel index of each kernel tap, for each offset in the pooling window, at each pooled position."
     P = feature_sizes(kernel, stride, pool, image)[1]
     tap, off, pos = torch.arange(kernel), torch.arange(pool), torch.arange(P)
-    rows = (pos.view(1, 1, P) * pool + off.view(1, pool, 1)) * stride + tap.view(kernel, 1, 1)    # (k, p, P): pixel row (or column)
+    # (k, p, P): pixel row (or column)
+    rows = (pos.view(1, 1, P) * pool + off.view(1, pool, 1)) * stride + tap.view(kernel, 1, 1)
     pix = rows.view(kernel, 1, pool, 1, P, 1) * image + rows.view(1, kernel, 1, pool, 1, P)        # (k, k, p, p, P, P)
     return pix.reshape(kernel * kernel, pool * pool, P * P)
 
 # %% ../../nbs/nets/08_convnet.ipynb #3cef1cc4
+def check_conv_model(model, # a ModelConfig, or one per run
+                     methods:list, seeds:list):
+    "Raise ValueError before training unless `model` is a well-formed ConvNet config (or one geometry's configs)."
+    models = list(model) if isinstance(model, (list, tuple)) else [model]
+    for m in models:
+        if m.kind != 'conv': raise ValueError(f"model.kind={m.kind!r}; ConvNet builds kind 'conv'")
+        check_conv(m.channels, m.kernel, m.stride, m.pool)
+        if not 0 <= m.dropout < 1: raise ValueError(f'dropout={m.dropout!r} is not allowed; allowed: [0, 1)')
+    shapes = sorted({(m.kernel, m.stride, m.pool) for m in models})
+    if len(shapes) > 1:
+        raise ValueError(f'(kernel, stride, pool) = {shapes} in one batch; allowed: one geometry per batch')
+    if len(models) > 1 and len(models) != len(seeds):
+        raise ValueError(f'{len(models)} model configs for {len(seeds)} seeds')
+    if len(methods) != len(seeds): raise ValueError(f'{len(methods)} methods for {len(seeds)} seeds')
+    for m in methods:
+        if m.name != 'none': raise ValueError(f"method {m.name!r} is not allowed for a ConvNet; allowed: 'none'")
+
+# %% ../../nbs/nets/08_convnet.ipynb #93558cd1
+def run_init(channels:int, kernel:int, side:int, # the run's width, the kernel and the pooled map's side
+             gen:torch.Generator                 # the run's CPU generator
+            ) -> list[Tensor]:                   # conv weight, conv bias, linear weight, linear bias
+    "One run's initial parameters, drawn in the order conv weight, conv bias, linear weight, linear bias."
+    n_feat = channels * side * side
+    return [uniform_init((channels, kernel, kernel), kernel * kernel, gen),
+            uniform_init((channels,), kernel * kernel, gen),
+            uniform_init((CLASSES, n_feat), n_feat, gen), uniform_init((CLASSES,), n_feat, gen)]
+
+def conv_init(models:list[ModelConfig], # one per run, of one geometry
+              seeds:list[int]           # one per run
+             ) -> list[Tensor]:         # w_conv (R, C, k, k), b_conv (R, C), w_fc (R, 10, C·h·w), b_fc (R, 10)
+    "Every run's initial parameters, zero-padded to the widest run: a run's numbers are those it gets alone."
+    k, side = models[0].kernel, feature_sizes(models[0].kernel, models[0].stride, models[0].pool)[1]
+    keys = list(zip(seeds, [m.channels for m in models]))
+    cache = {key: run_init(key[1], k, side, torch.Generator().manual_seed(int(key[0]))) for key in dict.fromkeys(keys)}
+    R, C = len(seeds), max(c for _, c in keys)
+    w_conv, b_conv = torch.zeros(R, C, k, k), torch.zeros(R, C)
+    w_fc, b_fc = torch.zeros(R, CLASSES, C, side * side), torch.zeros(R, CLASSES)
+    for r, key in enumerate(keys):
+        wc, bc, wf, bf = cache[key]; c = key[1]
+        w_conv[r, :c], b_conv[r, :c], w_fc[r, :, :c], b_fc[r] = wc, bc, wf.view(CLASSES, c, -1), bf
+    return [w_conv, b_conv, w_fc.flatten(2), b_fc]
+
+# %% ../../nbs/nets/08_convnet.ipynb #98849ae4
 class ConvNet(nn.Module):
-    "R one-layer ConvNets of one geometry: conv(1→C, k, s) → ReLU → maxpool(p) → dropout → linear(→10); C and the dropout rate may differ per run."
-    PER_RUN = ('channels', 'dropout')   # ModelConfig fields that may differ among the runs of one module (`nncomp.engine.train.batch_key`)
+    "R one-layer ConvNets of one geometry: conv(1→C, k, s) → ReLU → maxpool(p) → dropout → linear(→10)."
+    PER_RUN = ('channels', 'dropout')   # ModelConfig fields that may differ among one module's runs (`batch_key`)
     def __init__(self, conv_weight:Tensor, # (R, C, k, k); a run with fewer channels is zero-padded to C
                  conv_bias:Tensor, # (R, C)
                  fc_weight:Tensor, # (R, 10, C·h·w)
@@ -83,145 +130,142 @@ class ConvNet(nn.Module):
         self.dropout_gens = [torch.Generator(dev).manual_seed(int(s) + 0x5EED) for s in seeds]
 
     @classmethod
-    def from_configs(cls, model:ModelConfig|list, # kind 'conv' (channels, kernel, stride, pool, dropout), or one per run differing only in `PER_RUN`
+    def from_configs(cls, model:ModelConfig|list, # kind 'conv', or one per run differing only in `PER_RUN`
                      methods:list[MethodConfig], # one per run; ConvNets take only method 'none'
                      seeds:list[int], # one per run; equal seeds and channels → equal init and dropout masks
                      device=None):
         "Build and initialize R = len(seeds) runs; each run's numbers are those it gets when built alone."
         models = list(model) if isinstance(model, (list, tuple)) else [model] * len(seeds)
         check_conv_model(models, methods, seeds)
-        k, s, p = models[0].kernel, models[0].stride, models[0].pool
-        side = feature_sizes(k, s, p)[1]
-        channels = [m.channels for m in models]
-        C = max(channels)
-        def make(c, g):
-            n_feat = c * side * side
-            return [uniform_init((c, k, k), k * k, g), uniform_init((c,), k * k, g),
-                    uniform_init((CLASSES, n_feat), n_feat, g), uniform_init((CLASSES,), n_feat, g)]
-        cache = {key: make(key[1], torch.Generator().manual_seed(int(key[0]))) for key in dict.fromkeys(zip(seeds, channels))}
-        w_conv, b_conv = torch.zeros(len(seeds), C, k, k), torch.zeros(len(seeds), C)
-        w_fc, b_fc = torch.zeros(len(seeds), CLASSES, C, side * side), torch.zeros(len(seeds), CLASSES)
-        for r, key in enumerate(zip(seeds, channels)):
-            wc, bc, wf, bf = cache[key]; c = key[1]
-            w_conv[r, :c], b_conv[r, :c], w_fc[r, :, :c], b_fc[r] = wc, bc, wf.view(CLASSES, c, -1), bf
-        ts = [t.to(device) for t in (w_conv, b_conv, w_fc.flatten(2), b_fc)]
-        return cls(*ts, s, p, [m.dropout for m in models], seeds, channels)
+        ts = [t.to(device) for t in conv_init(models, seeds)]
+        return cls(*ts, models[0].stride, models[0].pool, [m.dropout for m in models], seeds,
+                   [m.channels for m in models])
 
-    def features(self, x:Tensor, # (R, B, 784)
-                 budget:int=2**23): # elements of the conv output per chunk of examples (bounds memory)
-        "Pooled feature maps, flattened: (R, B, C·h·w)."
-        R, B, _ = x.shape
-        C, k = self.w_conv.shape[1], self.w_conv.shape[-1]
-        side = feature_sizes(k, self.stride, self.pool)[0]
-        chunk = max(1, budget // (R * C * side * side))
-        if B > chunk: return torch.cat([self.features(x[:, i:i + chunk], budget) for i in range(0, B, chunk)], 1)
-        if x.stride(0) == 0 and not torch.is_grad_enabled(): return self.pooled(x[0])       # evaluation: the fast path
-        w, b = self.w_conv.reshape(R * C, 1, k, k), self.b_conv.reshape(R * C)
-        if x.stride(0) == 0: y = F.conv2d(x[0].reshape(B, 1, IMAGE, IMAGE), w, b, self.stride)   # shared input
-        else: y = F.conv2d(x.reshape(R, B, IMAGE, IMAGE).transpose(0, 1), w, b, self.stride, groups=R)
-        y = F.max_pool2d(torch.relu(y), self.pool)                                   # (B, R·C, h, w)
-        return y.reshape(B, R, -1).transpose(0, 1)
+# %% ../../nbs/nets/08_convnet.ipynb #de2cda6b
+@patch_to(ConvNet)
+def features(self, x:Tensor, # (R, B, 784)
+             budget:int=2**23): # elements of the conv output per chunk of examples (bounds memory)
+    "Pooled feature maps, flattened: (R, B, C·h·w)."
+    R, B, _ = x.shape
+    C, k = self.w_conv.shape[1], self.w_conv.shape[-1]
+    side = feature_sizes(k, self.stride, self.pool)[0]
+    chunk = max(1, budget // (R * C * side * side))
+    if B > chunk: return torch.cat([self.features(x[:, i:i + chunk], budget) for i in range(0, B, chunk)], 1)
+    if x.stride(0) == 0 and not torch.is_grad_enabled(): return self.pooled(x[0])       # evaluation: the fast path
+    w, b = self.w_conv.reshape(R * C, 1, k, k), self.b_conv.reshape(R * C)
+    if x.stride(0) == 0: y = F.conv2d(x[0].reshape(B, 1, IMAGE, IMAGE), w, b, self.stride)   # shared input
+    else: y = F.conv2d(x.reshape(R, B, IMAGE, IMAGE).transpose(0, 1), w, b, self.stride, groups=R)
+    y = F.max_pool2d(torch.relu(y), self.pool)                                   # (B, R·C, h, w)
+    return y.reshape(B, R, -1).transpose(0, 1)
 
-    @torch.no_grad()
-    def pooled(self, x:Tensor): # (B, 784) the same examples for every run
-        "`features` of shared examples without autograd, as `conv_step` computes them: (R, B, C·h·w)."
-        R, C, k = self.w_conv.shape[:3]
-        patches = self.patches(x.device)
-        cols = torch.index_select(x.t().contiguous(), 0, patches).view(k * k, -1)         # (k², p²·h·w·B)
-        w, b, rows = self.w_conv.reshape(R * C, -1), self.b_conv.reshape(R * C, 1), self.conv_rows(0, R, 1)
-        if rows is not None: w, b = w[rows], b[rows]                                      # the padding's features are zero
-        f = (torch.mm(w, cols).view(len(w), self.pool**2, -1).amax(1) + b).relu_()
-        if rows is not None: f = f.new_zeros(R * C, f.shape[1]).index_copy_(0, rows, f)
-        return f.view(R, -1, len(x)).transpose(1, 2)
+# %% ../../nbs/nets/08_convnet.ipynb #0b0b7864
+@patch_to(ConvNet)
+def conv_rows(self, r0:int, r1:int, # the runs of a tile
+              U:int) -> Tensor|None: # seed groups of K = (r1 - r0) / U runs each
+    "Rows of `w_conv[r0:r1]` a step computes: each group's real channels, topped up to the fullest group's count."
+    # None: no padding to skip
+    key = (r0, r1, U, self.w_conv.device)
+    if getattr(self, '_rows_of', None) is None: self._rows_of = {}
+    if key not in self._rows_of:
+        C, K = self.w_conv.shape[1], (r1 - r0) // U
+        real = [[(u * K + j) * C + i for j in range(K) for i in range(self.channels[r0 + u * K + j])] for u in range(U)]
+        pad = [[(u * K + j) * C + i for j in range(K) for i in range(self.channels[r0 + u * K + j], C)]
+               for u in range(U)]
+        M = max(map(len, real))
+        rows = None if M == K * C else torch.tensor([i for a, b in zip(real, pad) for i in a + b[:M - len(a)]],
+                                                    device=key[-1])
+        self._rows_of[key] = rows
+    return self._rows_of[key]
 
-    def conv_rows(self, r0:int, r1:int, # the runs of a tile
-                  U:int) -> Tensor|None: # seed groups of K = (r1 - r0) / U runs each
-        "Rows of `w_conv[r0:r1]` as (U·K·C, k²) a step computes: each group's real channels, then padding rows up to the fullest group's count (None: no padding to skip)."
-        key = (r0, r1, U, self.w_conv.device)
-        if getattr(self, '_rows_of', None) is None: self._rows_of = {}
-        if key not in self._rows_of:
-            C, K = self.w_conv.shape[1], (r1 - r0) // U
-            real = [[(u * K + j) * C + i for j in range(K) for i in range(self.channels[r0 + u * K + j])] for u in range(U)]
-            pad = [[(u * K + j) * C + i for j in range(K) for i in range(self.channels[r0 + u * K + j], C)] for u in range(U)]
-            M = max(map(len, real))
-            rows = None if M == K * C else torch.tensor([i for a, b in zip(real, pad) for i in a + b[:M - len(a)]], device=key[-1])
-            self._rows_of[key] = rows
-        return self._rows_of[key]
+# %% ../../nbs/nets/08_convnet.ipynb #d1c66038
+@patch_to(ConvNet)
+@torch.no_grad()
+def pooled(self, x:Tensor): # (B, 784) the same examples for every run
+    "`features` of shared examples without autograd, as `conv_step` computes them: (R, B, C·h·w)."
+    R, C, k = self.w_conv.shape[:3]
+    patches = self.patches(x.device)
+    cols = torch.index_select(x.t().contiguous(), 0, patches).view(k * k, -1)         # (k², p²·h·w·B)
+    w, b, rows = self.w_conv.reshape(R * C, -1), self.b_conv.reshape(R * C, 1), self.conv_rows(0, R, 1)
+    if rows is not None: w, b = w[rows], b[rows]                                      # the padding's features are zero
+    f = (torch.mm(w, cols).view(len(w), self.pool**2, -1).amax(1) + b).relu_()
+    if rows is not None: f = f.new_zeros(R * C, f.shape[1]).index_copy_(0, rows, f)
+    return f.view(R, -1, len(x)).transpose(1, 2)
 
-    def patches(self, device) -> Tensor:
-        "`pooled_patches` of this geometry, flattened (computed once per device)."
-        k, key = self.w_conv.shape[-1], (self.w_conv.shape[-1], self.stride, self.pool, device)
-        if getattr(self, '_patches_of', None) != key:
-            self._patches, self._patches_of = pooled_patches(k, self.stride, self.pool).flatten().to(device), key
-        return self._patches
+@patch_to(ConvNet)
+def patches(self, device) -> Tensor:
+    "`pooled_patches` of this geometry, flattened (computed once per device)."
+    k, key = self.w_conv.shape[-1], (self.w_conv.shape[-1], self.stride, self.pool, device)
+    if getattr(self, '_patches_of', None) != key:
+        self._patches, self._patches_of = pooled_patches(k, self.stride, self.pool).flatten().to(device), key
+    return self._patches
 
-    def dropout_keep(self, B:int, F:int, # mini-batch size, features per run (padded)
-                     runs=None,            # run range (default: all)
-                     features_first:bool=False): # layout (R', F, B) instead of (R', B, F)
-        "Inverted-dropout multipliers: each run draws (B, its own features) from its own generator, as when alone."
-        runs = range(len(self.rates)) if runs is None else runs
-        keep = torch.ones((len(runs), F, B) if features_first else (len(runs), B, F), device=self.w_conv.device)
-        per_channel = F // self.w_conv.shape[1]
-        for i, r in enumerate(runs):
-            if self.rates[r] == 0: continue
-            n = self.channels[r] * per_channel
-            draw = torch.rand((B, n), generator=self.dropout_gens[r], device=keep.device).ge_(self.rates[r]).mul_(1 / (1 - self.rates[r]))
-            if features_first: keep[i, :n] = draw.t()
-            else: keep[i, :, :n] = draw
-        return keep
+# %% ../../nbs/nets/08_convnet.ipynb #f6642384
+@patch_to(ConvNet)
+def dropout_keep(self, B:int, F:int, # mini-batch size, features per run (padded)
+                 runs=None,            # run range (default: all)
+                 features_first:bool=False): # layout (R', F, B) instead of (R', B, F)
+    "Inverted-dropout multipliers: each run draws (B, its own features) from its own generator, as when alone."
+    runs = range(len(self.rates)) if runs is None else runs
+    keep = torch.ones((len(runs), F, B) if features_first else (len(runs), B, F), device=self.w_conv.device)
+    per_channel = F // self.w_conv.shape[1]
+    for i, r in enumerate(runs):
+        if self.rates[r] == 0: continue
+        n = self.channels[r] * per_channel
+        draw = torch.rand((B, n), generator=self.dropout_gens[r], device=keep.device)
+        draw = draw.ge_(self.rates[r]).mul_(1 / (1 - self.rates[r]))
+        if features_first: keep[i, :n] = draw.t()
+        else: keep[i, :, :n] = draw
+    return keep
 
-    def dropout(self, h:Tensor): # (R, B, F)
-        "Inverted dropout with each run's rate and its own generator (training only)."
-        if not self.training or not any(self.rates): return h
-        return h * self.dropout_keep(h.shape[1], h.shape[2])
+@patch_to(ConvNet)
+def dropout(self, h:Tensor): # (R, B, F)
+    "Inverted dropout with each run's rate and its own generator (training only)."
+    if not self.training or not any(self.rates): return h
+    return h * self.dropout_keep(h.shape[1], h.shape[2])
 
-    def forward(self, x:Tensor): # (R, B, 784)
-        "Logits (R, B, 10)."
-        return torch.baddbmm(self.b_fc.unsqueeze(1), self.dropout(self.features(x)), self.w_fc.transpose(1, 2))
+# %% ../../nbs/nets/08_convnet.ipynb #ecf98395
+@patch_to(ConvNet)
+def forward(self, x:Tensor): # (R, B, 784)
+    "Logits (R, B, 10)."
+    return torch.baddbmm(self.b_fc.unsqueeze(1), self.dropout(self.features(x)), self.w_fc.transpose(1, 2))
 
-    def step_by_hand(self, x:Tensor, y:Tensor, idx:Tensor, groups:list): # as `nncomp.engine.train.fc_step`
-        "One training step's losses (R,) and exact gradients, by hand (`conv_step`)."
-        return conv_step(self, x, y, idx, groups)
+@patch_to(ConvNet)
+def step_by_hand(self, x:Tensor, y:Tensor, idx:Tensor, groups:list): # as `nncomp.engine.train.fc_step`
+    "One training step's losses (R,) and exact gradients, by hand (`conv_step`)."
+    return conv_step(self, x, y, idx, groups)
 
-    def prunable(self): return {}
+@patch_to(ConvNet)
+def prunable(self): return {}   # ConvNets are not pruned
 
-    def generators(self) -> list: return self.dropout_gens   # random streams a checkpoint keeps (`nncomp.engine.train.Checkpoint`)
+@patch_to(ConvNet)
+def generators(self) -> list: return self.dropout_gens   # random streams a checkpoint keeps (`Checkpoint`)
 
-    def n_weights(self):
-        "(R,) weights per run: conv kernels + linear weights (the 'edges' of the FC side)."
-        per_channel = self.w_conv[0, 0].numel() + self.w_fc.shape[-1] // self.w_conv.shape[1] * CLASSES
-        return torch.tensor(self.channels, device=self.w_conv.device) * per_channel
+# %% ../../nbs/nets/08_convnet.ipynb #9444e8f8
+@patch_to(ConvNet)
+def n_weights(self):
+    "(R,) weights per run: conv kernels + linear weights (the 'edges' of the FC side)."
+    per_channel = self.w_conv[0, 0].numel() + self.w_fc.shape[-1] // self.w_conv.shape[1] * CLASSES
+    return torch.tensor(self.channels, device=self.w_conv.device) * per_channel
 
-    def run_edges(self) -> list[int]: return self.n_weights().tolist()
+@patch_to(ConvNet)
+def run_edges(self) -> list[int]: return self.n_weights().tolist()
 
-    def n_edges(self) -> int:
-        "Weights of the widest run (every run's: `run_edges`)."
-        return max(self.run_edges())
+@patch_to(ConvNet)
+def n_edges(self) -> int:
+    "Weights of the widest run (every run's: `run_edges`)."
+    return max(self.run_edges())
 
-    def n_params(self):
-        "(R,) all stored trainable numbers per run: weights + biases."
-        return self.n_weights() + torch.tensor(self.channels, device=self.w_conv.device) + CLASSES
+@patch_to(ConvNet)
+def n_params(self):
+    "(R,) all stored trainable numbers per run: weights + biases."
+    return self.n_weights() + torch.tensor(self.channels, device=self.w_conv.device) + CLASSES
 
-    def run_state(self, r:int) -> dict:
-        "Run `r`'s parameters without padding: the state it has when trained alone."
-        c = self.channels[r]
-        return dict(w_conv=self.w_conv[r, :c], b_conv=self.b_conv[r, :c], b_fc=self.b_fc[r],
-                    w_fc=self.w_fc[r].view(CLASSES, self.w_conv.shape[1], -1)[:, :c].reshape(CLASSES, -1))
-
-def check_conv_model(model, # a ModelConfig, or one per run
-                     methods:list, seeds:list):
-    "Raise ValueError before training unless `model` is a well-formed ConvNet config (or configs of one geometry) for these runs."
-    models = list(model) if isinstance(model, (list, tuple)) else [model]
-    for m in models:
-        if m.kind != 'conv': raise ValueError(f"model.kind={m.kind!r}; ConvNet builds kind 'conv'")
-        check_conv(m.channels, m.kernel, m.stride, m.pool)
-        if not 0 <= m.dropout < 1: raise ValueError(f'dropout={m.dropout!r} is not allowed; allowed: [0, 1)')
-    shapes = sorted({(m.kernel, m.stride, m.pool) for m in models})
-    if len(shapes) > 1: raise ValueError(f'(kernel, stride, pool) = {shapes} in one batch; allowed: one geometry per batch')
-    if len(models) > 1 and len(models) != len(seeds): raise ValueError(f'{len(models)} model configs for {len(seeds)} seeds')
-    if len(methods) != len(seeds): raise ValueError(f'{len(methods)} methods for {len(seeds)} seeds')
-    for m in methods:
-        if m.name != 'none': raise ValueError(f"method {m.name!r} is not allowed for a ConvNet; allowed: 'none'")
+@patch_to(ConvNet)
+def run_state(self, r:int) -> dict:
+    "Run `r`'s parameters without padding: the state it has when trained alone."
+    c = self.channels[r]
+    return dict(w_conv=self.w_conv[r, :c], b_conv=self.b_conv[r, :c], b_fc=self.b_fc[r],
+                w_fc=self.w_fc[r].view(CLASSES, self.w_conv.shape[1], -1)[:, :c].reshape(CLASSES, -1))
 
 # %% ../../nbs/nets/08_convnet.ipynb #30727169
 def equal_blocks(groups:list) -> list[tuple[int, int, int]]:
@@ -232,28 +276,31 @@ def equal_blocks(groups:list) -> list[tuple[int, int, int]]:
         else: out.append((g, g + 1, r1 - r0))
     return out
 
+# %% ../../nbs/nets/08_convnet.ipynb #8ab0b146
+STEP_BUDGET = 2**20   # conv-output elements per tile: a tile's tensors stay in cache (k5 s1 p2, 27 runs: 2× faster)
+
 def step_tiles(groups:list,   # [(first, stop)] run range of each seed group
                per_run:int,   # conv-output elements of one run
                budget:int     # most conv-output elements of one tile
               ) -> list[tuple[int, int, int, int]]:
-    "Tiles (first group, stop group, first run, stop run): blocks of equal seed groups, cut so that each tile's conv output fits `budget`."
+    "Tiles (first group, stop group, first run, stop run): blocks of equal seed groups cut to fit `budget`."
     out = []
     for g0, g1, K in equal_blocks(groups):
         if K * per_run > budget:       # one group per tile, its runs in chunks that share the group's patches
             n = max(1, budget // per_run)
-            out += [(g, g + 1, groups[g][0] + i, groups[g][0] + min(i + n, K)) for g in range(g0, g1) for i in range(0, K, n)]
+            out += [(g, g + 1, groups[g][0] + i, groups[g][0] + min(i + n, K)) for g in range(g0, g1)
+                    for i in range(0, K, n)]
         else:
             n = max(1, budget // (K * per_run))
             out += [(g, min(g + n, g1), groups[g][0], groups[min(g + n, g1) - 1][1]) for g in range(g0, g1, n)]
     return out
 
-STEP_BUDGET = 2**20   # conv-output elements per tile: a tile's tensors stay in cache (k5 s1 p2, 27 runs: 2× faster than one tile)
-
+# %% ../../nbs/nets/08_convnet.ipynb #9037c1ae
 def first_max_grad(conv:Tensor, # (U, M, p², N) conv outputs at each pooling offset
                    top:Tensor,  # (U, M, N) their max over the offsets
                    dz:Tensor    # (U, M, N) ∂L/∂top
                   ) -> Tensor:  # (U, M, p², N) ∂L/∂conv
-    "The max-pool's backward: each window's gradient at its first maximum (in max_pool2d's scan order), zero elsewhere."
+    "The max-pool's backward: each window's gradient at its first maximum (max_pool2d's scan order), 0 elsewhere."
     outs, taken = [], torch.zeros_like(top, dtype=torch.bool)
     for a in range(conv.shape[2]):
         hit = (conv[:, :, a] == top) & ~taken
@@ -261,25 +308,93 @@ def first_max_grad(conv:Tensor, # (U, M, p², N) conv outputs at each pooling of
         outs.append(torch.where(hit, dz, 0.0))
     return torch.stack(outs, 2)
 
-COMPILE_MIN = 2**16   # conv-output elements of a tile from which the CPU step compiles `first_max_grad` (one pass over memory, 2–5× faster)
-
-GRAPHS_PER_PROCESS = 32   # compiled `first_max_grad` graphs a process keeps: one per pooling size (its loop is unrolled) and per 1-or-more seed groups and rows, 12 for the grid
+# %% ../../nbs/nets/08_convnet.ipynb #9587f485
+COMPILE_MIN = 2**16   # conv-output elements of a tile from which the CPU step compiles `first_max_grad` (2–5× faster)
+# compiled `first_max_grad` graphs a process keeps: one per pooling size (its loop is unrolled) and per 1-or-more
+# seed groups and rows, 12 for the grid
+GRAPHS_PER_PROCESS = 32
 
 @functools.cache
 def _compiled_first_max_grad():   # looked up once per process, not per step
-    import torch._dynamo.config as dynamo   # its default (8 graphs per function) sent a process that trains the whole grid back to the eager loop, 10× slower
-    name = 'recompile_limit' if hasattr(dynamo, 'recompile_limit') else 'cache_size_limit'   # the older name (torch < 2.6)
+    # dynamo's default (8 graphs per function) sent a process that trains the whole grid back to the eager loop,
+    # 10× slower; imported here because the setting is needed only where the step compiles
+    import torch._dynamo.config as dynamo
+    name = 'recompile_limit' if hasattr(dynamo, 'recompile_limit') else 'cache_size_limit'   # the older name (< 2.6)
     setattr(dynamo, name, max(getattr(dynamo, name), GRAPHS_PER_PROCESS))
     t = torch.zeros(1, 2, 4, 3)
     return compiled(first_max_grad, t, t[:, :, 0], t[:, :, 0])
 
 def pool_backward(conv:Tensor, top:Tensor, dz:Tensor) -> Tensor:
-    "`first_max_grad`, compiled once per process on the CPU for tiles of `COMPILE_MIN` elements or more (eager elsewhere, or where torch.compile does not work)."
+    "`first_max_grad`, compiled once per process on the CPU for tiles of `COMPILE_MIN` elements or more."
     if conv.device.type == 'cpu' and conv.numel() >= COMPILE_MIN:
-        fn = _compiled_first_max_grad()
+        fn = _compiled_first_max_grad()   # None where torch.compile does not work: eager then
         if fn is not None: return fn(conv, top, dz)
     return first_max_grad(conv, top, dz)
 
+# %% ../../nbs/nets/08_convnet.ipynb #a64e3fd2
+def tile_columns(x:Tensor,       # (N, 784) training inputs
+                 idx:Tensor,     # (U, B) example indices of the tile's seed groups
+                 patches:Tensor, # `ConvNet.patches`: flat pixel index of every (tap, offset, position)
+                 kk:int          # k², taps of the kernel
+                ) -> Tensor:     # (U, k², p²·h·w·B)
+    "The gathered patches of every pooling offset of each seed group's examples."
+    xt = x[idx].transpose(1, 2).contiguous()                                   # (U, 784, B)
+    return torch.index_select(xt, 1, patches).view(len(idx), kk, -1)
+
+def tile_forward(model:ConvNet, cols:Tensor, # the tile's `tile_columns`
+                 r0:int, r1:int, U:int, B:int # runs of the tile, its seed groups, examples per group
+                ) -> SimpleNamespace:
+    "A tile's conv at every pooling offset, its max, pre-activations and (dropped-out) features: one bmm."
+    C, kk, pp = model.w_conv.shape[1], cols.shape[1], model.pool ** 2
+    K, N = (r1 - r0) // U, cols.shape[2] // pp                                 # runs per group, h·w·B
+    w, b = model.w_conv[r0:r1].reshape(U * K * C, kk), model.b_conv[r0:r1].reshape(U * K * C, 1)
+    rows = model.conv_rows(r0, r1, U)                                          # a narrower run's padding is skipped
+    if rows is not None: w, b = w[rows], b[rows]
+    M = len(w) // U                                                            # rows per group
+    conv = torch.bmm(w.view(U, M, kk), cols).view(U, M, pp, N)
+    top = conv.amax(2)                                                         # the max-pool: (U, M, h·w·B)
+    z = top + b.view(U, M, 1)                                                  # pooling commutes with bias and ReLU
+    f = z.relu()
+    if rows is not None: f = f.new_zeros(U * K * C, N).index_copy_(0, rows, f.view(U * M, -1))   # padding: zero
+    f = f.view(r1 - r0, C * N // B, B)                                         # features in w_fc's (C, h, w) order
+    keep = model.dropout_keep(B, C * N // B, range(r0, r1), features_first=True) if any(model.rates[r0:r1]) else None
+    if keep is not None: f = f * keep
+    return SimpleNamespace(r0=r0, r1=r1, U=U, K=K, M=M, B=B, rows=rows, conv=conv, top=top, z=z, f=f, keep=keep)
+
+# %% ../../nbs/nets/08_convnet.ipynb #d8d6f164
+def tile_loss(model:ConvNet, t:SimpleNamespace, # a `tile_forward`
+              y:Tensor                          # (U, B) labels of the tile's seed groups
+             ) -> tuple[Tensor, Tensor]:        # (r1 − r0,) mean cross-entropy, (r1 − r0, 10, B) ∂L/∂logits
+    "Each run's loss on its mini-batch and the gradient of the mean with respect to its logits."
+    r0, r1 = t.r0, t.r1
+    logp = torch.baddbmm(model.b_fc[r0:r1].unsqueeze(2), model.w_fc[r0:r1], t.f).log_softmax(1)   # (R', 10, B)
+    pick = y.view(t.U, 1, 1, t.B).expand(t.U, t.K, 1, t.B).reshape(r1 - r0, 1, t.B)
+    loss = -logp.gather(1, pick).squeeze(1).mean(1)
+    d = logp.exp_().scatter_add_(1, pick, torch.full_like(pick, -1, dtype=logp.dtype)).div_(t.B)
+    return loss, d
+
+# %% ../../nbs/nets/08_convnet.ipynb #16490c1d
+def tile_backward(model:ConvNet, t:SimpleNamespace, # a `tile_forward`
+                  d:Tensor,     # (r1 − r0, 10, B) ∂L/∂logits (`tile_loss`)
+                  cols:Tensor): # the tile's `tile_columns`
+    "Write the tile's exact gradients into the `.grad` of every parameter (the padding's: zero)."
+    r0, r1, U, M, rows = t.r0, t.r1, t.U, t.M, t.rows
+    C, kk = model.w_conv.shape[1], cols.shape[1]
+    torch.bmm(d, t.f.transpose(1, 2), out=model.w_fc.grad[r0:r1]); torch.sum(d, 2, out=model.b_fc.grad[r0:r1])
+    df = torch.bmm(model.w_fc[r0:r1].transpose(1, 2), d)                       # (R', C·h·w, B)
+    if t.keep is not None: df.mul_(t.keep)
+    dz = df.view(U * t.K * C, -1)
+    dz = (dz if rows is None else dz[rows]).view(U, M, -1).masked_fill_(t.z <= 0, 0.0)
+    dconv = pool_backward(t.conv, t.top, dz)
+    if rows is None:
+        torch.sum(dz, 2, out=model.b_conv.grad[r0:r1].view(U, M))
+        torch.bmm(dconv.view(U, M, -1), cols.transpose(1, 2), out=model.w_conv.grad[r0:r1].view(U, M, kk))
+    else:                                                                      # the padding's gradients: zero
+        model.b_conv.grad[r0:r1].view(-1).zero_().index_copy_(0, rows, dz.sum(2).view(-1))
+        dw = torch.bmm(dconv.view(U, M, -1), cols.transpose(1, 2))
+        model.w_conv.grad[r0:r1].view(U * t.K * C, kk).zero_().index_copy_(0, rows, dw.view(U * M, kk))
+
+# %% ../../nbs/nets/08_convnet.ipynb #d4018475
 @torch.no_grad()
 def conv_step(model:ConvNet,        # runs sorted by seed group
               x:Tensor, y:Tensor,   # device-resident training inputs (N, 784) and labels (N,)
@@ -287,48 +402,16 @@ def conv_step(model:ConvNet,        # runs sorted by seed group
               groups:list,          # [(first, stop)] run range of each seed group (`DataOrder.groups`)
               budget:int=STEP_BUDGET # most conv-output elements of one tile (`step_tiles`)
              ) -> Tensor:           # (R,) mean cross-entropy of each run on its mini-batch
-    "Loss of every run, and its exact gradient written into `.grad`: the convolution of every pooling offset as one GEMM of gathered patches per block of equal seed groups."
-    k, p = model.w_conv.shape[-1], model.pool
+    "Loss of every run, its exact gradient written into `.grad`: one GEMM of gathered patches per tile."
     patches = model.patches(x.device)
-    kk, pp, (B, C) = k * k, p * p, (idx.shape[1], model.w_conv.shape[1])
-    PP = len(patches) // (kk * pp)
-    losses = []
-    made = None
-    for g0, g1, r0, r1 in step_tiles(groups, C * pp * PP * B, budget):
-        U = g1 - g0; K = (r1 - r0) // U
-        if made != (g0, g1):                                                          # a group cut in tiles gathers once
-            xt = x[idx[g0:g1]].transpose(1, 2).contiguous()                           # (U, 784, B)
-            cols = torch.index_select(xt, 1, patches).view(U, kk, pp * PP * B)        # (U, k², p²·h·w·B)
-            made = (g0, g1)
-        w, b = model.w_conv[r0:r1].reshape(U * K * C, kk), model.b_conv[r0:r1].reshape(U * K * C, 1)
-        rows = model.conv_rows(r0, r1, U)                                             # a narrower run's padding is not computed
-        if rows is not None: w, b = w[rows], b[rows]
-        M = len(w) // U                                                               # rows per group
-        conv = torch.bmm(w.view(U, M, kk), cols).view(U, M, pp, PP * B)
-        top = conv.amax(2)                                                            # the max-pool: (U, M, h·w·B)
-        z = top + b.view(U, M, 1)                                                     # pooling commutes with the bias and the ReLU
-        f = z.relu()
-        if rows is not None: f = f.new_zeros(U * K * C, PP * B).index_copy_(0, rows, f.view(U * M, -1))   # padding features: zero
-        f = f.view(r1 - r0, C * PP, B)                                                # features in w_fc's (C, h, w) order
-        keep = model.dropout_keep(B, C * PP, range(r0, r1), features_first=True) if any(model.rates[r0:r1]) else None
-        if keep is not None: f = f * keep
-        logp = torch.baddbmm(model.b_fc[r0:r1].unsqueeze(2), model.w_fc[r0:r1], f).log_softmax(1)   # (R', 10, B)
-        pick = y[idx[g0:g1]].view(U, 1, 1, B).expand(U, K, 1, B).reshape(r1 - r0, 1, B)
-        losses.append(-logp.gather(1, pick).squeeze(1).mean(1))
-        d = logp.exp_().scatter_add_(1, pick, torch.full_like(pick, -1, dtype=logp.dtype)).div_(B)
-        torch.bmm(d, f.transpose(1, 2), out=model.w_fc.grad[r0:r1]); torch.sum(d, 2, out=model.b_fc.grad[r0:r1])
-        df = torch.bmm(model.w_fc[r0:r1].transpose(1, 2), d)                          # (R', C·h·w, B)
-        if keep is not None: df.mul_(keep)
-        dz = df.view(U * K * C, PP * B)
-        dz = (dz if rows is None else dz[rows]).view(U, M, PP * B).masked_fill_(z <= 0, 0.0)
-        dconv = pool_backward(conv, top, dz)
-        if rows is None:
-            torch.sum(dz, 2, out=model.b_conv.grad[r0:r1].view(U, M))
-            torch.bmm(dconv.view(U, M, -1), cols.transpose(1, 2), out=model.w_conv.grad[r0:r1].view(U, M, kk))
-        else:                                                                         # the padding's gradients: zero
-            model.b_conv.grad[r0:r1].view(-1).zero_().index_copy_(0, rows, dz.sum(2).view(-1))
-            dw = torch.bmm(dconv.view(U, M, -1), cols.transpose(1, 2))
-            model.w_conv.grad[r0:r1].view(U * K * C, kk).zero_().index_copy_(0, rows, dw.view(U * M, kk))
+    kk, B, C = model.w_conv.shape[-1] ** 2, idx.shape[1], model.w_conv.shape[1]
+    losses, made = [], None
+    for g0, g1, r0, r1 in step_tiles(groups, C * len(patches) // kk * B, budget):
+        if made != (g0, g1): cols, made = tile_columns(x, idx[g0:g1], patches, kk), (g0, g1)   # a cut group: once
+        t = tile_forward(model, cols, r0, r1, g1 - g0, B)
+        loss, d = tile_loss(model, t, y[idx[g0:g1]])
+        tile_backward(model, t, d, cols)
+        losses.append(loss)
     return torch.cat(losses)
 
 # %% ../../nbs/nets/08_convnet.ipynb #bcf7c801

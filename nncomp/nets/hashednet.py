@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn, Tensor
 from types import SimpleNamespace
-from .models import uniform_init, shared_linear, fc_step
+from .models import uniform_init, shared_linear, fc_step, patch_to
 
 # %% auto #0
 __all__ = ['PRIME32', 'MASK32', 'LUA_SEED', 'ASSIGNMENTS', 'xxh32', 'xxh32_many', 'xxh32_pair', 'derived_seed',
@@ -105,7 +105,8 @@ def derived_seed(seed:int, # the run's hash seed
                  layer:int, # 0-based layer index
                  tag:str): # 'w', 'xi', 'b', 'xib'
     "Seed of one hash function of one layer: xxh32 of 'nncomp.hashednet/<tag>/<layer>' under `seed`."
-    # a fixed key, not the module's path (it was 'nncomp.hashednet' when written): changing it changes every run's hashing
+    # a fixed key, not the module's path (it was 'nncomp.hashednet' when written): changing it changes every run's
+    # hashing
     return xxh32(f'nncomp.hashednet/{tag}/{layer}'.encode('ascii'), seed)
 
 def xxh32_assignment(rows:Tensor, # int64 output-row indices (0-based)
@@ -161,18 +162,7 @@ def check_assignment(assignment:str):
     if assignment not in ASSIGNMENTS:
         raise ValueError(f'unknown hash assignment {assignment!r}: valid ones are {", ".join(ASSIGNMENTS)}')
 
-class _Folded:
-    "A table's precomputed index into `[w, −w]` (real buckets of all runs, no padding) and its per-step buffers."
-    def __init__(self, t): # the HashedTable
-        v = t.values.detach(); R, Km = v.shape
-        K = torch.tensor(t.buckets, device=v.device)
-        self.S = S = int(K.sum())                                 # real buckets of all runs
-        self.real = torch.cat([r * Km + torch.arange(k, device=v.device) for r, k in enumerate(t.buckets)])  # their places in w
-        at = t.idx.view(R, -1) + (K.cumsum(0) - K)[:, None] + S * (t.sign.view(R, -1) < 0)   # each edge's place in [w, −w]
-        self.at, self.at32 = at.flatten(), at.flatten().int()     # int64 for scatter_add_, int32 (faster) for index_select
-        self.wf, self.gf = v.new_empty(2 * S), v.new_empty(2 * S) # [w, −w] and its gradient
-        self.W = v.new_empty(R, t.n_out, t.n_in); self.W.grad = torch.empty_like(self.W)   # virtual matrices, ∂L/∂W
-
+# %% ../../nbs/nets/07_hashednet.ipynb #f856c7f3
 class HashedTable(nn.Module):
     "A batched hashed matrix (R runs, n_out × n_in virtual entries, K_r buckets each)."
     def __init__(self, n_out:int, n_in:int, # virtual shape (n_in = 1 for a bias)
@@ -186,12 +176,10 @@ class HashedTable(nn.Module):
         check_assignment(assignment)
         self.n_out, self.n_in, self.layer, self.bias, self.assignment = n_out, n_in, layer, bias, assignment
         self.buckets, self.hash_seeds = list(buckets), list(hash_seeds)
-        # named 'b…' for biases: nncomp.engine.train regularizes parameters whose name does not start with 'b'
-        self.name = 'b' if bias else 'w'
+        self.name = 'b' if bias else 'w'   # the engine regularizes the parameters whose name does not start with 'b'
         setattr(self, self.name, nn.Parameter(torch.zeros(len(buckets), max(buckets), device=device)))
         idx, sign = zip(*[self.full_assignment(r) for r in range(len(buckets))])
-        # cached full tables for the fast (materialized) path; recomputable, so not saved in state_dict
-        self.register_buffer('idx', torch.stack(idx).to(device), persistent=False)
+        self.register_buffer('idx', torch.stack(idx).to(device), persistent=False)   # recomputable: not saved
         self.register_buffer('sign', torch.stack(sign).to(device), persistent=False)
 
     @property
@@ -210,42 +198,66 @@ class HashedTable(nn.Module):
                r:int): # run
         "Bucket and sign of the given edges for run `r` (recomputed from the hash; 'lua': looked up)."
         if self.assignment == 'lua':  # string keys: hashed once, at construction
-            return self.idx[r].flatten()[edges.to(self.idx.device)], self.sign[r].flatten()[edges.to(self.idx.device)]
+            at = edges.to(self.idx.device)
+            return self.idx[r].flatten()[at], self.sign[r].flatten()[at]
         if self.identity(r): return edges.clone(), torch.ones(edges.shape)
         return xxh32_assignment(edges // self.n_in, edges % self.n_in, self.buckets[r], self.hash_seeds[r],
                                 self.layer, self.bias)
 
-    def materialize(self):
-        "The virtual matrices (R, n_out, n_in): sign · w[bucket]."
-        R = self.values.shape[0]
-        return (self.values.gather(1, self.idx.view(R, -1)) * self.sign.view(R, -1)).view(R, self.n_out, self.n_in)
+# %% ../../nbs/nets/07_hashednet.ipynb #9e2212d3
+@patch_to(HashedTable)
+def materialize(self):
+    "The virtual matrices (R, n_out, n_in): sign · w[bucket]."
+    R = self.values.shape[0]
+    return (self.values.gather(1, self.idx.view(R, -1)) * self.sign.view(R, -1)).view(R, self.n_out, self.n_in)
 
-    def folded(self) -> _Folded:
-        "The cached `_Folded` (built on first use and after a move to another device; not in state_dict)."
-        f = getattr(self, '_folded', None)
-        if f is None or f.at.device != self.idx.device: f = self._folded = _Folded(self)
-        return f
+@patch_to(HashedTable)
+def n_params(self): return torch.tensor(self.buckets, device=self.values.device)
 
-    @torch.no_grad()
-    def virtual(self) -> Tensor:
-        "`materialize()` without autograd into a cached buffer (R, n_out, n_in) whose `.grad` is free for ∂L/∂W."
-        f = self.folded()
-        torch.index_select(self.values.detach().view(-1), 0, f.real, out=f.wf[:f.S]); torch.neg(f.wf[:f.S], out=f.wf[f.S:])
-        torch.index_select(f.wf, 0, f.at32, out=f.W.view(-1))   # ξ·w[h] as one lookup in [w, −w]
-        return f.W
+@patch_to(HashedTable)
+def ratio(self): return [k / (self.n_out * self.n_in) for k in self.buckets]
 
-    @torch.no_grad()
-    def fold_grad(self, dW:Tensor): # (R, n_out, n_in) ∂L/∂W of the virtual matrices
-        "Write ∂L/∂w[k] = Σ_{h(i,j)=k} ξ(i,j)·dW[i,j] into `values.grad` (overwritten, padding 0): one scatter_add_."
-        f, p = self.folded(), self.values
-        if p.grad is None: p.grad = torch.zeros_like(p)
-        f.gf.zero_().scatter_add_(0, f.at, dW.reshape(-1))
-        torch.sub(f.gf[:f.S], f.gf[f.S:], out=f.gf[:f.S])
-        p.grad.zero_().view(-1).index_copy_(0, f.real, f.gf[:f.S])
+# %% ../../nbs/nets/07_hashednet.ipynb #ae480549
+class _Folded:
+    "A table's precomputed index into `[w, −w]` (real buckets of all runs, no padding) and its per-step buffers."
+    def __init__(self, t): # the HashedTable
+        v = t.values.detach(); R, Km = v.shape
+        K = torch.tensor(t.buckets, device=v.device)
+        self.S = S = int(K.sum())                                 # real buckets of all runs
+        # their places in w
+        self.real = torch.cat([r * Km + torch.arange(k, device=v.device) for r, k in enumerate(t.buckets)])
+        at = t.idx.view(R, -1) + (K.cumsum(0) - K)[:, None] + S * (t.sign.view(R, -1) < 0)   # places in [w, −w]
+        # int64 for scatter_add_, int32 (faster) for index_select
+        self.at, self.at32 = at.flatten(), at.flatten().int()
+        self.wf, self.gf = v.new_empty(2 * S), v.new_empty(2 * S) # [w, −w] and its gradient
+        self.W = v.new_empty(R, t.n_out, t.n_in); self.W.grad = torch.empty_like(self.W)   # virtual matrices, ∂L/∂W
 
-    def n_params(self): return torch.tensor(self.buckets, device=self.values.device)
+@patch_to(HashedTable)
+def folded(self) -> _Folded:
+    "The cached `_Folded` (built on first use and after a move to another device; not in state_dict)."
+    f = getattr(self, '_folded', None)
+    if f is None or f.at.device != self.idx.device: f = self._folded = _Folded(self)
+    return f
 
-    def ratio(self): return [k / (self.n_out * self.n_in) for k in self.buckets]
+# %% ../../nbs/nets/07_hashednet.ipynb #b287663c
+@patch_to(HashedTable)
+@torch.no_grad()
+def virtual(self) -> Tensor:
+    "`materialize()` without autograd into a cached buffer (R, n_out, n_in) whose `.grad` is free for ∂L/∂W."
+    f = self.folded()
+    torch.index_select(self.values.detach().view(-1), 0, f.real, out=f.wf[:f.S]); torch.neg(f.wf[:f.S], out=f.wf[f.S:])
+    torch.index_select(f.wf, 0, f.at32, out=f.W.view(-1))   # ξ·w[h] as one lookup in [w, −w]
+    return f.W
+
+@patch_to(HashedTable)
+@torch.no_grad()
+def fold_grad(self, dW:Tensor): # (R, n_out, n_in) ∂L/∂W of the virtual matrices
+    "Write ∂L/∂w[k] = Σ_{h(i,j)=k} ξ(i,j)·dW[i,j] into `values.grad` (overwritten, padding 0): one scatter_add_."
+    f, p = self.folded(), self.values
+    if p.grad is None: p.grad = torch.zeros_like(p)
+    f.gf.zero_().scatter_add_(0, f.at, dW.reshape(-1))
+    torch.sub(f.gf[:f.S], f.gf[f.S:], out=f.gf[:f.S])
+    p.grad.zero_().view(-1).index_copy_(0, f.real, f.gf[:f.S])
 
 # %% ../../nbs/nets/07_hashednet.ipynb #f40aa238
 class HashedLinear(nn.Module):
@@ -276,35 +288,40 @@ class HashedLinear(nn.Module):
         if x.stride(0) == 0: return shared_linear(x, W, b)   # the same examples for every run: one GEMM
         return torch.baddbmm(b.unsqueeze(1), x, W.transpose(1, 2))
 
-    def virtual(self) -> tuple[Tensor, Tensor]:
-        "(W, b) for `nncomp.engine.train.fc_step`: virtual weights (R, n_out, n_in) and biases (R, n_out), each with a `.grad` to write."
-        if not isinstance(self.bias, HashedTable): return self.weight.virtual(), self.bias
-        Wb = self.bias.virtual(); b = Wb[..., 0]; b.grad = Wb.grad[..., 0]
-        return self.weight.virtual(), b
-
-    def fold_grads(self):
-        "Fold the virtual gradients written by `fc_step` into the bucket gradients."
-        for t in (self.weight, self.bias):
-            if isinstance(t, HashedTable): t.fold_grad(t.folded().W.grad)
-
-    def forward_indexed(self, x:Tensor, # (R, B, n_in)
-                        budget:int=2**22): # elements of the per-chunk temporary (R·B·chunk)
-        "Index-based path: scatter-add edge by edge (in chunks), never forming the weight matrix."
-        R, B, _ = x.shape
-        y = self.bias_vector().detach().unsqueeze(1).expand(R, B, self.n_out).contiguous()
-        edges, chunk = self.n_in * self.n_out, max(1, budget // (R * B))
-        w = self.weight.values.detach()
-        for start in range(0, edges, chunk):
-            e = torch.arange(start, min(start + chunk, edges))
-            bucket, sign = map(torch.stack, zip(*[self.weight.assign(e, r) for r in range(R)]))
-            value = w.gather(1, bucket.to(w.device)) * sign.to(w.device)          # (R, chunk)
-            y.index_add_(2, (e // self.n_in).to(x.device), x[:, :, (e % self.n_in).to(x.device)] * value[:, None])
-        return y
-
     def n_params(self):
         "(R,) stored numbers: weight buckets + biases (or bias buckets)."
         b = self.bias.n_params() if isinstance(self.bias, HashedTable) else self.n_out
         return self.weight.n_params() + b
+
+# %% ../../nbs/nets/07_hashednet.ipynb #62a70cc2
+@patch_to(HashedLinear)
+def virtual(self) -> tuple[Tensor, Tensor]:
+    "(W, b) for `nncomp.engine.train.fc_step`: virtual weights (R, n_out, n_in), biases (R, n_out), `.grad`s to write."
+    if not isinstance(self.bias, HashedTable): return self.weight.virtual(), self.bias
+    Wb = self.bias.virtual(); b = Wb[..., 0]; b.grad = Wb.grad[..., 0]
+    return self.weight.virtual(), b
+
+@patch_to(HashedLinear)
+def fold_grads(self):
+    "Fold the virtual gradients written by `fc_step` into the bucket gradients."
+    for t in (self.weight, self.bias):
+        if isinstance(t, HashedTable): t.fold_grad(t.folded().W.grad)
+
+# %% ../../nbs/nets/07_hashednet.ipynb #4d7006f7
+@patch_to(HashedLinear)
+def forward_indexed(self, x:Tensor, # (R, B, n_in)
+                    budget:int=2**22): # elements of the per-chunk temporary (R·B·chunk)
+    "Index-based path: scatter-add edge by edge (in chunks), never forming the weight matrix."
+    R, B, _ = x.shape
+    y = self.bias_vector().detach().unsqueeze(1).expand(R, B, self.n_out).contiguous()
+    edges, chunk = self.n_in * self.n_out, max(1, budget // (R * B))
+    w = self.weight.values.detach()
+    for start in range(0, edges, chunk):
+        e = torch.arange(start, min(start + chunk, edges))
+        bucket, sign = map(torch.stack, zip(*[self.weight.assign(e, r) for r in range(R)]))
+        value = w.gather(1, bucket.to(w.device)) * sign.to(w.device)          # (R, chunk)
+        y.index_add_(2, (e // self.n_in).to(x.device), x[:, :, (e % self.n_in).to(x.device)] * value[:, None])
+    return y
 
 # %% ../../nbs/nets/07_hashednet.ipynb #52768998
 def _compressions(methods:list) -> list[float]:
@@ -319,6 +336,7 @@ def _compressions(methods:list) -> list[float]:
         out.append(1.0 if m.name == 'none' else 1 - m.amount)
     return out
 
+# %% ../../nbs/nets/07_hashednet.ipynb #a4af7f38
 class HashedMLP(nn.Module):
     "Batched HashedNet: 784 → hidden… → 10, ReLU, every layer's weights hashed."
     def __init__(self, layers:list[HashedLinear]):
@@ -355,46 +373,57 @@ class HashedMLP(nn.Module):
                 b = uniform_init((layer.n_out,), layer.n_in, gen)
                 k = layer.weight.buckets[r]
                 layer.weight.values[r].zero_()[:k] = w[:k]
-                if isinstance(layer.bias, HashedTable): layer.bias.values[r].zero_()[:layer.bias.buckets[r]] = b[:layer.bias.buckets[r]]
+                if isinstance(layer.bias, HashedTable):
+                    layer.bias.values[r].zero_()[:layer.bias.buckets[r]] = b[:layer.bias.buckets[r]]
                 else: layer.bias[r] = b
 
-    def forward(self, x:Tensor): # (R, B, 784)
-        "Logits (R, B, 10) via materialized weights (training path)."
-        for layer in self.layers[:-1]: x = torch.relu(layer(x))
-        return self.layers[-1](x)
+# %% ../../nbs/nets/07_hashednet.ipynb #c37550a1
+@patch_to(HashedMLP)
+def forward(self, x:Tensor): # (R, B, 784)
+    "Logits (R, B, 10) via materialized weights (training path)."
+    for layer in self.layers[:-1]: x = torch.relu(layer(x))
+    return self.layers[-1](x)
 
-    @torch.no_grad()
-    def step_by_hand(self, x:Tensor, y:Tensor, # device-resident training inputs (N, 784) fp32 and labels (N,)
-                     idx:Tensor,  # (U, B) example indices of this step, one row per seed group
-                     groups:list  # [(first, stop)] run range of each seed group (`DataOrder.groups`)
-                    ) -> Tensor:  # (R,) mean cross-entropy of each run on its mini-batch
-        "fp32 training step without autograd: `fc_step` on the virtual weights, then one scatter per table into the buckets."
-        for p in self.parameters():
-            if p.grad is None: p.grad = torch.zeros_like(p)
-        pairs = [layer.virtual() for layer in self.layers]
-        losses = fc_step(SimpleNamespace(layers=lambda: pairs), x, y, idx, groups)
-        for layer in self.layers: layer.fold_grads()
-        return losses
+@patch_to(HashedMLP)
+@torch.no_grad()
+def forward_indexed(self, x:Tensor): # (R, B, 784)
+    "Logits (R, B, 10) without materializing any weight matrix (inference path)."
+    for layer in self.layers[:-1]: x = torch.relu(layer.forward_indexed(x))
+    return self.layers[-1].forward_indexed(x)
 
-    @torch.no_grad()
-    def forward_indexed(self, x:Tensor): # (R, B, 784)
-        "Logits (R, B, 10) without materializing any weight matrix (inference path)."
-        for layer in self.layers[:-1]: x = torch.relu(layer.forward_indexed(x))
-        return self.layers[-1].forward_indexed(x)
+# %% ../../nbs/nets/07_hashednet.ipynb #abc349d0
+@patch_to(HashedMLP)
+@torch.no_grad()
+def step_by_hand(self, x:Tensor, y:Tensor, # device-resident training inputs (N, 784) fp32 and labels (N,)
+                 idx:Tensor,  # (U, B) example indices of this step, one row per seed group
+                 groups:list  # [(first, stop)] run range of each seed group (`DataOrder.groups`)
+                ) -> Tensor:  # (R,) mean cross-entropy of each run on its mini-batch
+    "fp32 training step without autograd: `fc_step` on the virtual weights, then one scatter per table."
+    for p in self.parameters():
+        if p.grad is None: p.grad = torch.zeros_like(p)
+    pairs = [layer.virtual() for layer in self.layers]
+    losses = fc_step(SimpleNamespace(layers=lambda: pairs), x, y, idx, groups)
+    for layer in self.layers: layer.fold_grads()
+    return losses
 
-    def prunable(self): return {}
+# %% ../../nbs/nets/07_hashednet.ipynb #e565ac9b
+@patch_to(HashedMLP)
+def prunable(self): return {}   # HashedNets are not pruned
 
-    def n_edges(self) -> int:
-        "Virtual edges per run (the weight matrices' entries)."
-        return sum(layer.n_in * layer.n_out for layer in self.layers)
+@patch_to(HashedMLP)
+def n_edges(self) -> int:
+    "Virtual edges per run (the weight matrices' entries)."
+    return sum(layer.n_in * layer.n_out for layer in self.layers)
 
-    def n_params(self):
-        "(R,) stored trainable numbers per run: buckets + biases."
-        return sum(layer.n_params() for layer in self.layers)
+@patch_to(HashedMLP)
+def n_params(self):
+    "(R,) stored trainable numbers per run: buckets + biases."
+    return sum(layer.n_params() for layer in self.layers)
 
-    def ratios(self):
-        "Exact K / edges per run and layer, as a list (per run) of lists (per layer)."
-        return [list(r) for r in zip(*[layer.weight.ratio() for layer in self.layers])]
+@patch_to(HashedMLP)
+def ratios(self):
+    "Exact K / edges per run and layer, as a list (per run) of lists (per layer)."
+    return [list(r) for r in zip(*[layer.weight.ratio() for layer in self.layers])]
 
 # %% ../../nbs/nets/07_hashednet.ipynb #0ea75dab
 def occupancy_chi2(bucket:Tensor, # bucket index of every edge

@@ -4,14 +4,14 @@
 
 # %% ../../nbs/nets/04_models.ipynb #c6f6b5d1
 from __future__ import annotations
-import json, math
+import json, math, sys
 from dataclasses import asdict
 import torch
 from torch import nn, Tensor
 from ..config import ModelConfig, MethodConfig
 
 # %% auto #0
-__all__ = ['uniform_init', 'per_seed', 'MLP', 'shared_linear', 'fc_step']
+__all__ = ['uniform_init', 'per_seed', 'patch_to', 'MLP', 'shared_linear', 'fc_step']
 
 # %% ../../nbs/nets/04_models.ipynb #6c0a7bf8
 def uniform_init(shape:tuple, # (out, in) or (out,)
@@ -28,6 +28,15 @@ def per_seed(seeds:list[int], # one per run
     "Stack `make`'s tensors over runs; runs with equal seeds get the same numbers."
     cache = {s: make(torch.Generator().manual_seed(int(s))) for s in dict.fromkeys(seeds)}
     return [torch.stack([cache[s][i] for s in seeds]) for i in range(len(cache[seeds[0]]))]
+
+# %% ../../nbs/nets/04_models.ipynb #e3776b35
+def patch_to(cls:type): # the class that gets the method
+    "Decorator: add the function to `cls` as a method of the same name."
+    def add(f):
+        f.__qualname__ = f'{cls.__name__}.{f.__name__}'
+        setattr(cls, f.__name__, f)
+        return sys._getframe(1).f_globals.get(f.__name__)   # the module's name is not rebound
+    return add
 
 # %% ../../nbs/nets/04_models.ipynb #81ead6cd
 class MLP(nn.Module):
@@ -46,7 +55,8 @@ class MLP(nn.Module):
         "R = len(seeds) runs of a 784-`model.hidden`-10 net, initialized per seed."
         if model.kind != 'fc': raise ValueError(f"model.kind={model.kind!r}; MLP builds kind 'fc'")
         sizes = [784, *model.hidden, 10]
-        def make(g): return [t for fi, fo in zip(sizes, sizes[1:]) for t in (uniform_init((fo, fi), fi, g), uniform_init((fo,), fi, g))]
+        def make(g): return [t for fi, fo in zip(sizes, sizes[1:])
+                             for t in (uniform_init((fo, fi), fi, g), uniform_init((fo,), fi, g))]
         ts = [t.to(device) for t in per_seed(list(seeds), make)]
         return cls(sizes, ts[0::2], ts[1::2])
 
@@ -56,23 +66,7 @@ class MLP(nn.Module):
         "[(weight, bias)] per layer."
         return [(getattr(self, f'w{i}'), getattr(self, f'b{i}')) for i in range(self.n_layers)]
 
-    def forward(self, x:Tensor # (R, B, in)
-               ) -> Tensor:    # logits (R, B, 10)
-        for i, (w, b) in enumerate(self.layers()):
-            if i: x = x.relu()
-            x = shared_linear(x, w, b) if x.stride(0) == 0 else torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
-        return x
-
-    def prunable(self) -> dict[str, Tensor]: return {f'w{i}': w for i, (w, _) in enumerate(self.layers())}
-    def n_edges(self) -> int: return sum(w[0].numel() for w, _ in self.layers())
-    def n_params(self) -> Tensor:
-        "(R,) alive edges (masks where attached) plus biases."
-        n = 0
-        for i, (w, b) in enumerate(self.layers()):
-            m = getattr(self, f'w{i}_mask', None)
-            n = n + (w[0].numel() if m is None else m.flatten(1).sum(1)) + b[0].numel()
-        return torch.as_tensor(n, device=self.w0.device).expand(self.w0.shape[0]).to(torch.int64)
-
+# %% ../../nbs/nets/04_models.ipynb #b70da8a6
 def shared_linear(x:Tensor, # (R, B, in) expanded from one (B, in): x.stride(0) == 0
                   w:Tensor, # (R, out, in)
                   b:Tensor  # (R, out)
@@ -82,6 +76,30 @@ def shared_linear(x:Tensor, # (R, B, in) expanded from one (B, in): x.stride(0) 
     y = torch.addmm(b.reshape(1, R * out), x[0], w.reshape(R * out, n).t())
     return y.view(-1, R, out).transpose(0, 1)
 
+@patch_to(MLP)
+def forward(self, x:Tensor # (R, B, in)
+           ) -> Tensor:    # logits (R, B, 10)
+    for i, (w, b) in enumerate(self.layers()):
+        if i: x = x.relu()
+        x = shared_linear(x, w, b) if x.stride(0) == 0 else torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+    return x
+
+# %% ../../nbs/nets/04_models.ipynb #3e4b0f1b
+@patch_to(MLP)
+def prunable(self) -> dict[str, Tensor]: return {f'w{i}': w for i, (w, _) in enumerate(self.layers())}
+
+@patch_to(MLP)
+def n_edges(self) -> int: return sum(w[0].numel() for w, _ in self.layers())
+
+@patch_to(MLP)
+def n_params(self) -> Tensor:
+    "(R,) alive edges (masks where attached) plus biases."
+    n = 0
+    for i, (w, b) in enumerate(self.layers()):
+        m = getattr(self, f'w{i}_mask', None)
+        n = n + (w[0].numel() if m is None else m.flatten(1).sum(1)) + b[0].numel()
+    return torch.as_tensor(n, device=self.w0.device).expand(self.w0.shape[0]).to(torch.int64)
+
 # %% ../../nbs/nets/04_models.ipynb #a69e0581
 @torch.no_grad()
 def fc_step(model:MLP,           # batched FC model, runs sorted by seed group
@@ -89,9 +107,9 @@ def fc_step(model:MLP,           # batched FC model, runs sorted by seed group
             idx:Tensor,          # (U, B) example indices of this step, one row per seed group
             groups:list,         # [(first, stop)] run range of each seed group (`DataOrder.groups`)
             w_low:Tensor|None=None, # bf16 copy of the first layer's weights (R, H, in), or None for fp32
-            sparse=None          # `SparseFirstLayer` (fp32): groups with runs sparse enough take their first layer as a sparse matrix
+            sparse=None          # `SparseFirstLayer` (fp32): groups sparse enough take their first layer sparse
            ) -> Tensor:          # (R,) mean cross-entropy of each run on its mini-batch
-    "Loss of every run, and its exact gradient written into the parameters' `.grad`; the first layer is one GEMM per seed group."
+    "Loss of every run, its exact gradient written into the parameters' `.grad`; one first-layer GEMM per seed group."
     layers, B = model.layers(), idx.shape[1]
     (w0, b0), H = layers[0], layers[0][0].shape[1]
     plans = sparse.plans(w0.grad) if sparse is not None else [None] * len(groups)

@@ -23,7 +23,7 @@ def model_class(kind:str) -> type:
     if kind not in MODELS: raise ValueError(f'model kind {kind!r} is unknown; allowed: {", ".join(MODELS)}')
     return MODELS[kind]
 
-def build_model(model:ModelConfig|list,     # the network shared by all runs, or one per run (differing only in the class's `PER_RUN` fields)
+def build_model(model:ModelConfig|list,     # the network of all runs, or one per run (differing only in `PER_RUN`)
                 methods:list[MethodConfig], # one per run
                 seeds:list[int],            # one per run; equal seeds → equal init
                 device=None                 # torch device; None = CPU
@@ -32,11 +32,13 @@ def build_model(model:ModelConfig|list,     # the network shared by all runs, or
     models = list(model) if isinstance(model, (list, tuple)) else [model]
     cls = model_class(models[0].kind)
     shared = {json.dumps(shape_of(m), sort_keys=True) for m in models}
-    if len(shared) > 1: raise ValueError(f'the runs\' networks differ in more than {cls.__name__}.PER_RUN = {per_run(cls)}: '
+    if len(shared) > 1:
+        raise ValueError(f'the runs\' networks differ in more than {cls.__name__}.PER_RUN = {per_run(cls)}: '
                                          f'{sorted(shared)}; allowed: one network per batch but for those fields')
     return cls.from_configs(models[0] if len(set(models)) == 1 else models, methods, seeds, device=device)
 
-def per_run(cls:type) -> tuple: return getattr(cls, 'PER_RUN', ())   # ModelConfig fields a batched model lets differ among its runs
+# the ModelConfig fields a batched model lets differ among its runs
+def per_run(cls:type) -> tuple: return getattr(cls, 'PER_RUN', ())
 
 def shape_of(model:ModelConfig) -> dict:
     "The fields of `model` that all runs of one batched model share (all but its class's `PER_RUN`)."
