@@ -18,11 +18,14 @@ from ..presets import PRESETS, Preset
 from .sweep import ENGINE, as_list, conv_models, conv_runs, sweep_notebook, sweep_spec, train_runs
 
 # %% auto #0
-__all__ = ['RULE', 'STAGES', 'CONV_DESIGNS', 'is_screening', 'Design', 'check_design', 'screen_train', 'screen_runs',
-           'subset_models', 'network_epochs', 'front_gap', 'size_bucket', 'bucket_range', 'rank_screened',
-           'select_candidates', 'config_keys', 'models_of', 'grid_frame', 'shortfall', 'screening_recall',
-           'rule_sensitivity', 'candidate_bound', 'design_cost', 'stored_rows', 'per_config', 'screening_files',
-           'read_ranking', 'fixed_ranking', 'recall_table', 'run_stage', 'design_runs', 'convnet_notebook']
+__all__ = ['RULE', 'RULE2', 'STAGES', 'CONV_DESIGNS', 'SCREENED', 'CANDIDATE_RULES', 'OTHER_RULE', 'PROVISIONAL', 'is_screening',
+           'Design', 'check_design', 'screen_train', 'screen_runs', 'halve_runs', 'subset_models', 'network_epochs',
+           'front_gap', 'size_bucket', 'bucket_range', 'rank_screened', 'select_candidates', 'config_keys', 'models_of',
+           'grid_frame', 'shortfall', 'screening_recall', 'rule_sensitivity', 'bucket_bound', 'candidate_bound',
+           'halving_bounds', 'design_cost', 'stored_rows', 'per_config', 'rule_pending', 'design_for',
+           'screening_files', 'read_ranking', 'fixed_ranking', 'fixed_halving', 'final_ranking', 'recall_table',
+           'run_stage', 'design_runs', 'convnet_notebook', 'halving_runs', 'halving_train', 'halving_recall',
+           'choose_rule']
 
 # %% ../../nbs/runs/23_screen.ipynb #295a4968
 def is_screening(runs:pd.DataFrame) -> pd.Series:
@@ -42,10 +45,15 @@ class Design:
     delta: float = 1.0              # keep configurations at most `delta` pp (validation accuracy) below the screening front ...
     top_k: int|None = 15            # ... and among the `top_k` nearest to it in their size bucket (None: no cap)
     per_decade: int = 4             # size buckets per decade of parameters
-    subset: int = 100               # configurations of the recall subset, trained in full
+    subset: int = 100               # configurations of the recall subset, trained in full (0: none)
     subset_seed: int = 0            # seed of the subset's draw (`nncomp.nets.convnet.sample_grid`)
+    frac: float|None = None         # ... and among the nearest `frac` of their size bucket (None: no such cap)
+    halve_epochs: int|None = None   # successive halving: what the screening keeps first trains this many epochs, 1 seed
+    delta2: float = 1.0             # halving: candidates lie at most `delta2` pp below the intermediate runs' front ...
+    top_k2: int|None = 15           # ... and among the `top_k2` nearest to it in their size bucket (None: no cap)
 
-RULE = ('screen_epochs', 'screen_seeds', 'delta', 'top_k', 'per_decade')   # the fields that decide the candidates
+RULE = ('screen_epochs', 'screen_seeds', 'delta', 'top_k', 'per_decade', 'frac', 'halve_epochs')  # what the screening keeps
+RULE2 = ('halve_epochs', 'delta2', 'top_k2', 'per_decade')   # the candidates among the intermediate runs (halving)
 
 def _int_in(what:str, v, lo:int, hi:int|None=None, why:str='') -> int:
     "`v` if it is an int in lo..hi (no upper bound when `hi` is None), else `not_allowed`."
@@ -53,6 +61,12 @@ def _int_in(what:str, v, lo:int, hi:int|None=None, why:str='') -> int:
         raise not_allowed(what, v, (f'an int in {lo}..{hi}' if hi is not None else f'an int ≥ {lo}') + why)
     return v
 
+def _pp(what:str, v):
+    "`not_allowed` unless `v` is a finite number of percentage points ≥ 0."
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v >= 0):
+        raise not_allowed(what, v, 'percentage points ≥ 0, e.g. 1.0')
+
+# %% ../../nbs/runs/23_screen.ipynb #4ab80136
 def check_design(d:Design,    # the design asked for
                  p:Preset,    # the preset it runs at
                  n_grid:int,  # configurations screened
@@ -60,13 +74,21 @@ def check_design(d:Design,    # the design asked for
     "`d` with `screen_epochs` resolved for `p`; `not_allowed` naming any value the design does not allow."
     full = p.conv_train.epochs
     if full < 2: raise not_allowed('preset', p.name, f'a preset whose ConvNets train at least 2 epochs (a screening trains fewer; {p.name!r} trains {full})')
-    if isinstance(d.delta, bool) or not isinstance(d.delta, (int, float)) or not (math.isfinite(d.delta) and d.delta >= 0):
-        raise not_allowed('delta', d.delta, 'percentage points ≥ 0, e.g. 1.0')
+    _pp('delta', d.delta)
     if d.top_k is not None: _int_in('top_k', d.top_k, 1, why=' or None (no cap)')
+    if d.frac is not None and (isinstance(d.frac, bool) or not isinstance(d.frac, (int, float)) or not 0 < d.frac <= 1):
+        raise not_allowed('frac', d.frac, 'a share of the size bucket in (0, 1], or None (no such cap)')
     _int_in('per_decade', d.per_decade, 1); _int_in('screen_seeds', d.screen_seeds, 1); _int_in('subset_seed', d.subset_seed, 0)
-    _int_in('subset', d.subset, 1, n_grid, f' (the {n_grid} configurations screened)')
+    if d.subset != 0:
+        _int_in('subset', d.subset, 1, n_grid, f' (the {n_grid} configurations screened), or 0 (no recall subset)')
     epochs = max(1, full // 10) if d.screen_epochs is None else d.screen_epochs
     _int_in('screen_epochs', epochs, 1, full - 1, f" (fewer than the preset's {full} ConvNet epochs)")
+    if d.halve_epochs is not None:
+        between = f"the screening's {epochs} and the preset's {full} epochs"
+        if epochs + 1 > full - 1: raise not_allowed('halve_epochs', d.halve_epochs, f'None: no epochs lie between {between}')
+        _int_in('halve_epochs', d.halve_epochs, epochs + 1, full - 1, f' (between {between})')
+        _pp('delta2', d.delta2)
+        if d.top_k2 is not None: _int_in('top_k2', d.top_k2, 1, why=' or None (no cap)')
     return replace(d, screen_epochs=epochs)
 
 # %% ../../nbs/runs/23_screen.ipynb #540bc6f6
@@ -78,9 +100,13 @@ def screen_runs(p:Preset, dataset:str, grid:list, d:Design) -> list:
     "Every configuration of `grid` with `d.screen_seeds` seeds and the screening recipe."
     return conv_runs(p, dataset, grid, screen_train(p, d.screen_epochs), d.screen_seeds)
 
+def halve_runs(p:Preset, dataset:str, models:list, d:Design) -> list:
+    "Successive halving's intermediate runs: `models` (the screening's kept), seed 0, the recipe cut to `d.halve_epochs`."
+    return conv_runs(p, dataset, models, screen_train(p, d.halve_epochs), 1)
+
 def subset_models(grid:list, d:Design) -> list[ModelConfig]:
-    "The recall subset: `d.subset` configurations of `grid`, drawn uniformly with seed `d.subset_seed`."
-    return sample_grid(d.subset, d.subset_seed, grid)
+    "The recall subset: `d.subset` configurations of `grid`, drawn uniformly with seed `d.subset_seed` (none when 0)."
+    return sample_grid(d.subset, d.subset_seed, grid) if d.subset else []
 
 def network_epochs(runs:list) -> int:
     "Epochs summed over `runs` (`(cfg, seed)` pairs): ConvNets never stop early, each trains its cap."
@@ -104,13 +130,13 @@ def bucket_range(b:int, per_decade:int) -> str:
     return f'[{10 ** (b / per_decade):,.0f}, {10 ** ((b + 1) / per_decade):,.0f})'
 
 # %% ../../nbs/runs/23_screen.ipynb #ce2af0af
-def _why(gap:float, rank:int, bucket:int, kept:bool, delta:float, top_k:int|None, per_decade:int) -> str:
+def _why(gap:float, rank:int, bucket:int, kept:bool, delta:float, cap:int, per_decade:int) -> str:
     "Why a screened configuration is, or is not, a candidate."
     if math.isnan(gap): return 'no screening accuracy (its screening run failed)'
     head = 'on the screening front' if gap == 0 else f'{gap:.2f} pp below the screening front'
     if gap > delta: return f'{head} (more than δ = {delta:g} pp)'
     where = f'#{rank} of its size bucket {bucket_range(bucket, per_decade)}'
-    return f'{head}, {where}' + ('' if kept else f' (only the top {top_k} are kept)')
+    return f'{head}, {where}' + ('' if kept else f' (only the top {cap} are kept)')
 
 def rank_screened(cfgs:pd.DataFrame,   # one row per screened configuration: CONV_FIELDS, `x` and `y` (NaN: failed)
                   delta:float=1.0,     # pp: the largest gap to the screening front a candidate may have
@@ -118,21 +144,26 @@ def rank_screened(cfgs:pd.DataFrame,   # one row per screened configuration: CON
                   per_decade:int=4,    # size buckets per decade
                   x:str='n_params',    # size
                   y:str='valid_acc',   # screening score, in % (validation: never the test set)
+                  frac:float|None=None, # most candidates per size bucket as its share, rounded up (None: no such cap)
                  ) -> pd.DataFrame:
     "`cfgs` with the rule applied: gap to the screening front (pp), size bucket, rank in the bucket, kept, why."
     df = cfgs.reset_index(drop=True)
     df = df.assign(gap=front_gap(df[x], df[y]), bucket=size_bucket(df[x], per_decade))
     order = df.sort_values(['gap', x], na_position='last', kind='stable')
     df['rank'] = (order.groupby('bucket').cumcount() + 1).reindex(df.index)
-    df['kept'] = (df.gap <= delta) & (df['rank'] <= (top_k or len(df)))
-    df['why'] = [_why(*r, delta, top_k, per_decade) for r in zip(df.gap, df['rank'], df.bucket, df.kept)]
+    cap = pd.Series(top_k or len(df), index=df.index)
+    if frac is not None:
+        cap = np.minimum(cap, np.ceil(frac * df.groupby('bucket').bucket.transform('size') - 1e-9).astype(int))
+    df['kept'] = (df.gap <= delta) & (df['rank'] <= cap)
+    df['why'] = [_why(*r, delta, c, per_decade) for *r, c in zip(df.gap, df['rank'], df.bucket, df.kept, cap)]
     return df
 
 def select_candidates(cfgs:pd.DataFrame, # as for `rank_screened`
-                      delta:float=1.0, top_k:int|None=15, per_decade:int=4, x:str='n_params', y:str='valid_acc'
+                      delta:float=1.0, top_k:int|None=15, per_decade:int=4, x:str='n_params', y:str='valid_acc',
+                      frac:float|None=None
                      ) -> pd.DataFrame:
     "The candidates of the rule (`rank_screened`), each with why it was kept, smallest first."
-    df = rank_screened(cfgs, delta, top_k, per_decade, x, y)
+    df = rank_screened(cfgs, delta, top_k, per_decade, x, y, frac)
     return df[df.kept].sort_values([x, 'gap'], kind='stable').reset_index(drop=True)
 
 # %% ../../nbs/runs/23_screen.ipynb #f11566b7
@@ -186,21 +217,33 @@ def rule_sensitivity(ranked:pd.DataFrame,             # one row per screened con
     return pd.DataFrame(rows)
 
 # %% ../../nbs/runs/23_screen.ipynb #2169b37c
-def candidate_bound(models:list, top_k:int|None, per_decade:int) -> int:
-    "Most candidates the rule can keep from `models`: `top_k` per size bucket (all when `top_k` is None)."
-    if top_k is None: return len(models)
-    return int(pd.Series(size_bucket(grid_frame(models).n_params, per_decade)).value_counts().clip(upper=top_k).sum())
+def bucket_bound(models:list, per_decade:int, top_k:int|None=None, frac:float|None=None) -> pd.Series:
+    "Most configurations a rule keeps in each size bucket of `models`: all, at most `top_k`, at most the share `frac`."
+    n = pd.Series(size_bucket(grid_frame(models).n_params, per_decade)).value_counts().sort_index()
+    cap = n if top_k is None else n.clip(upper=top_k)
+    return cap if frac is None else np.minimum(cap, np.ceil(frac * n - 1e-9).astype(int))
+
+def candidate_bound(models:list, top_k:int|None, per_decade:int, frac:float|None=None) -> int:
+    "Most candidates the rule can keep from `models`: `top_k` (and the share `frac`) per size bucket (None: no cap)."
+    return int(bucket_bound(models, per_decade, top_k, frac).sum())
+
+def halving_bounds(models:list, d:Design) -> tuple[int, int]:
+    "Most configurations halving trains at `d.halve_epochs` (the screening's kept), and most candidates after it."
+    promoted = bucket_bound(models, d.per_decade, d.top_k, d.frac)
+    return int(promoted.sum()), int(promoted.sum() if d.top_k2 is None else promoted.clip(upper=d.top_k2).sum())
 
 def _stage_row(stage:str, configs:int, seeds:int, epochs:int, note:str) -> dict:
     return dict(stage=stage, configurations=configs, seeds=seeds, epochs=epochs, runs=configs * seeds,
                 network_epochs=configs * seeds * epochs, note=note)
 
+# %% ../../nbs/runs/23_screen.ipynb #ab5947cf
 def design_cost(preset:str='paper',       # a preset name
                 dataset:str='mnist',      # a dataset name
                 design:Design=Design(),   # the design's parameters
                 models:list|None=None,    # the configurations screened (None: the preset's, the whole grid at 'paper')
                 candidates:pd.DataFrame|None=None, # the fixed candidates (None: not known yet, count the cap)
                 rate:float=0.5,           # network-epochs per second, for the hours
+                promoted:pd.DataFrame|None=None,   # halving: the screening's kept (None: not known yet, count the cap)
                ) -> pd.DataFrame:
     "Configurations, runs and network-epochs of each stage of the design against the full grid, with hours at `rate`."
     p = PRESETS[check_choice('preset', preset, tuple(PRESETS))]
@@ -209,15 +252,20 @@ def design_cost(preset:str='paper',       # a preset name
         raise not_allowed('rate', rate, 'network-epochs per second > 0, e.g. 0.5')
     grid = list(models or conv_models(p)); d = check_design(design, p, len(grid))
     subset, S, E = grid_frame(subset_models(grid, d)), p.seeds, p.conv_train.epochs
+    halving, rule = d.halve_epochs is not None, _rule_text(d)
     if candidates is None:
-        n_cand, n_sub = candidate_bound(grid, d.top_k, d.per_decade), len(subset)
-        notes = (f'at most: top {d.top_k} per 1/{d.per_decade} decade (exact once screened)', f'{len(subset)} drawn (seed {d.subset_seed}), some may be candidates')
+        n_cand = halving_bounds(grid, d)[1] if halving else candidate_bound(grid, d.top_k, d.per_decade, d.frac)
+        n_sub = len(subset)
+        notes = (f'at most: {rule} (exact once fixed)', f'{len(subset)} drawn (seed {d.subset_seed}), some may be candidates')
     else:
         kept = set(config_keys(candidates))
         n_cand, n_sub = len(kept), sum(k not in kept for k in config_keys(subset))
-        notes = (f'selected (δ = {d.delta:g} pp, top {d.top_k} per 1/{d.per_decade} decade)', f'{len(subset)} drawn (seed {d.subset_seed}), {len(subset) - n_sub} of them candidates')
-    rows = [_stage_row('screen', len(grid), d.screen_seeds, d.screen_epochs, f'every configuration, {d.screen_epochs} of {E} epochs'),
-            _stage_row('full: candidates', n_cand, S, E, notes[0]), _stage_row('recall: subset', n_sub, S, E, notes[1])]
+        notes = (f'selected ({rule})', f'{len(subset)} drawn (seed {d.subset_seed}), {len(subset) - n_sub} of them candidates')
+    rows = [_stage_row('screen', len(grid), d.screen_seeds, d.screen_epochs, f'every configuration, {d.screen_epochs} of {E} epochs')]
+    if halving:
+        n_pro, most = (halving_bounds(grid, d)[0], 'at most: ') if promoted is None else (len(promoted), '')
+        rows.append(_stage_row('halve: promoted', n_pro, 1, d.halve_epochs, most + _rule_text(d, 1)))
+    rows += [_stage_row('full: candidates', n_cand, S, E, notes[0]), _stage_row('recall: subset', n_sub, S, E, notes[1])]
     total = dict(stage='design', configurations=len(grid), runs=sum(r['runs'] for r in rows),
                  network_epochs=sum(r['network_epochs'] for r in rows), note=f'{n_cand + n_sub} configurations trained in full')
     df = pd.DataFrame(rows + [total, _stage_row('full grid (PROTOCOL §3)', len(grid), S, E, 'not run')])
@@ -226,8 +274,16 @@ def design_cost(preset:str='paper',       # a preset name
     df.insert(7, f'hours_at_{rate:g}', (df.network_epochs / rate / 3600).round(1))
     return df.astype({'seeds': 'Int64', 'epochs': 'Int64'})
 
+def _rule_text(d:Design, stage:int|None=None) -> str:
+    "A design's rule in words: the screening's (stage 1), the intermediate stage's (2), or what decides the candidates."
+    def cap(k, f): return ', '.join(([f'top {k}'] if k is not None else []) + ([f'nearest {f:g}'] if f is not None else [])) or 'no cap'
+    one = f'δ = {d.delta:g} pp, {cap(d.top_k, d.frac)} per 1/{d.per_decade} decade'
+    if d.halve_epochs is None: return one
+    two = f'after {d.halve_epochs} epochs: δ2 = {d.delta2:g} pp, {cap(d.top_k2, None)} per 1/{d.per_decade} decade'
+    return {1: f'screening: {one}', 2: two}.get(stage, f'screening: {one}; {two}')
+
 # %% ../../nbs/runs/23_screen.ipynb #a39f7ac9
-STAGES = ('plan', 'screen', 'full', 'recall', 'summary', 'all')
+STAGES = ('plan', 'screen', 'full', 'recall', 'summary', 'all', 'halve')
 CONV_DESIGNS = ('grid', 'screen')   # `Preset.conv_design`: train the whole grid, or find the front by this design
 
 def stored_rows(root:Path, # the preset's results folder
@@ -252,40 +308,83 @@ def per_config(rows:pd.DataFrame) -> pd.DataFrame:
                                                         runs=('run', 'size'), failed=('failed', 'sum')).reset_index()
     return with_weights(out)
 
-# %% ../../nbs/runs/23_screen.ipynb #d184e49a
-def screening_files(root:Path, dataset:str) -> tuple[Path, Path]:
-    "Where the candidates of `dataset` are fixed: `screening/<dataset>.csv` (the ranking) and `.json` (the design)."
-    return Path(root)/'screening'/f'{dataset}.csv', Path(root)/'screening'/f'{dataset}.json'
+# %% ../../nbs/runs/23_screen.ipynb #40f78923
+SCREENED = {'paper': ('mnist',)}   # datasets whose design finished in one stage (`Design()`): their runs stay as planned
 
-def _check_fixed(saved:dict, d:Design, n_grid:int, where:Path):
-    "Refuse a design whose selection parameters differ from those the candidates were fixed with."
-    for k in RULE:
+# successive halving for the datasets after MNIST: the screening keeps the nearest `frac` of each size bucket (no gap
+# cut: δ = 100 pp), they train 10 epochs (seed 0), the candidates are chosen on those; no recall subset (`subset = 0`)
+_H = dict(halve_epochs=10, delta=100.0, top_k=None, subset=0)
+CANDIDATE_RULES = {f'h{f}-d{d2:g}-k{k2}': Design(frac=round(1 / f, 4), delta2=d2, top_k2=k2, **_H)
+                   for f in (4, 3, 2) for d2 in (1.0, 2.0) for k2 in (15, 20)}
+OTHER_RULE: str|None = None   # TODO(lead): the CANDIDATE_RULES name chosen from MNIST's measured recall (`halving_recall`)
+PROVISIONAL = 'h2-d2-k20'     # plans (bounds) with the costliest candidate until then; nothing is fixed with it
+
+def rule_pending(preset:str, dataset:str) -> bool:
+    "Whether `dataset` waits for the pre-registered rule to be chosen (its screening may train; nothing is fixed)."
+    return preset == 'paper' and dataset not in SCREENED[preset] and OTHER_RULE is None
+
+def design_for(preset:str, dataset:str) -> Design:
+    "The design a stage runs when none is given: `Design()` (MNIST; presets but paper), else the halving rule chosen."
+    if preset != 'paper' or dataset in SCREENED[preset]: return Design()
+    return CANDIDATE_RULES[OTHER_RULE or PROVISIONAL]
+
+# %% ../../nbs/runs/23_screen.ipynb #d184e49a
+def screening_files(root:Path, dataset:str, stage:str='screen') -> tuple[Path, Path]:
+    "Where a ranking of `dataset` is fixed: `screening/<dataset>.csv`, `.json` (the screening), `<dataset>-halve.*` (halving)."
+    name = dataset if stage == 'screen' else f'{dataset}-{stage}'
+    return Path(root)/'screening'/f'{name}.csv', Path(root)/'screening'/f'{name}.json'
+
+def _check_fixed(saved:dict, d:Design, n_grid:int, where:Path, rule:tuple=RULE):
+    "Refuse a design whose selection parameters differ from those the ranking was fixed with (a field missing: None)."
+    for k in rule:
         if saved['design'].get(k) != getattr(d, k):
             raise not_allowed(k, getattr(d, k), f"{saved['design'].get(k)!r}, the value the candidates were fixed with in {where} "
                               '(the rule is fixed in advance; to choose again, delete that file and its .csv)')
     if saved['configurations'] != n_grid:
         raise not_allowed('models', f'{n_grid} configurations', f"the {saved['configurations']} screened when the candidates were fixed in {where}")
 
-def read_ranking(root:Path, dataset:str, d:Design, n_grid:int) -> pd.DataFrame|None:
-    "The ranking the candidates of `dataset` were fixed with (None: not fixed yet); `not_allowed` when `d` selects differently."
-    csv, js = screening_files(root, dataset)
+def read_ranking(root:Path, dataset:str, d:Design, n_grid:int, stage:str='screen') -> pd.DataFrame|None:
+    "The ranking the screening (`stage='halve'`: the intermediate stage) of `dataset` fixed (None: not yet); checked against `d`."
+    csv, js = screening_files(root, dataset, stage)
     if (saved := read_json(js)) is None: return None
-    _check_fixed(saved, d, n_grid, js)
+    _check_fixed(saved, d, n_grid, js, RULE if stage == 'screen' else RULE2)
     return pd.read_csv(csv)
 
-def fixed_ranking(root:Path, p:Preset, dataset:str, d:Design, grid:list) -> pd.DataFrame|None:
-    "The rule applied to the finished screening of `dataset`, selected once and written, then read back; None while the screening is unfinished."
-    if (ranked := read_ranking(root, dataset, d, len(grid))) is not None: return ranked
-    csv, js = screening_files(root, dataset)
-    rows = stored_rows(root, screen_runs(p, dataset, grid, d))
+def _fix(root:Path, p:Preset, dataset:str, d:Design, n_grid:int, runs:list, delta:float, top_k, frac, stage:str,
+         rule:str):
+    "Rank the finished `runs` once and write the ranking; None while any of them is unfinished."
+    if (ranked := read_ranking(root, dataset, d, n_grid, stage)) is not None: return ranked
+    rows = stored_rows(root, runs)
     if rows.attrs['missing']: return None
-    ranked = rank_screened(per_config(rows), d.delta, d.top_k, d.per_decade)
+    ranked = rank_screened(per_config(rows), delta, top_k, d.per_decade, frac=frac)
+    csv, js = screening_files(root, dataset, stage)
     atomic_write(csv, lambda tmp: ranked.to_csv(tmp, index=False))
-    atomic_write_json(js, dict(preset=p.name, dataset=dataset, design=asdict(d), configurations=len(grid),
-                               screening_runs=len(rows), failed=int(rows.failed.sum()), candidates=int(ranked.kept.sum()),
-                               rule='gap to the screening front (best validation accuracy at no more parameters) ≤ delta pp, '
-                                    'and among the top_k smallest gaps of its size bucket (1/per_decade of a decade)'))
+    decides = stage == 'halve' or d.halve_epochs is None   # its kept are the candidates (else: promoted to the intermediate stage)
+    atomic_write_json(js, {'preset': p.name, 'dataset': dataset, 'design': asdict(d), 'configurations': n_grid,
+                           ('screening_runs' if stage == 'screen' else 'intermediate_runs'): len(rows),
+                           'failed': int(rows.failed.sum()),
+                           ('candidates' if decides else 'promoted'): int(ranked.kept.sum()), 'rule': rule})
     return ranked
+
+# %% ../../nbs/runs/23_screen.ipynb #d4affd73
+def fixed_ranking(root:Path, p:Preset, dataset:str, d:Design, grid:list) -> pd.DataFrame|None:
+    "The rule applied to the finished screening of `dataset`, fixed once, then read back; None while it is unfinished."
+    return _fix(root, p, dataset, d, len(grid), screen_runs(p, dataset, grid, d), d.delta, d.top_k, d.frac, 'screen',
+                'gap to the screening front (best validation accuracy at no more parameters) ≤ delta pp, and among the top_k '
+                '(and the nearest share frac) of smallest gaps of its size bucket (1/per_decade of a decade)')
+
+def fixed_halving(root:Path, p:Preset, dataset:str, d:Design, grid:list) -> pd.DataFrame|None:
+    "Halving: the rule (delta2, top_k2) applied to the finished intermediate runs, fixed once; None while any is unfinished."
+    if (ranked := fixed_ranking(root, p, dataset, d, grid)) is None: return None
+    runs = halve_runs(p, dataset, models_of(ranked[ranked.kept]), d)
+    return _fix(root, p, dataset, d, len(grid), runs, d.delta2, d.top_k2, None, 'halve', 'among what the screening kept, '
+                'trained halve_epochs: gap to their front ≤ delta2 pp and among the top_k2 of its size bucket')
+
+def final_ranking(root:Path, p:Preset, dataset:str, d:Design, grid:list, fix:bool=True) -> pd.DataFrame|None:
+    "The ranking whose kept rows are the candidates: the screening's, with halving the intermediate stage's (None: not yet)."
+    if fix: return (fixed_ranking if d.halve_epochs is None else fixed_halving)(root, p, dataset, d, grid)
+    ranked = read_ranking(root, dataset, d, len(grid))
+    return ranked if d.halve_epochs is None or ranked is None else read_ranking(root, dataset, d, len(grid), 'halve')
 
 # %% ../../nbs/runs/23_screen.ipynb #09fc11dd
 def _say(df:pd.DataFrame, what:str):
@@ -300,91 +399,140 @@ def _recall_line(r:dict) -> str:
     return (f"screening recall on the subset's full front {r['kept']}/{r['front']} = {r['recall']:.2f}, shortfall mean "
             f"{r['mean_shortfall']:.2f} pp, max {r['max_shortfall']:.2f} pp ({r['note']})")
 
-def _candidates(ranked:pd.DataFrame|None, dataset:str) -> pd.DataFrame:
-    "The kept rows of a fixed ranking, or `not_allowed` when the screening is unfinished."
-    if ranked is None: raise not_allowed('stage', 'full', f"after the screening of {dataset} has finished (run stage 'screen' first: it resumes)")
+def _candidates(ranked:pd.DataFrame|None, dataset:str, stage:str='full', after:str='screen') -> pd.DataFrame:
+    "The kept rows of a fixed ranking, or `not_allowed` when the stage before `stage` is unfinished."
+    if ranked is None:
+        what = 'screening' if after == 'screen' else 'intermediate stage'
+        raise not_allowed('stage', stage, f'after the {what} of {dataset} has finished (run stage {after!r} first: it resumes)')
     return ranked[ranked.kept].reset_index(drop=True)
 
 def recall_table(root:Path, p:Preset, dataset:str, d:Design, grid:list,
-                 ranked:pd.DataFrame|None) -> dict: # the fixed ranking (None: not fixed yet)
+                 ranked:pd.DataFrame|None) -> dict: # the ranking that decides the candidates (`final_ranking`; None: not yet)
     "The screening's recall on the subset, from the store: configurations with all their full runs finished count."
     done = per_config(stored_rows(root, conv_runs(p, dataset, subset_models(grid, d))))
     done = done[(done.runs == p.seeds) & done.test_acc.notna()]
+    if not d.subset: return dict(recall=math.nan, front=0, kept=0, mean_shortfall=math.nan, max_shortfall=math.nan,
+                                 complete=0, table=done.iloc[:0], note='no recall subset (subset = 0: measured on MNIST)')
     if ranked is None: return dict(recall=math.nan, front=0, kept=0, mean_shortfall=math.nan, max_shortfall=math.nan, complete=len(done),
                                    table=done.iloc[:0], note='candidates not fixed yet (screening unfinished)')
     res = screening_recall(done, ranked[ranked.kept])
-    res['sensitivity'] = rule_sensitivity(ranked, done, per_decade=d.per_decade)
+    if d.halve_epochs is None: res['sensitivity'] = rule_sensitivity(ranked, done, per_decade=d.per_decade)   # one-stage rules
     why = ranked[list(CONV_FIELDS) + ['valid_acc', 'gap', 'why']].rename(columns={'valid_acc': 'screen_valid_acc'})
     table = res['table'].drop(columns=['valid_acc'], errors='ignore').merge(why, on=list(CONV_FIELDS), how='left')
     return dict(res, complete=len(done), table=table, note=f'{len(done)} of {d.subset} subset configurations complete')
 
 # %% ../../nbs/runs/23_screen.ipynb #07247f5d
-def run_stage(stage:str,              # 'plan', 'screen', 'full', 'recall' or 'summary' (`STAGES`)
+def _all(kw:dict, d:Design, wait:bool) -> pd.DataFrame:
+    "Stage `all`: each stage as soon as what it needs is fixed (the candidates decide the front); the recall subset fills waits."
+    order = ('screen', 'full') if d.halve_epochs is None else ('screen', 'halve', 'full')
+    for s in order:             # without waiting for runs other processes hold; stop where a ranking is not fixed yet
+        if not len(run_stage(s, wait=False, **kw)): break
+    run_stage('recall', wait=False, **kw)
+    for s in order:
+        if not len(run_stage(s, wait=wait if s == 'full' else True, **kw)): break
+    return run_stage('recall', wait=wait, **kw)
+
+def run_stage(stage:str,              # 'plan', 'screen', 'halve', 'full', 'recall', 'summary' or 'all' (`STAGES`)
               preset:str='paper', dataset:str='mnist',
               results=None,           # the preset's results folder (None: results/<preset>)
-              design:Design=Design(), # the design's parameters
+              design:Design|None=None, # the design's parameters (None: `design_for(preset, dataset)`)
               device=None,            # torch device of the runs
               scheduler:str|None='local', # 'local', 'inline' (no Dask) or a Dask scheduler address
               engine:dict=ENGINE, progress:bool=True,
-              weights:str|None=None,  # None: 'none' for screening runs (never looked at again), 'all' for full runs
+              weights:str|None=None,  # None: 'none' for screening and intermediate runs (never read again), 'all' for full runs
               models:list|None=None,  # the configurations screened (None: the preset's, the whole grid at 'paper')
               rate:float=0.5,         # network-epochs per second, for the hours of the cost table
               wait:bool=True,         # wait for runs other processes hold (False: leave them to those)
              ) -> pd.DataFrame:
     "Run one stage of the screening design on `dataset`, resumably through the store; return what it shows."
     check_choice('stage', stage, STAGES)
-    if stage == 'all':   # the candidates as soon as the screening is complete (they decide the front); the recall subset, which needs no ranking, fills the wait
-        kw = dict(preset=preset, dataset=dataset, results=results, design=design, device=device, scheduler=scheduler,
-                  engine=engine, progress=progress, weights=weights, models=models, rate=rate)
-        screened = len(run_stage('screen', wait=False, **kw)) > 0
-        for s, w in ((('full', False),) if screened else ()) + (('recall', False), ('screen', True), ('full', wait)): run_stage(s, wait=w, **kw)
-        return run_stage('recall', wait=wait, **kw)
     p = PRESETS[check_choice('preset', preset, tuple(PRESETS))]
     check_choice('dataset', dataset, DATASETS)
+    pending = design is None and rule_pending(preset, dataset)   # the rule for the datasets after MNIST is not chosen yet
+    design = design_for(preset, dataset) if design is None else design
     grid = list(models or conv_models(p)); d = check_design(design, p, len(grid))
+    if stage == 'all':
+        return _all(dict(preset=preset, dataset=dataset, results=results, design=None if pending else design,
+                         device=device, scheduler=scheduler, engine=engine, progress=progress, weights=weights,
+                         models=models, rate=rate), d, wait)
     if stage in ('plan', 'summary'):   # read only: they never fix the candidates
         root = results_folder(preset, results)
-        ranked = read_ranking(root, dataset, d, len(grid))
-        cost = design_cost(preset, dataset, d, grid, None if ranked is None else ranked[ranked.kept], rate)
-        if stage == 'summary': print(f'{preset} {dataset}: {_recall_line(recall_table(root, p, dataset, d, grid, ranked))}')
+        ranked, final = read_ranking(root, dataset, d, len(grid)), final_ranking(root, p, dataset, d, grid, fix=False)
+        cost = design_cost(preset, dataset, d, grid, None if final is None else final[final.kept], rate,
+                           None if ranked is None or d.halve_epochs is None else ranked[ranked.kept])
+        if stage == 'summary':
+            print(f'{preset} {dataset}: {_recall_line(recall_table(root, p, dataset, d, grid, final))}')
         return cost
+    if stage == 'halve' and d.halve_epochs is None:
+        raise not_allowed('stage', 'halve', 'a stage of a design with halve_epochs (successive halving)')
+    if pending and stage in ('halve', 'full'):
+        raise not_allowed('stage', stage, f'after the rule for {dataset} is chosen (OTHER_RULE, 23_screen)')
     remote = scheduler not in (None, 'local', 'inline')
     spec = sweep_spec(preset, [dataset], results=results, device=device, check_here=not remote)
     def train(runs, what, keep): return train_runs(spec, runs, scheduler, engine, progress, weights=weights or keep, desc=f'{preset} {what} {dataset}', wait=wait)
-    if stage == 'screen':
-        _say(train(screen_runs(p, dataset, grid, d), 'screen', 'none'), f'{preset} screen {dataset}')
-        ranked = fixed_ranking(spec.results, p, dataset, d, grid)
-        if ranked is None: print('screening unfinished: run this stage again (it resumes)'); return pd.DataFrame()
-        print(f'{int(ranked.kept.sum())} candidates of {len(ranked)} configurations, fixed in {screening_files(spec.results, dataset)[0]}')
-        return ranked.sort_values(['n_params', 'gap']).reset_index(drop=True)
-    if stage == 'full':
-        cands = _candidates(fixed_ranking(spec.results, p, dataset, d, grid), dataset)
-        _say(train(conv_runs(p, dataset, models_of(cands)), 'full', 'all'), f'{preset} full {dataset} ({len(cands)} candidates)')
-        full = per_config(stored_rows(spec.results, conv_runs(p, dataset, models_of(cands))))
-        cols = list(CONV_FIELDS) + ['n_params', 'valid_acc', 'gap', 'why']
-        return cands[cols].rename(columns={'valid_acc': 'screen_valid_acc'}).merge(
-            full[list(CONV_FIELDS) + ['test_acc', 'runs']], on=list(CONV_FIELDS), how='left')
-    _say(train(conv_runs(p, dataset, subset_models(grid, d)), 'recall', 'all'), f'{preset} recall subset {dataset}')
-    r = recall_table(spec.results, p, dataset, d, grid, fixed_ranking(spec.results, p, dataset, d, grid))
-    print(f'{preset} {dataset}: {_recall_line(r)}')
+    return _STAGE[stage](spec.results, p, dataset, d, grid, train, pending)
+
+# %% ../../nbs/runs/23_screen.ipynb #63d6a2fe
+def _screen(root, p, dataset, d, grid, train, pending) -> pd.DataFrame:
+    _say(train(screen_runs(p, dataset, grid, d), 'screen', 'none'), f'{p.name} screen {dataset}')
+    if pending:
+        print(f'the rule for {dataset} is not chosen yet (OTHER_RULE in 23_screen): nothing is fixed'); return pd.DataFrame()
+    ranked = fixed_ranking(root, p, dataset, d, grid)
+    if ranked is None: print('screening unfinished: run this stage again (it resumes)'); return pd.DataFrame()
+    what = 'candidates' if d.halve_epochs is None else f'promoted to {d.halve_epochs} epochs'
+    print(f'{int(ranked.kept.sum())} {what} of {len(ranked)} configurations, fixed in {screening_files(root, dataset)[0]}')
+    return ranked.sort_values(['n_params', 'gap']).reset_index(drop=True)
+
+def _halve(root, p, dataset, d, grid, train, pending) -> pd.DataFrame:
+    promoted = _candidates(fixed_ranking(root, p, dataset, d, grid), dataset, 'halve')
+    runs = halve_runs(p, dataset, models_of(promoted), d)
+    _say(train(runs, 'halve', 'none'), f'{p.name} halve {dataset} ({len(promoted)} promoted)')
+    final = fixed_halving(root, p, dataset, d, grid)
+    if final is None: print('intermediate stage unfinished: run this stage again (it resumes)'); return pd.DataFrame()
+    print(f"{int(final.kept.sum())} candidates of {len(final)} promoted, fixed in {screening_files(root, dataset, 'halve')[0]}")
+    return final.sort_values(['n_params', 'gap']).reset_index(drop=True)
+
+def _full(root, p, dataset, d, grid, train, pending) -> pd.DataFrame:
+    after = 'screen' if d.halve_epochs is None else 'halve'
+    cands = _candidates(final_ranking(root, p, dataset, d, grid), dataset, 'full', after)
+    _say(train(conv_runs(p, dataset, models_of(cands)), 'full', 'all'), f'{p.name} full {dataset} ({len(cands)} candidates)')
+    full = per_config(stored_rows(root, conv_runs(p, dataset, models_of(cands))))
+    cols = list(CONV_FIELDS) + ['n_params', 'valid_acc', 'gap', 'why']
+    return cands[cols].rename(columns={'valid_acc': 'screen_valid_acc'}).merge(
+        full[list(CONV_FIELDS) + ['test_acc', 'runs']], on=list(CONV_FIELDS), how='left')
+
+def _recall(root, p, dataset, d, grid, train, pending) -> pd.DataFrame:
+    if d.subset:
+        _say(train(conv_runs(p, dataset, subset_models(grid, d)), 'recall', 'all'), f'{p.name} recall subset {dataset}')
+    r = recall_table(root, p, dataset, d, grid, None if pending else final_ranking(root, p, dataset, d, grid))
+    print(f'{p.name} {dataset}: {_recall_line(r)}')
     if 'sensitivity' in r:
         print(f"the rule with other delta and top_k on the same screening and subset (in-sample, descriptive; this design's rule: delta = {d.delta:g}, top_k = {d.top_k}):")
         print(r['sensitivity'].round(2).to_string(index=False))
     return r['table']
 
+_STAGE = dict(screen=_screen, halve=_halve, full=_full, recall=_recall)
+
 # %% ../../nbs/runs/23_screen.ipynb #b7d1e2a1
 def design_runs(root,                   # the preset's results folder (None: no store, candidates not fixed)
                 p:Preset, dataset:str,
-                d:Design=Design(),      # the design's parameters
+                d:Design|None=None,     # the design's parameters (None: `design_for(p.name, dataset)`)
                 grid:list|None=None,    # the configurations screened (None: the preset's)
                ) -> dict:
-    "{'screen': [(cfg, seed)], 'full': [(cfg, seed)] known so far, 'unknown': most full runs of candidates not fixed yet}."
-    grid = list(grid or conv_models(p)); d = check_design(d, p, len(grid))
+    """{'screen': short runs (screening; halving's intermediate ones known so far), 'halve': those intermediate ones,
+    'full': known full runs, 'unknown': most full runs not known yet, 'unknown_halve': most intermediate runs not known yet}."""
+    grid = list(grid or conv_models(p)); d = check_design(design_for(p.name, dataset) if d is None else d, p, len(grid))
     ranked = None if root is None else read_ranking(Path(root), dataset, d, len(grid))
+    final = None if root is None else final_ranking(Path(root), p, dataset, d, grid, fix=False)
     subset = conv_runs(p, dataset, subset_models(grid, d))
-    if ranked is None: cands, unknown = [], candidate_bound(grid, d.top_k, d.per_decade) * p.seeds
-    else: cands, unknown = conv_runs(p, dataset, models_of(_candidates(ranked, dataset))), 0
-    return dict(screen=screen_runs(p, dataset, grid, d), full=list(dict.fromkeys(cands + subset)), unknown=unknown)
+    halving, halve, unknown_halve = d.halve_epochs is not None, [], 0
+    if halving and ranked is not None: halve = halve_runs(p, dataset, models_of(_candidates(ranked, dataset)), d)
+    elif halving: unknown_halve = halving_bounds(grid, d)[0]
+    most = halving_bounds(grid, d)[1] if halving else candidate_bound(grid, d.top_k, d.per_decade, d.frac)
+    if final is None: cands, unknown = [], most * p.seeds
+    else: cands, unknown = conv_runs(p, dataset, models_of(_candidates(final, dataset))), 0
+    return dict(screen=screen_runs(p, dataset, grid, d) + halve, halve=halve, full=list(dict.fromkeys(cands + subset)),
+                unknown=unknown, unknown_halve=unknown_halve)
 
 # %% ../../nbs/runs/23_screen.ipynb #233628a5
 def convnet_notebook(preset:str='smoke', results=None, datasets=None,
@@ -393,7 +541,7 @@ def convnet_notebook(preset:str='smoke', results=None, datasets=None,
                      weights:str|None=None,     # None: 'all' for the sweep; per stage for the design (see `run_stage`)
                      stage:str|None=None,       # None: the preset's way (`Preset.conv_design`: the grid, or the whole design); else a stage (`STAGES`)
                      progress:bool=True, engine:dict=ENGINE,
-                     **design) -> pd.DataFrame: # `Design` fields; None: its default
+                     **design) -> pd.DataFrame: # `Design` fields; None: the dataset's (`design_for`)
     "The ConvNet study notebook: the preset's ConvNet sweep or screening design, or one stage of the design, per dataset."
     design = {k: v for k, v in design.items() if v is not None}
     if unknown := sorted(set(design) - {f.name for f in fields(Design)}):
@@ -409,5 +557,89 @@ def convnet_notebook(preset:str='smoke', results=None, datasets=None,
         if v is not None: raise not_allowed(k, v, "None with a screening stage (full runs: the preset's; screening: screen_seeds, screen_epochs)")
     if results is None and stage not in ('plan', 'summary'): results = Path(tempfile.mkdtemp(prefix=f'nncomp-{preset}-screen-'))
     names = p.datasets if datasets is None else as_list('dataset', datasets)
-    return pd.concat([run_stage(stage, preset, ds, results, Design(**design), device, scheduler, engine, progress, weights).assign(dataset=ds)
-                      for ds in names], ignore_index=True)
+    def des(ds): return replace(design_for(preset, ds), **design) if design else None   # None: the dataset's (`design_for`)
+    return pd.concat([run_stage(stage, preset, ds, results, des(ds), device, scheduler, engine, progress, weights)
+                      .assign(dataset=ds) for ds in names], ignore_index=True)
+
+# %% ../../nbs/runs/23_screen.ipynb #0feca87b
+def _one_stage(root:Path, p:Preset, dataset:str, grid:list, d:Design) -> tuple[pd.DataFrame, pd.DataFrame]:
+    "A dataset's fixed one-stage ranking (all rows) and its recall subset's complete full results."
+    ranked = read_ranking(root, dataset, d, len(grid))
+    if ranked is None: raise not_allowed('dataset', dataset, f'a dataset whose one-stage screening is fixed in {root}')
+    done = per_config(stored_rows(root, conv_runs(p, dataset, subset_models(grid, d))))
+    return ranked, done[(done.runs == p.seeds) & done.test_acc.notna()]
+
+def _promote(ranked:pd.DataFrame, r:Design) -> pd.DataFrame:
+    "What rule `r`'s screening stage keeps of a screening ranking (re-ranked: the fixed ranking is not touched)."
+    cols = list(CONV_FIELDS) + ['n_params', 'valid_acc']
+    return select_candidates(ranked[cols], r.delta, r.top_k, r.per_decade, frac=r.frac)
+
+def halving_runs(root=None,                    # the preset's results folder (None: results/<preset>)
+                 rules:dict|None=None,         # {name: Design} (None: `CANDIDATE_RULES`)
+                 preset:str='paper', dataset:str='mnist',
+                 models:list|None=None,        # the configurations screened (None: the preset's)
+                 screened_with:Design=Design(), # the one-stage design the dataset was screened with
+                ) -> list:
+    "The intermediate runs the halving `rules` need on a dataset screened in one stage: their union, in order."
+    p = PRESETS[check_choice('preset', preset, tuple(PRESETS))]; grid = list(models or conv_models(p))
+    ranked, _ = _one_stage(results_folder(preset, root), p, dataset, grid, check_design(screened_with, p, len(grid)))
+    runs = []
+    for rule in (CANDIDATE_RULES if rules is None else rules).values():
+        r = check_design(rule, p, len(grid))
+        if r.halve_epochs is None: raise not_allowed('halve_epochs', None, 'epochs of an intermediate stage in every rule')
+        runs += halve_runs(p, dataset, models_of(_promote(ranked, r)), r)
+    return list(dict.fromkeys(runs))
+
+# %% ../../nbs/runs/23_screen.ipynb #5b190f72
+def halving_train(root=None, rules:dict|None=None, preset:str='paper', dataset:str='mnist', models:list|None=None,
+                  screened_with:Design=Design(),
+                  scheduler:str|None='inline', # 'inline': this process trains (one process per core), 'local', a Dask address
+                  engine:dict=ENGINE, progress:bool=True,
+                  wait:bool=False,             # wait for runs other processes hold (False: leave them to those)
+                 ) -> pd.DataFrame:
+    "Train the intermediate runs of `halving_runs` into the store, resumably (weights not kept); return their rows."
+    runs = halving_runs(root, rules, preset, dataset, models, screened_with)
+    spec = sweep_spec(preset, [dataset], results=root, check_here=scheduler in (None, 'local', 'inline'))
+    df = train_runs(spec, runs, scheduler, engine, progress, weights='none', desc=f'{preset} halve {dataset}', wait=wait)
+    _say(df, f'{preset} halve {dataset} (measurement, {network_epochs(runs)} network-epochs)')
+    return df
+
+# %% ../../nbs/runs/23_screen.ipynb #8972e49a
+def _measure(name:str, kept:pd.DataFrame|None, promoted:pd.DataFrame, done:pd.DataFrame, today:int, halve_ne:int,
+             have:int, full_ne:int, most:int) -> dict:
+    "A rule's row of `halving_recall` (`kept`: its candidates, None while its intermediate runs are unfinished; `most`: cap)."
+    ne = halve_ne + (math.nan if kept is None else len(kept) * full_ne)
+    def top(y): return '{kept}/{front}'.format(**screening_recall(done, promoted, y=y))   # front points promoted: the ceiling
+    row = dict(rule=name, promoted=len(promoted), intermediate=f'{have}/{len(promoted)}', ceiling_valid=top('valid_acc'),
+               ceiling_test=top('test_acc'), candidates=math.nan if kept is None else len(kept), network_epochs=ne,
+               at_most=halve_ne + most * full_ne, vs_today=round(ne / today, 2))
+    if kept is None:
+        return row | dict(recall_valid='', recall_test='', share=math.nan, max_shortfall_test=math.nan, meets=None)
+    rv, rt = screening_recall(done, kept), screening_recall(done, kept, y='test_acc')
+    ok = ne <= 2 * today and rv['kept'] * 21 >= 15 * rv['front'] and rt['kept'] * 21 >= 15 * rt['front']
+    return row | dict(recall_valid=f"{rv['kept']}/{rv['front']}", recall_test=f"{rt['kept']}/{rt['front']}",
+                      share=(rv['recall'] + rt['recall']) / 2, max_shortfall_test=round(rt['max_shortfall'], 2),
+                      meets=bool(ok))
+
+def halving_recall(root=None, rules:dict|None=None, preset:str='paper', dataset:str='mnist', models:list|None=None,
+                   screened_with:Design=Design()) -> pd.DataFrame:
+    "Each halving rule on a dataset screened in one stage (MNIST): candidates, cost against today's full stage, recall."
+    p = PRESETS[check_choice('preset', preset, tuple(PRESETS))]; grid = list(models or conv_models(p))
+    root, full_ne = results_folder(preset, root), p.seeds * p.conv_train.epochs
+    ranked, done = _one_stage(root, p, dataset, grid, check_design(screened_with, p, len(grid)))
+    today = int(ranked.kept.sum()) * full_ne
+    kept = ranked[ranked.kept]
+    rows = [_measure('one stage (as screened)', kept, ranked, done, today, 0, len(ranked), full_ne, len(kept))]
+    for name, rule in (CANDIDATE_RULES if rules is None else rules).items():
+        r = check_design(rule, p, len(grid)); promoted = _promote(ranked, r)
+        got = stored_rows(root, halve_runs(p, dataset, models_of(promoted), r))
+        kept = None if got.attrs['missing'] else select_candidates(per_config(got), r.delta2, r.top_k2, r.per_decade)
+        most = pd.Series(size_bucket(promoted.n_params, r.per_decade)).value_counts().clip(upper=r.top_k2).sum()
+        rows.append(_measure(name, kept, promoted, done, today, len(promoted) * r.halve_epochs, len(got), full_ne,
+                             int(most)))
+    return pd.DataFrame(rows).assign(intermediate=lambda df: df.intermediate.where(df.index > 0, 'none'))   # row 0: today's
+
+def choose_rule(table:pd.DataFrame) -> str|None:
+    "The pre-registered choice: of the rules meeting the bar, the best mean recall share, then the fewest network-epochs."
+    ok = table[table.meets.eq(True) & (table.index > 0)]
+    return None if ok.empty else ok.sort_values(['share', 'network_epochs'], ascending=[False, True]).rule.iloc[0]
