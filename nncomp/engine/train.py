@@ -628,6 +628,8 @@ def batching_check(cfgs:list[RunConfig],   # runs that can share a batch (one `b
     return pd.DataFrame(rows)
 
 # %% ../../nbs/engine/05_train.ipynb #e0270c26
+from ..methods import method_of
+
 def precision_check(data,                 # DataBundle (full MNIST `paper` split for the real check)
                     cfgs:list[RunConfig], # the cells' fp32 configs (`nncomp.tools.bench_tables.precision_configs`: the paper preset's)
                     seeds=(0, 1, 2), low:str='bf16', device=None, progress:bool=False) -> pd.DataFrame:
@@ -638,7 +640,7 @@ def precision_check(data,                 # DataBundle (full MNIST `paper` split
     for prec in ('fp32', low):
         batch = [replace(c, train=replace(c.train, precision=prec)) for c, _ in cells]
         acc[prec] = [r['test_acc'] for r in train_batch(batch, [s for _, s in cells], data, device=device, progress=progress)]
-    df = pd.DataFrame([dict(method=c.method.name, level=c.method.amount, seed=s, fp32=a, **{low: b})
+    df = pd.DataFrame([dict(method=method_of(c), level=c.method.amount, seed=s, fp32=a, **{low: b})
                        for (c, s), a, b in zip(cells, acc['fp32'], acc[low])])
     df['diff'] = df[low] - df.fp32
     return df.merge(df.groupby(['method', 'level']).fp32.std().rename('fp32_seed_std').reset_index(), on=['method', 'level'])
