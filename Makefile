@@ -66,5 +66,6 @@ chromium:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "note: chromium could not be installed (needs root, apt-get and Debian's mirrors): the docs check is skipped"
 
+# make bench BENCH_ARGS="--threads 2 --conv-runs 0": options of `python -m nncomp.tools.bench` (default: every program)
 bench: setup
-	$(BIN)/python -m nncomp.tools.bench
+	$(BIN)/python -m nncomp.tools.bench $(BENCH_ARGS)

@@ -28,7 +28,8 @@ from .prune import pruning_steps, prune_step, saliency_batches, hessian_diagonal
 __all__ = ['FUSE_MIN', 'SPARSE_BELOW', 'CHECKPOINT_EVERY', 'batch_key', 'is_bias', 'ParamViews', 'FlatState', 'RunHyper',
            'update_block', 'fused_update', 'hold_freed_memory', 'update_alive', 'sgd_step', 'stream_generator',
            'DataOrder', 'accuracy', 'SparseGroup', 'SparseFirstLayer', 'saliency_needs', 'Checkpoint', 'train_epoch',
-           'autograd_step', 'check_batch', 'train_batch', 'toy_data', 'batching_check', 'precision_check']
+           'autograd_step', 'check_batch', 'LowFirstLayer', 'fc_step_low', 'train_batch', 'toy_data', 'batching_check',
+           'precision_check']
 
 # %% ../../nbs/engine/05_train.ipynb #61c13305
 def batch_key(cfg:RunConfig) -> tuple:
@@ -56,6 +57,7 @@ class FlatState:
         self.w, self.g, self.v = (torch.zeros(sum(sizes), device=dev, dtype=dt) for _ in range(3))
         self.mask = torch.ones(self.n_prunable * self.R, device=dev, dtype=dt)
         self.alive_plans = {}   # {parameter name: its `alive_update()` provider}: runs there update only their alive weights
+        self.low = {}           # {parameter name: its `LowFirstLayer`}: updated from a bf16 gradient, refreshing a bf16 copy
         self.views, off = {}, 0
         for (n, p), s in zip(order, sizes):
             cut = lambda t, o=off: t[o:o + s].view(p.shape)
@@ -162,6 +164,7 @@ def update_alive(w:Tensor, g:Tensor, v:Tensor, # (R, n) weights, gradient, momen
 def sgd_step(s:FlatState, h:RunHyper, fused=None): # fused: `fused_update()` or None for the eager update
     "One SGD-with-momentum step of every run and every parameter; where `s.alive_plans` names very sparse runs, only their alive weights."
     for name, pv in s.views.items():
+        if name in s.low: s.low[name].update(pv, h, fused is not None); continue
         reg = pv.regular
         w, g, v = (t.view(s.R, -1) for t in (pv.w, pv.g, pv.v))
         m = None if pv.mask is None else pv.mask.view(s.R, -1)
@@ -390,6 +393,66 @@ def _removed(state:FlatState, n_edges:int) -> Tensor:
     "(R,) fraction of edges removed."
     return 1 - state.alive() / n_edges if state.n_prunable else torch.zeros(state.R, dtype=torch.float64, device=state.w.device)
 
+# %% ../../nbs/engine/05_train.ipynb #6654d8a5
+def _fused_block_low(w, g, v, mask, w_low, neg_lr, mom, l2, l1):
+    "`_fused_block` from a bf16 gradient `g`, writing the new weights' bf16 copy `w_low` in the same pass."
+    new_v = (mom * v + g.float() + l2 * w + l1 * torch.sign(w)) * mask
+    new_w = w + new_v * neg_lr
+    v.copy_(new_v); w.copy_(new_w); w_low.copy_(new_w)
+
+class LowFirstLayer:
+    "The bf16 side of an MLP's first layer: inputs cast once, a bf16 weight copy the update keeps current, a bf16 gradient."
+    def __init__(self, model:MLP, state:FlatState, x:Tensor): # x: the training inputs (N, in), fp32
+        self.w0, self.x = model.w0, x.bfloat16()
+        self.w, self.mask_of = self.w0.detach().bfloat16(), None
+        self.g = torch.zeros_like(self.w)
+        self.fused = None
+        state.low['w0'] = self
+    @torch.no_grad()
+    def sync(self):
+        "Copy the fp32 weights into the bf16 copy (after pruning, a resume: changes outside the update)."
+        self.w.copy_(self.w0.detach())
+    @torch.no_grad()
+    def update(self, pv:ParamViews, h:RunHyper, fused:bool): # fused: compiled (else the eager `update_block`)
+        "SGD step of the first layer from the bf16 gradient; the bf16 weights follow."
+        R, cols = pv.w.shape[0], (h.neg_lr, h.momentum, h.l2, h.l1)
+        w, v, g, m = (t.view(R, -1) for t in (pv.w, pv.v, self.g, pv.mask))
+        if fused and self.fused is None:
+            t, c, lo = torch.zeros(2, 3), torch.zeros(2, 1), torch.zeros(2, 3, dtype=torch.bfloat16)
+            self.fused = compiled(_fused_block_low, t.clone(), lo, t.clone(), lo + 1, lo.clone(), c, c, c, c) or False
+        if fused and self.fused:
+            if self.mask_of != pv.mask._version: self.mask, self.mask_of = m.bfloat16(), pv.mask._version   # 0/1: exact, half the bytes
+            self.fused(w, g, v, self.mask, self.w.view(R, -1), *cols)
+        else:
+            update_block(w, g.float(), v, m, *cols, pv.regular and h.any_l2, pv.regular and h.any_l1); self.w.copy_(pv.w)
+
+# %% ../../nbs/engine/05_train.ipynb #8065b4df
+@torch.no_grad()
+def fc_step_low(model:MLP, low:LowFirstLayer, # the model and its bf16 first layer
+                y:Tensor, idx:Tensor, groups:list): # labels (N,), (U, B) example indices, seed groups: as `fc_step`
+    "`fc_step` with the first layer in bf16: its gradient goes to `low.g`, not to the fp32 `.grad`."
+    layers, B = model.layers(), idx.shape[1]
+    (w0, b0), H = layers[0], layers[0][0].shape[1]
+    losses = []
+    for u, (r0, r1) in enumerate(groups):
+        K, xb, yb = r1 - r0, low.x[idx[u]], y[idx[u]]
+        z = torch.addmm(b0[r0:r1].reshape(1, -1).to(xb.dtype), xb, low.w[r0:r1].reshape(K * H, -1).t())
+        zs, acts = [z.float().view(B, K, H).transpose(0, 1)], []
+        for w, b in layers[1:]:
+            acts.append(zs[-1].relu())
+            zs.append(torch.baddbmm(b[r0:r1].unsqueeze(1), acts[-1], w[r0:r1].transpose(1, 2)))
+        logp = zs[-1].log_softmax(-1)
+        pick = yb.view(1, B, 1).expand(K, B, 1)
+        losses.append(-logp.gather(2, pick).squeeze(2).mean(1))
+        dz = logp.exp_().scatter_add_(2, pick, torch.full_like(pick, -1, dtype=logp.dtype)).div_(B)
+        for l in range(len(layers) - 1, 0, -1):
+            w, b = layers[l]
+            torch.bmm(dz.transpose(1, 2), acts[l - 1], out=w.grad[r0:r1]); torch.sum(dz, 1, out=b.grad[r0:r1])
+            dz = torch.bmm(dz, w[r0:r1]).mul_(zs[l - 1] > 0)
+        torch.sum(dz, 1, out=b0.grad[r0:r1])
+        torch.mm(dz.transpose(1, 2).reshape(K * H, B).to(xb.dtype), xb, out=low.g[r0:r1].view(K * H, -1))
+    return torch.cat(losses)
+
 # %% ../../nbs/engine/05_train.ipynb #251ce11a
 def train_batch(cfgs:list[RunConfig], # one per run; all with the same batch_key
                 seeds:list[int],      # one per run
@@ -453,7 +516,7 @@ def _train_sorted(cfgs, seeds, data, device, progress, fused, by_hand, checkpoin
         warnings.filterwarnings('ignore', message='Sparse CSR tensor support is in beta')   # torch's notice, once per process
         for epoch in range(first, int(caps.max()) + 1):
             running = ~done
-            train_loss = train_epoch(state, hyper, order, step, len(xtr), B, fused_fn, after)
+            train_loss = train_epoch(state, hyper, order, step, len(xtr), B, fused_fn)
             bad = running & ~(torch.isfinite(train_loss) & state.finite())
             for r in bad.nonzero().flatten().tolist():
                 failed[r], reasons[r] = True, f'non-finite training loss ({train_loss[r].item()}) in epoch {epoch}'
@@ -490,7 +553,7 @@ def _train_sorted(cfgs, seeds, data, device, progress, fused, by_hand, checkpoin
     return _results(model, state, cfgs, best_epoch, epochs_run, failed, reasons, history, xva, yva, xte, yte, n_edges, before + time.time() - t0, resumes)
 
 def _stepper(model, state, order, x, y, precision, by_hand=True, sparse_below=None):
-    "(step, after_update) for `train_epoch`: the FC fast path for MLPs (sparse first layers on the CPU), a model's own hand-written step, autograd for the rest."
+    "(step, resync after the weights change outside an update) for `train_epoch`: the FC fast path for MLPs (sparse first layers on the CPU), a model's own hand-written step, autograd for the rest."
     groups = order.groups()
     # a model may bring its own step: `step_by_hand(x, y, idx, groups)` → (R,) losses, exact fp32 gradients written into each `.grad`
     if by_hand and precision == 'fp32' and hasattr(model, 'step_by_hand'): return (lambda idx: model.step_by_hand(x, y, idx, groups)), None
@@ -499,8 +562,8 @@ def _stepper(model, state, order, x, y, precision, by_hand=True, sparse_below=No
         sparse = SparseFirstLayer(model.w0_mask, groups, sparse_below) if sparse_below and x.device.type == 'cpu' and hasattr(model, 'w0_mask') else None
         if sparse is not None: state.alive_plans['w0'] = sparse                # the sparse runs' update: alive weights only
         return (lambda idx: fc_step(model, x, y, idx, groups, sparse=sparse)), None
-    x_low, w_low = x.bfloat16(), model.w0.detach().bfloat16()
-    return (lambda idx: fc_step(model, x_low, y, idx, groups, w_low)), (lambda: w_low.copy_(model.w0.detach()))
+    low = LowFirstLayer(model, state, x)
+    return (lambda idx: fc_step_low(model, low, y, idx, groups)), low.sync
 
 # %% ../../nbs/engine/05_train.ipynb #c29b3804
 def _results(model, state, cfgs, best_epoch, epochs_run, failed, reasons, history, xva, yva, xte, yte, n_edges, wall, resumes=0) -> list[dict]:
@@ -565,19 +628,19 @@ def batching_check(cfgs:list[RunConfig],   # runs that can share a batch (one `b
     return pd.DataFrame(rows)
 
 # %% ../../nbs/engine/05_train.ipynb #e0270c26
-def precision_check(data,                                    # DataBundle (full MNIST `paper` split for the real check)
-                    seeds=(0, 1, 2), methods=('magl2', 'obd'), levels=(0.0, 0.9, 0.99, 0.998),
-                    epochs:int=30, low:str='bf16', device=None, progress:bool=False):
+from ..methods import method_of
+
+def precision_check(data,                 # DataBundle (full MNIST `paper` split for the real check)
+                    cfgs:list[RunConfig], # the cells' fp32 configs (`nncomp.tools.bench_tables.precision_configs`: the paper preset's)
+                    seeds=(0, 1, 2), low:str='bf16', device=None, progress:bool=False) -> pd.DataFrame:
     "Per seed and cell: fp32 and `low` test accuracy, their paired difference, and fp32's spread over seeds."
-    import pandas as pd
     from dataclasses import replace
-    sched = ScheduleConfig('sqrt', steps=3, every=max(1, (epochs * 4) // 15), c=2.0)
-    cells = [(m, l, s) for m in methods for l in levels for s in seeds]
+    cells = [(c, s) for c in cfgs for s in seeds]
     acc = {}
     for prec in ('fp32', low):
-        cfgs = [study_config(m, l, train={'epochs': epochs, 'precision': prec}, schedule=sched) for m, l, _ in cells]
-        res = train_batch(cfgs, [s for *_, s in cells], data, device=device, progress=progress)
-        acc[prec] = [r['test_acc'] for r in res]
-    df = pd.DataFrame([dict(method=m, level=l, seed=s, fp32=a, **{low: b}) for (m, l, s), a, b in zip(cells, acc['fp32'], acc[low])])
+        batch = [replace(c, train=replace(c.train, precision=prec)) for c, _ in cells]
+        acc[prec] = [r['test_acc'] for r in train_batch(batch, [s for _, s in cells], data, device=device, progress=progress)]
+    df = pd.DataFrame([dict(method=method_of(c), level=c.method.amount, seed=s, fp32=a, **{low: b})
+                       for (c, s), a, b in zip(cells, acc['fp32'], acc[low])])
     df['diff'] = df[low] - df.fp32
     return df.merge(df.groupby(['method', 'level']).fp32.std().rename('fp32_seed_std').reset_index(), on=['method', 'level'])
