@@ -28,7 +28,8 @@ __all__ = ['NETS', 'METHODS', 'LAYER_TYPES', 'SETTINGS', 'GAP_BITS', 'KEY', 'DEF
            'Pretrain', 'train_net', 'sha256_of', 'pretrained', 'layer_type', 'targets', 'rank_of', 'apply_method',
            'encoding_of', 'file_bytes', 'layer_inputs', 'operand', 'weight_matrix', 'stored_product', 'product_times',
            'SurveyScale', 'survey_row', 'dense_figures', 'read_rows', 'row_key', 'jobs', 'run_survey', 'settings_table',
-           'recommend', 'rendered', 'beside_deep_compression', 'main']
+           'recommend', 'rendered', 'beside_deep_compression', 'survey_csv', 'scale_of', 'method_table', 'show_survey',
+           'main']
 
 # %% ../../nbs/compress/24_survey.ipynb #00000005
 def vgg_small(width:int=16,    # channels of the first block (the second has twice as many)
@@ -274,7 +275,7 @@ def recommend(df:pd.DataFrame, max_loss:float=1.0) -> pd.DataFrame: # survey row
             rows.append({'net': net, 'layers': lt, 'target': target, 'eligible': len(ok),
                          **({} if w is None else {'winner': w.method, 'setting': w.setting, 'value': w[f'{col}_mean'],
                              'value_min': w[f'{col}_min'], 'value_max': w[f'{col}_max'], 'loss_pp': w.loss_pp_mean,
-                             'loss_pp_max': w.loss_pp_max, 'seeds': w.seeds}),
+                             'loss_pp_max': w.loss_pp_max, 'speedup': w.speedup_mean, 'seeds': w.seeds}),
                          **({} if r is None else {'runner_up': f'{r.method} ({r.setting})', 'runner_up_value': r[f'{col}_mean'],
                                                   'clear': bool(w[f'{col}_max'] < r[f'{col}_min'])})})
     return pd.DataFrame(rows)
@@ -287,8 +288,9 @@ def rendered(rec:pd.DataFrame) -> pd.DataFrame:
         s = 1e-3 if r.target == 'smallest file' else 1e6
         return f"{r.value * s:.1f} [{r.value_min * s:.1f}, {r.value_max * s:.1f}] {'kB' if s == 1e-3 else 'µs'}"
     out = rec.assign(best=rec.apply(fmt, axis=1), method=rec.winner.fillna('—') + ' (' + rec.setting.fillna('') + ')',
-                     loss=rec.loss_pp.map(lambda v: f'{v:.2f}') + ' (max ' + rec.loss_pp_max.map(lambda v: f'{v:.2f}') + ')')
-    return out[['net', 'layers', 'target', 'method', 'best', 'loss', 'runner_up', 'clear']]
+                     loss=rec.loss_pp.map(lambda v: f'{v:.2f}') + ' (max ' + rec.loss_pp_max.map(lambda v: f'{v:.2f}') + ')',
+                     vs_dense=rec.speedup.map(lambda v: f'{v:.2f}×'))   # dense fp32 product time over the winner's
+    return out[['net', 'layers', 'target', 'method', 'best', 'loss', 'vs_dense', 'runner_up', 'clear']]
 
 # %% ../../nbs/compress/24_survey.ipynb #0000002d
 def beside_deep_compression(df:pd.DataFrame, posttrain_csv=None, max_loss:float=1.0) -> pd.DataFrame:
@@ -309,6 +311,36 @@ def beside_deep_compression(df:pd.DataFrame, posttrain_csv=None, max_loss:float=
     return pd.DataFrame(rows)
 
 # %% ../../nbs/compress/24_survey.ipynb #00000030
+def survey_csv(path=None) -> Path:
+    "`path`, or the repository's results/beyond/survey.csv (the source tree nncomp is imported from)."
+    import nncomp
+    return Path(path) if path else Path(nncomp.__file__).resolve().parents[1] / 'results' / 'beyond' / 'survey.csv'
+
+def scale_of(df:pd.DataFrame) -> dict:
+    "{net: its pretraining and the survey's scale}, from the rows' config column (the first row of each net)."
+    return {n: json.loads(t.config.iloc[0]) for n, t in df.groupby('net')}
+
+def method_table(df:pd.DataFrame) -> pd.DataFrame:
+    "Every (net, layers, method, setting): mean loss (pp) with its seed range, layer bytes ratio, speed-up."
+    t = settings_table(df)
+    def rng(c, f='{:.2f}'): return t[f'{c}_mean'].map(f.format) + ' [' + t[f'{c}_min'].map(f.format) + ', ' + t[f'{c}_max'].map(f.format) + ']'
+    return t[['net', 'layers', 'method', 'setting', 'seeds']].assign(loss_pp=rng('loss_pp'), ratio_layers=rng('ratio_layers', '{:.1f}'),
+                                                                      speedup=rng('speedup'))
+
+# %% ../../nbs/compress/24_survey.ipynb #00000031
+def show_survey(csv=None, max_loss:float=1.0, posttrain_csv=None, display=None) -> dict: # display: None → IPython's
+    "Show the survey's scale, recommendations, per-method table and the Deep Compression comparison; returns the tables."
+    if display is None: from IPython.display import display
+    path = survey_csv(csv)
+    if not path.exists(): display(f'no survey table at {path}: run `python -m nncomp.compress.survey` first'); return {}
+    df = pd.read_csv(path); posttrain_csv = posttrain_csv or path.parent / 'posttrain_lenet.csv'
+    out = {'rows': len(df), 'scale': scale_of(df), 'recommendations': rendered(recommend(df, max_loss)),
+           'methods': method_table(df), 'deep_compression': beside_deep_compression(df, posttrain_csv, max_loss)}
+    out['dense'] = df.groupby('net')[['accuracy_dense', 'bytes_file_dense']].first().reset_index()
+    for k in ('rows', 'scale', 'dense', 'recommendations', 'methods', 'deep_compression'): display(out[k])
+    return out
+
+# %% ../../nbs/compress/24_survey.ipynb #00000034
 def main(argv=None):
     "Command line: run or continue the survey."
     p = argparse.ArgumentParser(prog='python -m nncomp.compress.survey', description=main.__doc__)
