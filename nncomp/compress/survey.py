@@ -24,12 +24,12 @@ from .formats import ham_encode, sham_encode, matmul, _best_time
 from .posttrain import fit, error_rate, lenet5, current_mask, provenance, write_rows, DEEP_COMPRESSION
 
 # %% auto #0
-__all__ = ['NETS', 'METHODS', 'LAYER_TYPES', 'SETTINGS', 'GAP_BITS', 'KEY', 'DEFAULT_PRETRAIN', 'TARGETS', 'vgg_small',
-           'Pretrain', 'train_net', 'sha256_of', 'pretrained', 'layer_type', 'targets', 'rank_of', 'apply_method',
-           'encoding_of', 'file_bytes', 'layer_inputs', 'operand', 'weight_matrix', 'stored_product', 'product_times',
-           'SurveyScale', 'survey_row', 'dense_figures', 'read_rows', 'row_key', 'jobs', 'run_survey', 'settings_table',
-           'recommend', 'rendered', 'beside_deep_compression', 'survey_csv', 'scale_of', 'method_table', 'show_survey',
-           'main']
+__all__ = ['NETS', 'METHODS', 'LAYER_TYPES', 'SETTINGS', 'MIN_RANK', 'GAP_BITS', 'KEY', 'DEFAULT_PRETRAIN', 'TARGETS',
+           'vgg_small', 'Pretrain', 'train_net', 'sha256_of', 'pretrained', 'layer_type', 'targets', 'rank_of',
+           'apply_method', 'encoding_of', 'file_bytes', 'layer_inputs', 'operand', 'weight_matrix', 'stored_product',
+           'product_times', 'SurveyScale', 'survey_row', 'dense_figures', 'read_rows', 'row_key', 'jobs', 'run_survey',
+           'settings_table', 'recommend', 'rendered', 'beside_deep_compression', 'survey_csv', 'scale_of',
+           'method_table', 'show_survey', 'main']
 
 # %% ../../nbs/compress/24_survey.ipynb #00000005
 def vgg_small(width:int=16,    # channels of the first block (the second has twice as many)
@@ -99,19 +99,23 @@ def targets(model:nn.Module, layers:str) -> dict: # layers: one of LAYER_TYPES
     return {n: m for n, m in layers_of(model).items() if layers in ('both', layer_type(m))}
 
 # %% ../../nbs/compress/24_survey.ipynb #0000000f
-def rank_of(m:nn.Module, fraction:float) -> int:
-    "The rank `fraction`·min(rows, cols) of the layer's weight matrix, rounded, at least 1."
-    return max(1, round(fraction * min(as_matrix(m.weight).shape)))
+MIN_RANK = 8   # a rank below the number of classes wrecks a classifier layer (rank 1 on LeNet-5's 10×500 output: -79 pp)
+
+def rank_of(m:nn.Module, fraction:float) -> int|None:
+    "round(fraction·min(rows, cols)), at least min(MIN_RANK, rows, cols); None when the factors hold as much as W."
+    r, c = as_matrix(m.weight).shape; d = max(round(fraction * min(r, c)), min(MIN_RANK, r, c))
+    return d if (r + c) * d < r * c else None
 
 def apply_method(model:nn.Module, method:str, # changed in place; a key of METHODS
                  layers:str, values:dict,     # a key of LAYER_TYPES; {'conv': value, 'fc': value}
                  seed:int=0) -> dict:         # PWS's random assignment
-    "Compress the `layers` layers of `model` by `method`; returns {layer: keep, k or rank used}."
+    "Compress the `layers` layers of `model` by `method`; returns {layer: keep, k or rank used (None: left dense)}."
     check_choice('method', method, METHODS); out = {}
     for n, m in targets(model, layers).items():
         v = values[layer_type(m)]
         if method == 'prune': prune.custom_from_mask(m, 'weight', keep_mask(magnitude(m.weight.detach()), current_mask(m), v))
-        elif method == 'lowrank': v = rank_of(m, v); low_rank(m, v)
+        elif method == 'lowrank':
+            if v := rank_of(m, v): low_rank(m, v)                   # else the layer stays dense (v None)
         else: share_weights(m, v, method=method, **({'seed': seed} if method == 'pws' else {}))
         out[n] = v
     return out
@@ -126,9 +130,11 @@ def encoding_of(m:nn.Module, method:str|None) -> Encoding: # method: how the lay
     if method == 'lowrank': return Encoding()                  # unpruned factors: dense fp32 whatever the positions
     return Encoding(coder='huffman', positions='dense')         # shared, every index coded
 
-def file_bytes(model:nn.Module, method:str|None, names) -> dict: # names: the layers compressed by `method`
+def file_bytes(model:nn.Module, method:str|None, names, # the layers counted in bytes_layers
+               stored=None) -> dict:                   # those of `names` in `method`'s form (None: all of them)
     "{'bytes_file': the file's size, 'bytes_layers': the ledger's bytes of the layers `names`}."
-    raw = to_bytes(model, {n: encoding_of(m, method if n in names else None) for n, m in layers_of(model).items()})
+    stored = names if stored is None else stored
+    raw = to_bytes(model, {n: encoding_of(m, method if n in stored else None) for n, m in layers_of(model).items()})
     lg = ledger(raw)
     return {'bytes_file': len(raw), 'bytes_layers': int(lg.loc[lg.layer.isin(list(names)), 'bytes'].sum())}
 
@@ -194,7 +200,8 @@ def survey_row(dense:nn.Module, data, test, # the trained network (not changed);
     if scale.tune_examples:
         tune = take(data.train, scale.tune_examples, torch.Generator().manual_seed(seed))
         fit(model, tune.x, tune.y, 1, scale.tune_lr, scale.batch, seed=seed)
-    acc = 1 - error_rate(model, test.x, test.y); b = file_bytes(model, method, used)
+    acc = 1 - error_rate(model, test.x, test.y)
+    b = file_bytes(model, method, list(used), [n for n, v in used.items() if v is not None])
     tl = sum(4 * (m.weight.numel() + m.bias.numel()) for m in targets(dense, layers).values())
     t = product_times(model, test.x[:1], scale.repeat)
     tt = {'t_product': sum(t[f't_{k}'] for k in ('conv', 'fc') if layers in ('both', k)),
