@@ -13,6 +13,7 @@ import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
 from torch.nn.utils import prune
+import nncomp
 from ..core import not_allowed, check_choice, atomic_write_bytes
 from ..engine.plain import layers_of, keep_mask
 from ..engine.prune import magnitude
@@ -320,7 +321,6 @@ def beside_deep_compression(df:pd.DataFrame, posttrain_csv=None, max_loss:float=
 # %% ../../nbs/compress/24_survey.ipynb #00000030
 def survey_csv(path=None) -> Path:
     "`path`, or the repository's results/beyond/survey.csv (the source tree nncomp is imported from)."
-    import nncomp
     return Path(path) if path else Path(nncomp.__file__).resolve().parents[1] / 'results' / 'beyond' / 'survey.csv'
 
 def scale_of(df:pd.DataFrame) -> dict:
@@ -337,7 +337,7 @@ def method_table(df:pd.DataFrame) -> pd.DataFrame:
 # %% ../../nbs/compress/24_survey.ipynb #00000031
 def show_survey(csv=None, max_loss:float=1.0, posttrain_csv=None, display=None) -> dict: # display: None → IPython's
     "Show the survey's scale, recommendations, per-method table and the Deep Compression comparison; returns the tables."
-    if display is None: from IPython.display import display
+    if display is None: from IPython.display import display   # IPython only where tables are shown
     path = survey_csv(csv)
     if not path.exists(): display(f'no survey table at {path}: run `python -m nncomp.compress.survey` first'); return {}
     df = pd.read_csv(path); posttrain_csv = posttrain_csv or path.parent / 'posttrain_lenet.csv'
