@@ -26,11 +26,11 @@ from .posttrain import fit, error_rate, lenet5, current_mask, provenance, write_
 
 # %% auto #0
 __all__ = ['NETS', 'METHODS', 'LAYER_TYPES', 'SETTINGS', 'MIN_RANK', 'GAP_BITS', 'KEY', 'DEFAULT_PRETRAIN', 'TARGETS',
-           'vgg_small', 'Pretrain', 'train_net', 'sha256_of', 'pretrained', 'layer_type', 'targets', 'rank_of',
-           'apply_method', 'encoding_of', 'file_bytes', 'layer_inputs', 'operand', 'weight_matrix', 'stored_product',
-           'product_times', 'SurveyScale', 'survey_row', 'dense_figures', 'read_rows', 'row_key', 'jobs', 'run_survey',
-           'settings_table', 'recommend', 'rendered', 'beside_deep_compression', 'survey_csv', 'scale_of',
-           'method_table', 'show_survey', 'main']
+           'REC_COLUMNS', 'vgg_small', 'Pretrain', 'train_net', 'sha256_of', 'pretrained', 'layer_type', 'targets',
+           'rank_of', 'apply_method', 'encoding_of', 'file_bytes', 'layer_inputs', 'operand', 'weight_matrix',
+           'stored_product', 'product_times', 'SurveyScale', 'survey_row', 'dense_figures', 'read_rows', 'row_key',
+           'jobs', 'run_survey', 'settings_table', 'recommend', 'rendered', 'beside_deep_compression', 'survey_csv',
+           'scale_of', 'method_table', 'show_survey', 'main']
 
 # %% ../../nbs/compress/24_survey.ipynb #00000005
 def vgg_small(width:int=16,    # channels of the first block (the second has twice as many)
@@ -286,7 +286,10 @@ def recommend(df:pd.DataFrame, max_loss:float=1.0) -> pd.DataFrame: # survey row
                              'loss_pp_max': w.loss_pp_max, 'speedup': w.speedup_mean, 'seeds': w.seeds}),
                          **({} if r is None else {'runner_up': f'{r.method} ({r.setting})', 'runner_up_value': r[f'{col}_mean'],
                                                   'clear': bool(w[f'{col}_max'] < r[f'{col}_min'])})})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).reindex(columns=REC_COLUMNS)
+
+REC_COLUMNS = ['net', 'layers', 'target', 'eligible', 'winner', 'setting', 'value', 'value_min', 'value_max', 'loss_pp',
+               'loss_pp_max', 'speedup', 'seeds', 'runner_up', 'runner_up_value', 'clear']
 
 # %% ../../nbs/compress/24_survey.ipynb #0000002a
 def rendered(rec:pd.DataFrame) -> pd.DataFrame:
