@@ -40,6 +40,9 @@ METHODS = {m.name: m for m in [
            base='magl2'),
     Method('dc-ans', 'MagL2+Share+ANS', 'fc', 'magnitude', 'l2', 'coding', 'C6', marker='P', size='measured', base='magl2'),
 ]}
+METHODS |= {f'sparse-{b.name}': Method(f'sparse-{b.name}', f'{b.label} sparse fp32', b.kind, b.config_name, b.reg,
+                                       'coding', b.color, 'x', size='measured', base=b.name)
+            for b in list(METHODS.values()) if b.family == 'pruning'}   # every pruned network written as a file
 FAMILIES = ('pruning', 'hashednet', 'convnet', 'coding')
 
 # %% ../nbs/03a_methods.ipynb #f7ec2255

@@ -62,7 +62,7 @@ PRESETS = {
                     tuple(l for l in LEVELS_H100 if l <= 0.99), 5, TrainConfig(momentum=PAPER_MOMENTUM),
                     ScheduleConfig(c=PAPER_C), conv_train(), max_batch=64, hash='lua', hash_bias=True, scope=PAPER_SCOPE, conv_design='screen'),
     'quick': Preset('quick', 'quick preset (CPU demo): subsampled data, few levels, seeds and epochs — NOT the study\'s numbers',
-                    DATASETS, STUDY, (100, 30), {100: (0.0, 0.5, 0.9, 0.98, 0.99, 0.995), 30: (0.9, 0.95, 0.98)},
+                    DATASETS, (*STUDY, 'taylor'), (100, 30), {100: (0.0, 0.5, 0.9, 0.98, 0.99, 0.995), 30: (0.9, 0.95, 0.98)},
                     (0.0, 0.9, 0.98), 3, TrainConfig(epochs=6, batch_size=64, lr=0.05, patience=2),
                     ScheduleConfig(steps=4, every=1, c=1.0), conv_train(3, batch_size=32), conv_configs=4,
                     n_train=4000, n_test=2000, max_batch=48),

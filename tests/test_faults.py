@@ -56,7 +56,7 @@ def test_train_only_exits_non_zero_saying_how_many_failed_and_why(tmp_path, monk
 
 @pytest.fixture(scope='module')
 def coded(tmp_path_factory):
-    "A smoke store with two real MagL2 runs (toy data) and their four derived runs."
+    "A smoke store with two real MagL2 runs (toy data) and their six derived runs (two coders and sparse fp32 each)."
     from nncomp.engine.train import train_batch, toy_data
     root = tmp_path_factory.mktemp('coded')
     toy = toy_data(n_train=300, n_test=100)
@@ -64,7 +64,7 @@ def coded(tmp_path_factory):
     for cfg, r in zip(cfgs, train_batch(cfgs, [0, 0], toy, progress=False)):
         p = run_path(root, cfg, 0); start_run(p, cfg, 0, 'smoke'); finish_run(p, r, provenance(None, 'smoke'))
     claim_folder(root, 'smoke')
-    assert run_derived(root, load=lambda d: toy, progress=False)['derived'] == 4
+    assert run_derived(root, load=lambda d: toy, progress=False)['derived'] == 6
     return root, (lambda d: toy)
 
 def copy_store(coded, tmp_path):
@@ -88,7 +88,7 @@ def test_derived_metrics_not_an_object_is_named_set_aside_and_derived_again(code
     assert counts['derived'] == 1 and any('set aside in' in m for m in w)
     (q,) = (root/'quarantine').iterdir()
     assert q.name.startswith(victim.name) and 'expected a JSON object' in (q/'reason.txt').read_text()
-    assert not quiet(load_runs, root)[0].attrs['bad_runs'] and len(load_runs(root)) == 6
+    assert not quiet(load_runs, root)[0].attrs['bad_runs'] and len(load_runs(root)) == 8
 
 @pytest.mark.parametrize('where', ['metrics.json', 'derived.json'])
 def test_edited_parent_of_a_derived_run_is_refused(coded, tmp_path, where):
@@ -98,7 +98,7 @@ def test_edited_parent_of_a_derived_run_is_refused(coded, tmp_path, where):
     df, w = quiet(save_runs, root)                                         # the sweep's rebuild sets it aside
     assert victim.name in df.attrs['bad_runs'] and any(str(victim/where) in m and 'set aside in' in m for m in w)
     # no row moved to the other level
-    assert df[df.method != 'magl2'].groupby('level').size().to_dict() == {0.0: 2, 0.9: 1}
+    assert df[df.method != 'magl2'].groupby('level').size().to_dict() == {0.0: 3, 0.9: 2}
     assert not (victim/'metrics.json').exists() and run_derived(root, load=coded[1], progress=False)['derived'] == 1
 
 def test_forged_run_config_is_refused_even_with_its_hash_recomputed(coded, tmp_path):

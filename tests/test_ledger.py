@@ -155,7 +155,7 @@ def test_registry_coding_family_and_ledger_size_rules():
     from nncomp.compress.ledger import stored_size, SIZE_RULES
     from types import SimpleNamespace as NS
     assert in_family('pruning') == ('magl2', 'magl1', 'obd', 'taylor', 'random')
-    assert in_family('coding') == ('dc-huffman', 'dc-ans')
+    assert in_family('coding') == ('dc-huffman', 'dc-ans', *(f'sparse-{m}' for m in in_family('pruning')))
     assert config_names() == ('none', 'magnitude', 'obd', 'taylor', 'random', 'hashednet')
     assert pruning_names() == ('magnitude', 'obd', 'taylor', 'random')
     fc = NS(model=NS(kind='fc', hidden=(100,)), method=NS(name='magnitude', amount=0.9), train=NS(reg='l2'))

@@ -530,18 +530,23 @@ def _encoded_bytes(arrays:dict, meta:dict) -> int:
     n = int.from_bytes(raw[:8], 'little')
     return len(raw[8:8 + n].rstrip(b' ')) + sum(int(v.nbytes) for v in arrays.values())
 
-def encodings(coders=('huffman',)) -> list:
+def encodings(coders=('huffman',),   # coders of the relative indices
+              positions=POSITIONS    # the layouts to try (('gaps',): relative indices only)
+             ) -> list:
     "The candidate encodings of unshared fp32 values: dense, bitmap, and relative indices of each width in `GAP_BITS` with each coder."
     for c in coders: check_choice('gap_coder', c, CODERS)
-    return [Encoding(positions='dense'), Encoding(positions='bitmap'),
-            *(Encoding(positions='gaps', gap_bits=b, gap_coder=c) for c in coders for b in GAP_BITS)]
+    for p in positions: check_choice('positions', p, POSITIONS)
+    out = [Encoding(positions='dense'), Encoding(positions='bitmap'),
+           *(Encoding(positions='gaps', gap_bits=b, gap_coder=c) for c in coders for b in GAP_BITS)]
+    return [e for e in out if e.positions in positions]
 
 def best_encoding(w:Tensor,                   # one weight tensor (unshared fp32 values)
                   mask:Tensor|None=None,       # alive entries (None: the nonzero ones)
-                  coders=('huffman',)          # coders of the relative indices to try (`CODERS`)
+                  coders=('huffman',),         # coders of the relative indices to try (`CODERS`)
+                  positions=POSITIONS          # the layouts to try
                  ) -> Encoding:
-    "The `Encoding` whose `encode_weight` output is smallest (the first of `encodings(coders)` on ties)."
-    sizes = [(_encoded_bytes(*encode_weight(w, mask, enc=e)), i, e) for i, e in enumerate(encodings(coders))]
+    "The `Encoding` whose `encode_weight` output is smallest (the first of `encodings(coders, positions)` on ties)."
+    sizes = [(_encoded_bytes(*encode_weight(w, mask, enc=e)), i, e) for i, e in enumerate(encodings(coders, positions))]
     return min(sizes)[2]
 
 def _plain(m:nn.Module) -> bool:
@@ -550,12 +555,13 @@ def _plain(m:nn.Module) -> bool:
     return isinstance(m, LAYERS) and p is None
 
 def smallest_file(model:nn.Module,
-                  coders=('huffman',)   # coders of the relative indices to try
+                  coders=('huffman',),  # coders of the relative indices to try
+                  positions=POSITIONS   # the layouts to try (('gaps',): fp32 values with coded relative indices only)
                  ) -> tuple[bytes, dict]:
     "(file content, {layer: Encoding}): every plain Linear / Conv2d layer of `model` at its `best_encoding`, checked to read back exactly."
     encs = {}
     for name, m in model.named_modules():
-        if _plain(m): w, mask, _, _ = weight_parts(m); encs[name] = best_encoding(w, mask, coders)
+        if _plain(m): w, mask, _, _ = weight_parts(m); encs[name] = best_encoding(w, mask, coders, positions)
     raw = to_bytes(model, encs); state = decoded_state(raw)
     for name in encs:
         w = weight_parts(model.get_submodule(name))[0].detach().cpu().float()

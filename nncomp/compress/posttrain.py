@@ -24,7 +24,7 @@ __all__ = ['SPLITS', 'TRANSFORMS', 'NETS', 'DEEP_COMPRESSION', 'DEFAULTS', 'loss
            'prune_layers', 'share_layers', 'error_rate', 'adam_epochs', 'fit', 'check_split', 'splits_of',
            'loader_batches', 'error_on', 'fit_on', 'first_examples', 'PostTrain', 'n_weights', 'deep_copy',
            'plain_copy', 'tied_tensors', 'check_compress', 'compress', 'coded', 'huffman_coded', 'ans_coded',
-           'lenet_300_100', 'lenet5', 'provenance', 'demo', 'write_rows']
+           'sparse_coded', 'lenet_300_100', 'lenet5', 'provenance', 'demo', 'write_rows']
 
 # %% ../../nbs/compress/19_posttrain.ipynb #48d09955
 def loss_gradients(model:nn.Module, x:Tensor, y:Tensor, # inputs and labels of the data the gradient is taken on
@@ -327,6 +327,27 @@ def ans_coded(model:nn.Module, data, **kw) -> dict:
     return coded(model, data, 'ans', **kw)
 
 TRANSFORMS = {'dc-huffman': huffman_coded, 'dc-ans': ans_coded}   # the coding methods of `nncomp.methods`, by name
+
+# %% ../../nbs/compress/19_posttrain.ipynb #934228a3
+from ..methods import in_family
+from .coding import CODERS
+from .ledger import smallest_file, read_header
+
+def sparse_coded(model:nn.Module,        # a trained (pruned) run as a plain module (zeros where edges were removed)
+                 data,                   # a DataBundle (its test split for the error), or None
+                 gap_coders=CODERS,      # coders of the relative indices to choose from, per layer
+                 folder=None) -> dict:
+    "Write a run's network as sparse fp32 (alive values, coded relative indices, no sharing): bytes, error, file."
+    for c in gap_coders: check_choice('gap coder', c, CODERS)
+    raw, _ = smallest_file(model, tuple(gap_coders), ('gaps',))     # checked to read back to the very same weights
+    folder = Path(folder or tempfile.mkdtemp()); folder.mkdir(parents=True, exist_ok=True)
+    p = folder/'sparse.safetensors'; atomic_write_bytes(p, raw)
+    test = splits_of(data)[1]
+    back = read_compressed(p) if read_header(p).get('arch') is not None else read_compressed(p, plain_copy(model))
+    return {'stored_bytes': len(raw), 'error': None if test is None else error_on(back, test),
+            'weights_kept': n_weights(model)[0], 'file': str(p)}
+
+TRANSFORMS |= {f'sparse-{b}': sparse_coded for b in in_family('pruning')}   # one per pruning method: its derived runs
 
 # %% ../../nbs/compress/19_posttrain.ipynb #0606d0d5
 def lenet_300_100() -> nn.Sequential:

@@ -12,7 +12,7 @@ from ..core import not_allowed, check_choice
 from ..config import run_id
 from ..methods import get_method, in_family, method_of
 from .sweep import load_data
-from ..compress.posttrain import TRANSFORMS, error_rate
+from ..compress.posttrain import TRANSFORMS, error_rate, sparse_coded
 from ..compress.ledger import read_compressed, read_header
 from .store import (RunLock, RunFileError, atomic_write_json, read_json, read_run, load_module, provenance,
                           save_runs, runs_dir, DERIVED, SIZE_FILE, file_size, batched_model, DERIVED_FILE, params_digest,
@@ -23,13 +23,43 @@ with warnings.catch_warnings():
     warnings.simplefilter('ignore'); from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['CODING_PARAMS', 'MEASURE_CODERS', 'check_coding', 'check_params', 'plan_derived', 'derive', 'coded_valid_acc',
-           'run_derived', 'add_valid_acc', 'plain_module', 'measure_run', 'measure_runs', 'coding_notebook']
+__all__ = ['CODING_PARAMS', 'SPARSE_PARAMS', 'MEASURE_CODERS', 'defaults_of', 'check_params', 'check_coding', 'plan_derived',
+           'derive', 'coded_valid_acc', 'run_derived', 'add_valid_acc', 'plain_module', 'measure_run', 'measure_runs',
+           'coding_notebook']
 
 # %% ../../nbs/runs/22_derived.ipynb #ff3b17dc
 CODING_PARAMS = {'bits': 5, 'centroid_epochs': 1, 'lr': 1e-4}   # Deep Compression's FC layers: 5 bits, centroids fine-tuned
+SPARSE_PARAMS = {'gap_coders': list(CODERS)}   # sparse fp32: the coders of the relative indices each layer chooses from
+
+def defaults_of(method:str) -> dict:
+    "The parameters coding method `method` takes, with their defaults."
+    return SPARSE_PARAMS if TRANSFORMS[get_method(method).name] is sparse_coded else CODING_PARAMS
+
 # A derived run's name (`derived_name`, `params_digest`) is the store's business (`nncomp.runs.store`): it checks
 # the name when it reads the run.
+
+# %% ../../nbs/runs/22_derived.ipynb #5a600fe1
+def _check_coders(coders) -> list:
+    "The relative-index coders of sparse fp32, checked: a non-empty list of `CODERS`, each once."
+    if not (isinstance(coders, (list, tuple)) and coders and len(set(coders)) == len(coders)
+            and all(isinstance(c, str) and c in CODERS for c in coders)):
+        raise not_allowed('gap_coders', coders, f"a non-empty list of distinct coders of {', '.join(CODERS)}")
+    return list(coders)
+
+def check_params(params:dict|None,      # coding parameters given (each applies to the methods that take it)
+                 method:str='dc-huffman' # the coding method they are for
+                ) -> dict:
+    "`method`'s parameters: its defaults updated by those of `params` it takes; unknown names and bad values refused."
+    known = list(dict.fromkeys(k for m in in_family('coding') for k in defaults_of(m)))
+    for k in params or {}:
+        if k not in known: raise not_allowed('coding parameter', k, ', '.join(known))
+    out = dict(defaults_of(method)) | {k: v for k, v in (params or {}).items() if k in defaults_of(method)}
+    if 'gap_coders' in out: return out | {'gap_coders': _check_coders(out['gap_coders'])}
+    if not (isinstance(out['bits'], int) and 1 <= out['bits'] <= 8): raise not_allowed('bits', out['bits'], 'an integer from 1 to 8')
+    if not (isinstance(out['centroid_epochs'], int) and out['centroid_epochs'] >= 0):
+        raise not_allowed('centroid_epochs', out['centroid_epochs'], 'an integer ≥ 0')
+    if not (isinstance(out['lr'], (int, float)) and out['lr'] > 0): raise not_allowed('lr', out['lr'], 'a number > 0')
+    return out
 
 # %% ../../nbs/runs/22_derived.ipynb #77ba764c
 def check_coding(methods) -> tuple:
@@ -40,23 +70,11 @@ def check_coding(methods) -> tuple:
     for m in methods: check_choice('method', get_method(m).name, allowed)
     return methods
 
-def check_params(params:dict|None) -> dict:
-    "The coding parameters: `CODING_PARAMS` updated by `params`, unknown names and bad values refused."
-    out = dict(CODING_PARAMS)
-    for k, v in (params or {}).items():
-        if k not in out: raise not_allowed('coding parameter', k, ', '.join(CODING_PARAMS))
-        out[k] = v
-    if not (isinstance(out['bits'], int) and 1 <= out['bits'] <= 8): raise not_allowed('bits', out['bits'], 'an integer from 1 to 8')
-    if not (isinstance(out['centroid_epochs'], int) and out['centroid_epochs'] >= 0):
-        raise not_allowed('centroid_epochs', out['centroid_epochs'], 'an integer ≥ 0')
-    if not (isinstance(out['lr'], (int, float)) and out['lr'] > 0): raise not_allowed('lr', out['lr'], 'a number > 0')
-    return out
-
 def plan_derived(root,             # a preset's results folder
                  methods=None,     # coding methods (None: all of the registry)
                  params:dict|None=None) -> tuple[list, list]:
     "([(parent folder, method, derived folder), ...], [parent folders without weights]) for the finished runs of each method's base."
-    methods, params = check_coding(methods), check_params(params)
+    methods = check_coding(methods); params = {m: check_params(params, m) for m in methods}
     root, todo, no_weights = Path(root), [], []
     bases = {get_method(m).base for m in methods}
     for p in sorted(runs_dir(root).glob('*')) if runs_dir(root).exists() else []:
@@ -64,18 +82,19 @@ def plan_derived(root,             # a preset's results folder
         except RunFileError: continue                         # the sweep sets these aside; nothing to code
         if run is None or run[2].get('failed') or method_of(run[0]) not in bases: continue
         if not (p/'state.pt').exists(): no_weights.append(p); continue
-        todo += [(p, m, root/DERIVED/derived_name(p.name, m, params)) for m in methods if get_method(m).base == method_of(run[0])]
+        todo += [(p, m, root/DERIVED/derived_name(p.name, m, params[m]))
+                 for m in methods if get_method(m).base == method_of(run[0])]
     return todo, no_weights
 
 # %% ../../nbs/runs/22_derived.ipynb #cec3735a
 def derive(parent:Path,           # a finished run's folder, with its weights
            method:str,            # a coding method
            dest:Path,             # the derived run's folder
-           params:dict|None=None, # coding parameters (None: `CODING_PARAMS`)
+           params:dict|None=None, # coding parameters (None: the method's defaults, `defaults_of`)
            load=None,             # load(DataConfig) -> DataBundle (None: `nncomp.runs.sweep.load_data`)
            prov:dict|None=None) -> dict:
     "Apply `method`'s transform to the run in `parent`, write `dest` (metrics last); return the metrics."
-    params, method = check_params(params), check_coding(method)[0]
+    method = check_coding(method)[0]; params = check_params(params, method)
     parent, dest = Path(parent), Path(dest)
     cfg, seed, pm = read_run(parent)
     load, prov = load or load_data, prov or provenance(None, pm.get('provenance', {}).get('preset'))
@@ -113,7 +132,7 @@ def coded_valid_acc(file:Path,              # a derived run's coded network file
 # %% ../../nbs/runs/22_derived.ipynb #708b7125
 def run_derived(root,                   # a preset's results folder
                 methods=None,           # coding methods (None: all)
-                params:dict|None=None,  # coding parameters (None: `CODING_PARAMS`)
+                params:dict|None=None,  # coding parameters, each for the methods that take it (None: their defaults)
                 load=None,              # load(DataConfig) -> DataBundle (None: `nncomp.runs.sweep.load_data`)
                 retry_failed:bool=True, progress:bool=True) -> dict:
     "Derive every planned run not yet done (leaving those others hold, setting aside untrusted ones); return counts."
