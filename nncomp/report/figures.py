@@ -15,7 +15,7 @@ from ..methods import METHODS, in_family
 from ..presets import HIST_METHODS, HIST_HIDDEN, HIST_LEVEL, HIST_DATASET
 from ..runs.store import load_state, run_problem
 from .load import _datasets, _methods, color, finished, label, marker
-from .tables import cell_stats, convnet_configs, convnet_front, fronts, size_points
+from .tables import cell_stats, convnet_configs, convnet_front, fronts, size_points, once_per_network
 
 # %% auto #0
 __all__ = ['ROI', 'STYLES', 'STABLE', 'HIST_TOL', 'accuracy_panel', 'accuracy_vs_size', 'accuracy_vs_bytes', 'save_figure',
@@ -78,7 +78,7 @@ def accuracy_vs_size(runs:pd.DataFrame, # the runs table
 def accuracy_vs_bytes(runs:pd.DataFrame, # the runs table
                       ncols:int=2, title:str='') -> matplotlib.figure.Figure:
     "Accuracy against stored bytes, one panel per dataset: every method's points, its Pareto front, and the overall front."
-    pts = size_points(runs); fr = fronts(pts)
+    pts = once_per_network(size_points(runs)); fr = fronts(pts)   # a pruned net drawn once: by its file where written
     ds = _datasets(pts)
     fig, axs = _panels(len(ds), ncols)
     for ax, d in zip(axs, ds):

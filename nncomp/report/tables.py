@@ -20,7 +20,8 @@ from .load import DATASET_ORDER, _in_order, finished, label, percent
 __all__ = ['LEVEL_KEY', 'CONV_KEYS', 'SWEEP_ORDER', 'REASONS', 'fmt_cell', 'formatted', 'cell_stats', 'reading_scope',
            'size_label', 'cell_sizes', 'study_table', 'study_tables', 'table_name', 'atomic_write_text', 'save_tables',
            'failed_runs', 'training_lengths', 'convnet_configs', 'convnet_front', 'conv_name', 'size_points', 'fronts',
-           'front_table', 'size_note', 'compute_spent', 'preset_configs', 'split_sizes', 'unstated_choices']
+           'once_per_network', 'front_table', 'size_note', 'compute_spent', 'preset_configs', 'split_sizes',
+           'unstated_choices']
 
 # %% ../../nbs/report/13b_tables.ipynb #7bfab975
 def fmt_cell(mean:float, std:float, n:int, failed:int=0) -> str:
@@ -190,10 +191,17 @@ def fronts(points:pd.DataFrame) -> pd.DataFrame:
         out.append(pareto_front(d, x='x', y='valid').assign(front='all'))
     return pd.concat(out, ignore_index=True) if out else points.iloc[:0].assign(front=None)
 
+# %% ../../nbs/report/13b_tables.ipynb #1baaa258
+def once_per_network(points:pd.DataFrame) -> pd.DataFrame:
+    "`points` without a method's own points where its sparse fp32 runs (`sparse-<method>`) measure the same networks' files."
+    coded = {(d, METHODS[m].base) for d, m in zip(points.dataset, points.method)
+             if m in METHODS and METHODS[m].base and m == f'sparse-{METHODS[m].base}'}
+    return points[[(d, m) not in coded for d, m in zip(points.dataset, points.method)]].reset_index(drop=True)
+
 # %% ../../nbs/report/13b_tables.ipynb #cabd2fda
 def front_table(runs:pd.DataFrame) -> pd.DataFrame:
     "The overall Pareto front on (stored bytes, mean validation accuracy) per dataset, with test accuracy: method and cell, by size."
-    f = fronts(size_points(runs))
+    f = fronts(once_per_network(size_points(runs)))   # a pruned net counted once: by its file where written
     f = f[f.front == 'all'].assign(method=lambda d: d.method.map(label))
     cols = {'x': 'stored bytes', 'valid': 'valid acc. (%)', 'acc': 'test acc. (%)', 'n': 'runs'}
     return f[['dataset', 'method', 'point', 'x', 'valid', 'acc', 'n']].rename(columns=cols).reset_index(drop=True)
