@@ -66,6 +66,8 @@ def test_copies_finished_runs_trains_the_rest_and_resumes(tmp_path, monkeypatch)
     assert (t[t.level == '≥ 99 %'].verdict == 'insufficient data').all()        # no level ≥ 99 % in this design
     shown, why = sensitivity_report(tmp_path/'sens', preset='smoke')
     assert why == '' and list(shown.columns)[0] == 'preset' and shown.shape == (3 + 4 + 3 + 3 * 2, 8)
+    none, why = sensitivity_report(tmp_path/'sens', preset='paper')   # none of these runs is in the paper design
+    assert none is None and 'sensitivity design around the paper preset' in why
 
 def test_two_processes_share_the_work(tmp_path):
     code = ("from nncomp.runs.calibrate import run_sensitivity; from standins import STANDIN; "

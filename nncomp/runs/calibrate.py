@@ -404,7 +404,11 @@ def sensitivity_report(folder=RESULTS/'sensitivity', # the sensitivity store
     if not has_runs(folder): return None, f'No sensitivity runs in {shown_path(folder)}: run `nncomp_calibrate --sensitivity`.'
     runs = load_results(folder)
     design = sensitivity_design(sorted(runs.level.unique()), int(runs.seed.max()) + 1, preset=preset)
-    return sensitivity_display(sensitivity_table(label_runs(runs, design))), ''
+    labelled = label_runs(runs, design)
+    if labelled.empty:   # e.g. the runs were trained around a previous reading of the preset
+        return None, (f'None of the runs in {shown_path(folder)} belongs to the sensitivity design around the {preset} '
+                      'preset as it reads now: run `nncomp_calibrate --sensitivity` again.')
+    return sensitivity_display(sensitivity_table(labelled)), ''
 
 # %% ../../nbs/runs/21_calibrate.ipynb #405aaf76
 _SENSITIVITY_ONLY = ('levels', 'seeds', 'sources', 'plan')
