@@ -86,7 +86,8 @@ def test_two_processes_share_the_work(tmp_path):
 def test_console_script(tmp_path, capsys):
     calibrate.main(['--sensitivity', '--plan', '--results', str(tmp_path/'sens'), '--sources', ''])
     out = capsys.readouterr().out
-    assert 'to train' in out and '128' in out and '29440' in out and not (tmp_path/'sens').exists()
+    # 152 runs, 34,960 network-epochs: c takes the paper preset's c = 1 besides 2 and 4 since calibration stage 3
+    assert 'to train' in out and '152' in out and '34960' in out and not (tmp_path/'sens').exists()
     with pytest.raises(SystemExit, match='nncomp_calibrate: seeds=0 is not allowed'):
         calibrate.main(['--sensitivity', '--seeds', '0', '--results', str(tmp_path/'sens')])
     with pytest.raises(SystemExit, match=re.escape("nncomp_calibrate: level=1.5 is not allowed")):
