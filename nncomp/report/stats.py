@@ -140,7 +140,7 @@ def matched(runs:pd.DataFrame,       # the runs table
            ) -> pd.DataFrame:        # dataset, seed, x, level, acc_a, acc_b, diff (a − b, pp)
     "Pairs at equal size: each point of `b` with `a`'s accuracy at that size, per dataset and seed (`log_interp`)."
     ca, cb = size_curve(runs, a, hidden_a, x), size_curve(runs, b, hidden_b, x)
-    cb = cb[[pd.isna(l) or not left_out(a, b, l) for l in cb.level]]      # HashedNet at 0 % is the dense net
+    cb = cb[np.array([pd.isna(l) or not left_out(a, b, l) for l in cb.level], dtype=bool)]   # HashedNet at 0 % is the dense net
     rows = []
     for (ds, seed), gb in cb.groupby(['dataset', 'seed']):
         ga = ca[(ca.dataset == ds) & (ca.seed == seed)]
