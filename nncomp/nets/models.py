@@ -11,7 +11,7 @@ from torch import nn, Tensor
 from ..config import ModelConfig, MethodConfig
 
 # %% auto #0
-__all__ = ['uniform_init', 'per_seed', 'patch_to', 'MLP', 'shared_linear', 'fc_step']
+__all__ = ['uniform_init', 'per_seed', 'patch_to', 'MLP', 'shared_linear', 'fc_first', 'fc_first_grad', 'fc_upper', 'fc_step']
 
 # %% ../../nbs/nets/04_models.ipynb #6c0a7bf8
 def uniform_init(shape:tuple, # (out, in) or (out,)
@@ -100,6 +100,63 @@ def n_params(self) -> Tensor:
         n = n + (w[0].numel() if m is None else m.flatten(1).sum(1)) + b[0].numel()
     return torch.as_tensor(n, device=self.w0.device).expand(self.w0.shape[0]).to(torch.int64)
 
+# %% ../../nbs/nets/04_models.ipynb #444ea934
+def fc_first(w:Tensor, b:Tensor, # the first layer's weights (R, H, in) (or their bf16 copy) and biases (R, H)
+             xb:Tensor,          # (B, in) the group's mini-batch, in the weights' dtype
+             r0:int, r1:int      # the group's run range
+            ) -> Tensor:         # (K, B, H) fp32 pre-activations of the group's K runs
+    "The first layer of the seed group `r0:r1` as one GEMM."
+    K, H, B = r1 - r0, w.shape[1], len(xb)
+    z = torch.addmm(b[r0:r1].reshape(1, -1).to(xb.dtype), xb, w[r0:r1].reshape(K * H, -1).t())
+    return z.float().view(B, K, H).transpose(0, 1)
+
+def fc_first_grad(dz:Tensor,     # (K, B, H) gradient of the loss at the group's first-layer pre-activations
+                  xb:Tensor,     # (B, in) the group's mini-batch (fp32 or bf16)
+                  g:Tensor,      # (R, H, in) the first layer's gradient, written for the group's runs
+                  r0:int, r1:int # the group's run range
+                 ):
+    "Write the seed group's first-layer weight gradient, one GEMM in `xb`'s dtype (widened into an fp32 `g`)."
+    dzt = dz.transpose(1, 2).reshape(-1, len(xb)).to(xb.dtype)
+    if g.dtype == xb.dtype: torch.mm(dzt, xb, out=g[r0:r1].view(dzt.shape[0], -1))
+    else: g[r0:r1].view(dzt.shape[0], -1).copy_(torch.mm(dzt, xb))
+
+# %% ../../nbs/nets/04_models.ipynb #8a4e0ebd
+def _fc_forward(layers:list, z:Tensor, r0:int, r1:int) -> tuple[list, list]: # z: (K, B, H) first pre-activations
+    "Pre-activations and activations of layers 2… of the group `r0:r1`."
+    zs, acts = [z], []
+    for w, b in layers[1:]:
+        acts.append(zs[-1].relu())
+        zs.append(torch.baddbmm(b[r0:r1].unsqueeze(1), acts[-1], w[r0:r1].transpose(1, 2)))
+    return zs, acts
+
+def _ce_grad(logits:Tensor, yb:Tensor) -> tuple[Tensor, Tensor]: # (K, B, C) logits, (B,) labels
+    "(K,) mean cross-entropy of each run, and its gradient at the logits, (softmax − onehot)/B."
+    K, B = logits.shape[:2]
+    logp = logits.log_softmax(-1)
+    pick = yb.view(1, B, 1).expand(K, B, 1)
+    loss = -logp.gather(2, pick).squeeze(2).mean(1)
+    return loss, logp.exp_().scatter_add_(2, pick, torch.full_like(pick, -1, dtype=logp.dtype)).div_(B)
+
+def _fc_backward(layers:list, zs:list, acts:list, dz:Tensor, r0:int, r1:int) -> Tensor: # dz: at the logits
+    "Write the gradients of layers 2… and of the first bias; return the gradient at the first pre-activations."
+    for l in range(len(layers) - 1, 0, -1):
+        w, b = layers[l]
+        torch.bmm(dz.transpose(1, 2), acts[l - 1], out=w.grad[r0:r1]); torch.sum(dz, 1, out=b.grad[r0:r1])
+        dz = torch.bmm(dz, w[r0:r1]).mul_(zs[l - 1] > 0)
+    torch.sum(dz, 1, out=layers[0][1].grad[r0:r1])
+    return dz
+
+@torch.no_grad()
+def fc_upper(layers:list,    # [(weight, bias)] of the whole model (`MLP.layers()`), runs sorted by seed group
+             z:Tensor,       # (K, B, H) fp32 first-layer pre-activations of the group's runs
+             yb:Tensor,      # (B,) the group's labels
+             r0:int, r1:int  # the group's run range
+            ) -> tuple[Tensor, Tensor]: # (K,) losses, (K, B, H) gradient of the loss at `z`
+    "All but the first layer's weights of a seed group, forward and exact backward, gradients into the `.grad`s."
+    zs, acts = _fc_forward(layers, z, r0, r1)
+    loss, dz = _ce_grad(zs[-1], yb)
+    return loss, _fc_backward(layers, zs, acts, dz, r0, r1)
+
 # %% ../../nbs/nets/04_models.ipynb #a69e0581
 @torch.no_grad()
 def fc_step(model:MLP,           # batched FC model, runs sorted by seed group
@@ -110,31 +167,15 @@ def fc_step(model:MLP,           # batched FC model, runs sorted by seed group
             sparse=None          # `SparseFirstLayer` (fp32): groups sparse enough take their first layer sparse
            ) -> Tensor:          # (R,) mean cross-entropy of each run on its mini-batch
     "Loss of every run, its exact gradient written into the parameters' `.grad`; one first-layer GEMM per seed group."
-    layers, B = model.layers(), idx.shape[1]
-    (w0, b0), H = layers[0], layers[0][0].shape[1]
+    layers = model.layers()
+    w0, b0 = layers[0]
     plans = sparse.plans(w0.grad) if sparse is not None else [None] * len(groups)
     losses = []
     for u, (r0, r1) in enumerate(groups):
-        K, xb, yb, plan = r1 - r0, x[idx[u]], y[idx[u]], plans[u]
-        if plan is not None: z = plan.forward(w0, b0, xb)
-        else:
-            W = (w0 if w_low is None else w_low)[r0:r1].reshape(K * H, -1)
-            z = torch.addmm(b0[r0:r1].reshape(1, -1).to(xb.dtype), xb, W.t()).float().view(B, K, H).transpose(0, 1)
-        zs, acts = [z], []
-        for w, b in layers[1:]:
-            acts.append(zs[-1].relu())
-            zs.append(torch.baddbmm(b[r0:r1].unsqueeze(1), acts[-1], w[r0:r1].transpose(1, 2)))
-        logp = zs[-1].log_softmax(-1)
-        pick = yb.view(1, B, 1).expand(K, B, 1)
-        losses.append(-logp.gather(2, pick).squeeze(2).mean(1))
-        dz = logp.exp_().scatter_add_(2, pick, torch.full_like(pick, -1, dtype=logp.dtype)).div_(B)
-        for l in range(len(layers) - 1, 0, -1):
-            w, b = layers[l]
-            torch.bmm(dz.transpose(1, 2), acts[l - 1], out=w.grad[r0:r1]); torch.sum(dz, 1, out=b.grad[r0:r1])
-            dz = torch.bmm(dz, w[r0:r1]).mul_(zs[l - 1] > 0)
-        torch.sum(dz, 1, out=b0.grad[r0:r1])
-        if plan is not None: plan.backward(w0.grad, dz, xb); continue
-        dzt = dz.transpose(1, 2).reshape(K * H, B)
-        if w_low is None: torch.mm(dzt, xb, out=w0.grad[r0:r1].view(K * H, -1))
-        else: w0.grad[r0:r1].view(K * H, -1).copy_(torch.mm(dzt.to(xb.dtype), xb))
+        xb, plan = x[idx[u]], plans[u]
+        z = fc_first(w0 if w_low is None else w_low, b0, xb, r0, r1) if plan is None else plan.forward(w0, b0, xb)
+        loss, dz = fc_upper(layers, z, y[idx[u]], r0, r1)
+        losses.append(loss)
+        if plan is None: fc_first_grad(dz, xb, w0.grad, r0, r1)
+        else: plan.backward(w0.grad, dz, xb)
     return torch.cat(losses)
