@@ -7,7 +7,7 @@ from __future__ import annotations
 import ctypes, functools, hashlib, io, json, math, platform, re, time, warnings
 from pathlib import Path
 from contextlib import nullcontext
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import NamedTuple
 import numpy as np
 import pandas as pd
@@ -19,7 +19,7 @@ with warnings.catch_warnings():  # in a kernel without ipywidgets tqdm.auto fall
 from ..config import RunConfig, validate, PRUNING_METHODS, canonical_json, study_config, ScheduleConfig
 from ..data.datasets import Split, DataBundle
 from ..core import compiled
-from ..nets.models import MLP, fc_step
+from ..nets.models import MLP, fc_step, fc_first, fc_upper, fc_first_grad, patch_to
 from ..nets.registry import build_model, shape_of
 from ..core import atomic_write_bytes
 from .prune import pruning_steps, prune_step, saliency_batches, hessian_diagonals, mean_gradients
@@ -33,66 +33,20 @@ __all__ = ['FUSE_MIN', 'SPARSE_BELOW', 'CHECKPOINT_EVERY', 'batch_key', 'is_bias
 
 # %% ../../nbs/engine/05_train.ipynb #61c13305
 def batch_key(cfg:RunConfig) -> tuple:
-    "Runs with equal keys can train in one batched program (same data, network but for its class's `PER_RUN` fields, mini-batch size and precision)."
-    return (json.dumps(asdict(cfg.data), sort_keys=True), json.dumps(shape_of(cfg.model), sort_keys=True), cfg.train.batch_size, cfg.train.precision)
+    "Runs with equal keys share a batch: same data, network (but for `PER_RUN` fields), mini-batch size and precision."
+    data, shape = json.dumps(asdict(cfg.data), sort_keys=True), json.dumps(shape_of(cfg.model), sort_keys=True)
+    return (data, shape, cfg.train.batch_size, cfg.train.precision)
 
 # %% ../../nbs/engine/05_train.ipynb #48cb8d11
 def is_bias(name:str) -> bool:
-    "Whether parameter `name` is a bias (a path component `bias`, `b`, `b<digits>` or `b_<name>`): biases are not regularized."
+    "Whether parameter `name` is a bias (a path part `bias`, `b`, `b<digits>`, `b_<name>`): biases are not regularized."
     return any(re.fullmatch(r'b(ias)?(\d*|_\w*)', part) for part in name.split('.'))
 
 class ParamViews(NamedTuple):
-    "One parameter's (R, ...) views: weights, gradient, momentum, mask (None if not prunable), and whether it is regularized."
+    "One parameter's (R, ...) views: weights, gradient, momentum, mask (None: not prunable), whether it is regularized."
     w: Tensor; g: Tensor; v: Tensor; mask: Tensor|None; regular: bool
 
-class FlatState:
-    "Every parameter of a batched model as an (R, ...) view into one flat buffer (parameter-major), with gradient, momentum and mask alike."
-    def __init__(self, model:nn.Module):
-        named = list(model.named_parameters())
-        prunable = {id(p) for p in model.prunable().values()}
-        order = sorted(named, key=lambda np_: (id(np_[1]) not in prunable, is_bias(np_[0])))
-        p0 = order[0][1]; self.R, dev, dt = p0.shape[0], p0.device, p0.dtype
-        sizes = [p.numel() for _, p in order]
-        self.n_prunable = sum(s for (_, p), s in zip(order, sizes) if id(p) in prunable) // self.R
-        self.w, self.g, self.v = (torch.zeros(sum(sizes), device=dev, dtype=dt) for _ in range(3))
-        self.mask = torch.ones(self.n_prunable * self.R, device=dev, dtype=dt)
-        self.alive_plans = {}   # {parameter name: its `alive_update()` provider}: runs there update only their alive weights
-        self.low = {}           # {parameter name: its `LowFirstLayer`}: updated from a bf16 gradient, refreshing a bf16 copy
-        self.views, off = {}, 0
-        for (n, p), s in zip(order, sizes):
-            cut = lambda t, o=off: t[o:o + s].view(p.shape)
-            cut(self.w).copy_(p.detach()); p.data = cut(self.w); p.grad = cut(self.g)
-            mask = cut(self.mask) if id(p) in prunable else None
-            if mask is not None: _attach_mask(model, n, mask)
-            self.views[n] = ParamViews(cut(self.w), cut(self.g), cut(self.v), mask, not is_bias(n))
-            off += s
-
-    def blocks(self, flat:Tensor) -> list[Tensor]:
-        "(R, n) views of `flat` (a buffer laid out like `self.w`), one per parameter."
-        out, off = [], 0
-        for pv in self.views.values():
-            out.append(flat[off:off + pv.w.numel()].view(self.R, -1)); off += pv.w.numel()
-        return out
-    def finite(self) -> Tensor:
-        "(R,) whether all of each run's weights are finite."
-        return torch.stack([torch.isfinite(b).all(1) for b in self.blocks(self.w)]).all(0)
-    def take_runs(self, dst:Tensor, src:Tensor, rows:Tensor):
-        "Copy runs `rows` ((R,) bool) of flat buffer `src` into `dst`."
-        for d, s in zip(self.blocks(dst), self.blocks(src)): d.copy_(torch.where(rows.unsqueeze(1), s, d))
-    def zero_runs(self, rows:Tensor):
-        "Zero the weights and momentum of runs `rows`."
-        for flat in (self.w, self.v): self.take_runs(flat, torch.zeros_like(flat), rows)
-    def alive(self) -> Tensor:
-        "(R,) float64 count of alive prunable weights."
-        return sum(pv.mask.reshape(self.R, -1).sum(1, dtype=torch.float64) for pv in self.views.values() if pv.mask is not None)
-    def apply_masks(self):
-        "Zero removed weights and their momentum."
-        for pv in self.views.values():
-            if pv.mask is not None: pv.w.mul_(pv.mask); pv.v.mul_(pv.mask)
-    def masks(self, model:nn.Module) -> dict[str, Tensor]:
-        "{prunable name: its mask view}."
-        return {n: self.views[n].mask for n in model.prunable()}
-
+# %% ../../nbs/engine/05_train.ipynb #dc4a238f
 def _owner(model:nn.Module, name:str):
     "(module holding parameter `name`, its attribute name)."
     path, _, attr = name.rpartition('.')
@@ -102,6 +56,76 @@ def _attach_mask(model:nn.Module, name:str, mask:Tensor):
     "Register `mask` as buffer `<name>_mask` on the module that owns parameter `name`."
     mod, attr = _owner(model, name)
     mod.register_buffer(attr + '_mask', mask)
+
+def _flat_order(model:nn.Module) -> tuple[list, set]:
+    "[(name, parameter)] in the flat buffer's order (prunable weights | other weights | biases), the prunable ids."
+    prunable = {id(p) for p in model.prunable().values()}
+    return sorted(model.named_parameters(), key=lambda np_: (id(np_[1]) not in prunable, is_bias(np_[0]))), prunable
+
+class FlatState:
+    "Every parameter of a batched model as an (R, ...) view into one flat buffer, parameter-major; its gradient, too."
+    def __init__(self, model:nn.Module):
+        order, prunable = _flat_order(model)
+        p0 = order[0][1]; self.R, dev, dt = p0.shape[0], p0.device, p0.dtype
+        sizes = [p.numel() for _, p in order]
+        self.n_prunable = sum(s for (_, p), s in zip(order, sizes) if id(p) in prunable) // self.R
+        self.w, self.g, self.v = (torch.zeros(sum(sizes), device=dev, dtype=dt) for _ in range(3))
+        self.mask = torch.ones(self.n_prunable * self.R, device=dev, dtype=dt)
+        self.alive_plans = {}   # {parameter name: its `alive_update()` provider}: runs there update alive weights only
+        self.low = {}           # {parameter name: its `LowFirstLayer`}: updated from a bf16 gradient, with a bf16 copy
+        self.views, off = {}, 0
+        for (n, p), s in zip(order, sizes):
+            self.views[n] = self._place(model, n, p, off, id(p) in prunable); off += s
+
+    def _place(self, model:nn.Module, n:str, p:nn.Parameter, # the parameter and its name
+               off:int, prunable:bool) -> ParamViews:          # its offset in the flat buffers; whether it has a mask
+        "Move parameter `n` and its gradient into the flat buffers at `off`; its views."
+        cut = lambda t: t[off:off + p.numel()].view(p.shape)
+        cut(self.w).copy_(p.detach()); p.data = cut(self.w); p.grad = cut(self.g)
+        mask = cut(self.mask) if prunable else None
+        if mask is not None: _attach_mask(model, n, mask)
+        return ParamViews(cut(self.w), cut(self.g), cut(self.v), mask, not is_bias(n))
+
+# %% ../../nbs/engine/05_train.ipynb #5a3ab8ba
+@patch_to(FlatState)
+def blocks(self, flat:Tensor) -> list[Tensor]:
+    "(R, n) views of `flat` (a buffer laid out like `self.w`), one per parameter."
+    out, off = [], 0
+    for pv in self.views.values():
+        out.append(flat[off:off + pv.w.numel()].view(self.R, -1)); off += pv.w.numel()
+    return out
+
+@patch_to(FlatState)
+def finite(self) -> Tensor:
+    "(R,) whether all of each run's weights are finite."
+    return torch.stack([torch.isfinite(b).all(1) for b in self.blocks(self.w)]).all(0)
+
+@patch_to(FlatState)
+def take_runs(self, dst:Tensor, src:Tensor, rows:Tensor):
+    "Copy runs `rows` ((R,) bool) of flat buffer `src` into `dst`."
+    for d, s in zip(self.blocks(dst), self.blocks(src)): d.copy_(torch.where(rows.unsqueeze(1), s, d))
+
+@patch_to(FlatState)
+def zero_runs(self, rows:Tensor):
+    "Zero the weights and momentum of runs `rows`."
+    for flat in (self.w, self.v): self.take_runs(flat, torch.zeros_like(flat), rows)
+
+@patch_to(FlatState)
+def alive(self) -> Tensor:
+    "(R,) float64 count of alive prunable weights."
+    return sum(pv.mask.reshape(self.R, -1).sum(1, dtype=torch.float64)
+               for pv in self.views.values() if pv.mask is not None)
+
+@patch_to(FlatState)
+def apply_masks(self):
+    "Zero removed weights and their momentum."
+    for pv in self.views.values():
+        if pv.mask is not None: pv.w.mul_(pv.mask); pv.v.mul_(pv.mask)
+
+@patch_to(FlatState)
+def masks(self, model:nn.Module) -> dict[str, Tensor]:
+    "{prunable name: its mask view}."
+    return {n: self.views[n].mask for n in model.prunable()}
 
 # %% ../../nbs/engine/05_train.ipynb #44967588
 class RunHyper:
@@ -128,6 +152,7 @@ def update_block(w:Tensor, g:Tensor, v:Tensor, # (R, n) weights, gradient, momen
     if mask is not None: v.mul_(mask)
     w.addcmul_(v, neg_lr)
 
+# %% ../../nbs/engine/05_train.ipynb #77fba870
 def _fused_block(w, g, v, mask, neg_lr, mom, l2, l1):
     "`update_block` as one expression, for `torch.compile` to make one pass over memory."
     new_v = (mom * v + g + l2 * w + l1 * torch.sign(w)) * mask
@@ -139,21 +164,24 @@ def fused_update():
     t, c = torch.zeros(2, 3), torch.zeros(2, 1)
     return compiled(_fused_block, t.clone(), t, t.clone(), t + 1, c, c, c, c)
 
+# %% ../../nbs/engine/05_train.ipynb #62da9858
 @functools.cache
 def hold_freed_memory(keep_mb:int=256) -> bool: # most freed heap memory glibc keeps for reuse
-    "Make glibc reuse the blocks a step frees (False where the C library is not glibc); by default it returns them to the system and page-faults them in again on the next step."
-    if platform.libc_ver()[0] != 'glibc': return False
+    "Make glibc keep the blocks a step frees for the next (by default it returns them and page-faults them in again)."
+    if platform.libc_ver()[0] != 'glibc': return False                # not glibc: nothing to do, say so
     M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3                    # <malloc.h>
     mallopt = ctypes.CDLL(None).mallopt
     # blocks up to 32 MiB (glibc's cap) come from the heap, and up to `keep_mb` of free heap top stays mapped
     return mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 and mallopt(M_TRIM_THRESHOLD, keep_mb << 20) == 1
 
+# %% ../../nbs/engine/05_train.ipynb #0d7f3b1a
 def update_alive(w:Tensor, g:Tensor, v:Tensor, # (R, n) weights, gradient, momentum
-                 flat:Tensor, run:Tensor,       # places in the flattened block to update (alive weights), and the run of each
+                 flat:Tensor, run:Tensor,       # places to update in the flattened block (alive weights), their runs
                  neg_lr:Tensor, mom:Tensor, l2:Tensor, l1:Tensor, # (R, 1) columns, as for `update_block`
                  l2_on:bool=True, l1_on:bool=True):
-    "`update_block` at the places `flat` only, whose mask is 1; every other weight and momentum stays as it is (zero, when masked)."
-    wf, vf, pick = w.view(-1), v.view(-1), lambda t, i: torch.index_select(t.view(-1), 0, i)   # index_select: several times faster than t[i] here
+    "`update_block` at the places `flat` (mask 1) only; other weights and momentum stay as they are (zero if masked)."
+    pick = lambda t, i: torch.index_select(t.view(-1), 0, i)   # index_select: several times faster than t[i] here
+    wf, vf = w.view(-1), v.view(-1)
     wa, va = pick(wf, flat), pick(vf, flat)
     va.mul_(pick(mom, run)).add_(pick(g, flat))
     if l2_on: va.addcmul_(wa, pick(l2, run))
@@ -161,26 +189,32 @@ def update_alive(w:Tensor, g:Tensor, v:Tensor, # (R, n) weights, gradient, momen
     wa.addcmul_(va, pick(neg_lr, run))
     vf.index_copy_(0, flat, va); wf.index_copy_(0, flat, wa)
 
+def _update_rows(w, g, v, m, # one parameter's (R, n) weights, gradient, momentum, and mask (or None)
+                 h:RunHyper, a:int, b:int, # the runs `a:b` to update
+                 fused, l2_on:bool, l1_on:bool): # `fused_update()` or None; the penalties in use
+    "Update runs `a:b` of one parameter in full: compiled where given and the parameter has a mask."
+    cols = [c[a:b] for c in (h.neg_lr, h.momentum, h.l2, h.l1)]
+    if fused is not None and m is not None: fused(w[a:b], g[a:b], v[a:b], m[a:b], *cols)
+    else: update_block(w[a:b], g[a:b], v[a:b], None if m is None else m[a:b], *cols, l2_on, l1_on)
+
 def sgd_step(s:FlatState, h:RunHyper, fused=None): # fused: `fused_update()` or None for the eager update
-    "One SGD-with-momentum step of every run and every parameter; where `s.alive_plans` names very sparse runs, only their alive weights."
+    "One SGD-with-momentum step of every run and parameter; the runs `s.alive_plans` names update alive weights only."
     for name, pv in s.views.items():
         if name in s.low: s.low[name].update(pv, h, fused is not None); continue
-        reg = pv.regular
+        l2_on, l1_on = pv.regular and h.any_l2, pv.regular and h.any_l1
         w, g, v = (t.view(s.R, -1) for t in (pv.w, pv.g, pv.v))
         m = None if pv.mask is None else pv.mask.view(s.R, -1)
-        plan = s.alive_plans[name].alive_update() if name in s.alive_plans else None   # (full row ranges, flat, run) or None
-        for a, b in [(0, s.R)] if plan is None else plan[0]:
-            cols = [c[a:b] for c in (h.neg_lr, h.momentum, h.l2, h.l1)]
-            if fused is not None and m is not None: fused(w[a:b], g[a:b], v[a:b], m[a:b], *cols)
-            else: update_block(w[a:b], g[a:b], v[a:b], None if m is None else m[a:b], *cols, reg and h.any_l2, reg and h.any_l1)
-        if plan is not None: update_alive(w, g, v, plan[1], plan[2], h.neg_lr, h.momentum, h.l2, h.l1, reg and h.any_l2, reg and h.any_l1)
+        plan = s.alive_plans[name].alive_update() if name in s.alive_plans else None   # (full row ranges, flat, run)
+        for a, b in [(0, s.R)] if plan is None else plan[0]: _update_rows(w, g, v, m, h, a, b, fused, l2_on, l1_on)
+        if plan is not None: update_alive(w, g, v, plan[1], plan[2], h.neg_lr, h.momentum, h.l2, h.l1, l2_on, l1_on)
 
 # %% ../../nbs/engine/05_train.ipynb #26eb9149
 def stream_generator(seed:int, # the run's seed
                      stream:int=0 # 0: data order; other numbers: independent streams of the same seed
                     ) -> torch.Generator:
     "A CPU generator for one random stream of a seed (stream 0 is seeded with the seed itself)."
-    return torch.Generator().manual_seed(int(seed) if stream == 0 else int(np.random.SeedSequence([int(seed), stream]).generate_state(1)[0]))
+    if stream == 0: return torch.Generator().manual_seed(int(seed))
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([int(seed), stream]).generate_state(1)[0]))
 
 class DataOrder:
     "One permutation of the training set per distinct seed per epoch; runs sharing a seed share it."
@@ -204,6 +238,7 @@ class DataOrder:
             raise ValueError(f'seeds {self.seeds} are not grouped; allowed: runs of one seed next to each other')
         return bounds
 
+# %% ../../nbs/engine/05_train.ipynb #190a37b9
 @torch.no_grad()
 def accuracy(model:nn.Module, x:Tensor, y:Tensor, # shared inputs (N, 784) and labels (N,)
              budget:int=2**24                   # elements per chunk of R·chunk·width, bounds memory
@@ -223,7 +258,7 @@ def accuracy(model:nn.Module, x:Tensor, y:Tensor, # shared inputs (N, 784) and l
 SPARSE_BELOW = 0.05   # first-layer density at or below which a run's first layer trains as a sparse matrix (CPU, fp32)
 
 class SparseGroup:
-    "One seed group's first layer: its sparse runs' alive weights as one stacked CSR matrix, its dense runs as one GEMM."
+    "One seed group's first layer: its sparse runs' alive weights as one stacked CSR matrix, its dense runs a GEMM."
     def __init__(self, mask:Tensor, # (K, H, I) the group's first-layer masks
                  r0:int,            # index of the group's first run
                  below:float):      # density at or below which a run is sparse
@@ -234,35 +269,50 @@ class SparseGroup:
         rows = nz[:, 0] * H + nz[:, 1]
         self.crow = torch.cat([rows.new_zeros(1), torch.bincount(rows, minlength=len(self.sparse) * H).cumsum(0)])
         self.col = nz[:, 2].contiguous()
-        self.flat = ((r0 + self.sparse[nz[:, 0]]) * H + nz[:, 1]) * I + nz[:, 2]   # places in the whole first layer, flattened
+        # places in the whole first layer, flattened
+        self.flat = ((r0 + self.sparse[nz[:, 0]]) * H + nz[:, 1]) * I + nz[:, 2]
         self.ones = torch.ones(len(nz), device=mask.device)
         self.r0, self.K, self.H, self.shape = r0, K, H, (len(self.sparse) * H, I)
 
-    def forward(self, w0:Tensor, b0:Tensor, # the whole first layer (R, H, I) and its biases (R, H)
-                xb:Tensor) -> Tensor:       # (B, I) the group's mini-batch
-        "Pre-activations (K, B, H) of the group's runs."
-        r0, r1, H, B = self.r0, self.r0 + self.K, self.H, len(xb)
-        z = xb.new_empty(self.K, B, H)
-        if len(self.dense):
-            Wd = w0[r0:r1].index_select(0, self.dense).reshape(-1, xb.shape[1])
-            z[self.dense] = torch.addmm(b0[r0:r1].index_select(0, self.dense).reshape(1, -1), xb, Wd.t()).view(B, -1, H).transpose(0, 1)
-        A = torch.sparse_csr_tensor(self.crow, self.col, w0.reshape(-1)[self.flat], self.shape, check_invariants=False)   # built right by construction
-        z[self.sparse] = torch.sparse.mm(A, xb.t().contiguous()).view(-1, H, B).transpose(1, 2) + b0[r0:r1].index_select(0, self.sparse).unsqueeze(1)
-        return z
+# %% ../../nbs/engine/05_train.ipynb #0602c93a
+@patch_to(SparseGroup)
+def forward(self, w0:Tensor, b0:Tensor, # the whole first layer (R, H, I) and its biases (R, H)
+            xb:Tensor) -> Tensor:       # (B, I) the group's mini-batch
+    "Pre-activations (K, B, H) of the group's runs."
+    r0, r1, H, B = self.r0, self.r0 + self.K, self.H, len(xb)
+    z = xb.new_empty(self.K, B, H)
+    if len(self.dense):
+        Wd = w0[r0:r1].index_select(0, self.dense).reshape(-1, xb.shape[1])
+        bd = b0[r0:r1].index_select(0, self.dense).reshape(1, -1)
+        z[self.dense] = torch.addmm(bd, xb, Wd.t()).view(B, -1, H).transpose(0, 1)
+    # built right by construction: no invariants to check
+    A = torch.sparse_csr_tensor(self.crow, self.col, w0.reshape(-1)[self.flat], self.shape, check_invariants=False)
+    zs = torch.sparse.mm(A, xb.t().contiguous()).view(-1, H, B).transpose(1, 2)
+    z[self.sparse] = zs + b0[r0:r1].index_select(0, self.sparse).unsqueeze(1)
+    return z
 
-    def backward(self, g0:Tensor, # the whole first layer's gradient (R, H, I), written for the group's runs
-                 dz:Tensor,       # (K, B, H) gradient of the loss at the pre-activations
-                 xb:Tensor):      # (B, I) the group's mini-batch
-        "Write the group's first-layer weight gradient: dense runs in full, sparse runs at their alive entries."
-        r0, r1, B = self.r0, self.r0 + self.K, len(xb)
-        dzt = dz.transpose(1, 2)
-        if len(self.dense): g0[r0:r1].index_copy_(0, self.dense, torch.mm(dzt[self.dense].reshape(-1, B), xb).view(len(self.dense), self.H, -1))
-        pattern = torch.sparse_csr_tensor(self.crow, self.col, self.ones, self.shape, check_invariants=False)
-        g0.view(-1)[self.flat] = torch.sparse.sampled_addmm(pattern, dzt[self.sparse].reshape(-1, B), xb, beta=0.0).values()
+@patch_to(SparseGroup)
+def backward(self, g0:Tensor, # the whole first layer's gradient (R, H, I), written for the group's runs
+             dz:Tensor,       # (K, B, H) gradient of the loss at the pre-activations
+             xb:Tensor):      # (B, I) the group's mini-batch
+    "Write the group's first-layer weight gradient: dense runs in full, sparse runs at their alive entries."
+    r0, r1, B = self.r0, self.r0 + self.K, len(xb)
+    dzt = dz.transpose(1, 2)
+    if len(self.dense):
+        gd = torch.mm(dzt[self.dense].reshape(-1, B), xb).view(len(self.dense), self.H, -1)
+        g0[r0:r1].index_copy_(0, self.dense, gd)
+    pattern = torch.sparse_csr_tensor(self.crow, self.col, self.ones, self.shape, check_invariants=False)
+    g0.view(-1)[self.flat] = torch.sparse.sampled_addmm(pattern, dzt[self.sparse].reshape(-1, B), xb, beta=0.0).values()
+
+# %% ../../nbs/engine/05_train.ipynb #7265296c
+def _true_ranges(rows:Tensor) -> list[tuple[int, int]]: # (R,) bool
+    "[(start, stop)] of each stretch of True in `rows`."
+    edges = torch.diff(torch.cat([torch.tensor([False]), rows, torch.tensor([False])]).int()).tolist()
+    return list(zip([i for i, e in enumerate(edges) if e == 1], [i for i, e in enumerate(edges) if e == -1]))
 
 class SparseFirstLayer:
-    "Per seed group, a `SparseGroup` when one of its runs is sparse enough, else None (one GEMM); planned again when a mask changes."
-    def __init__(self, mask:Tensor, # (R, H, I) first-layer masks: a view of the flat masks, sharing their version counter
+    "Per seed group a `SparseGroup` if a run of it is sparse enough, else None (one GEMM); replanned when masks change."
+    def __init__(self, mask:Tensor, # (R, H, I) first-layer masks: a view of the flat masks (their version counter)
                  groups:list,       # [(first, stop)] run range of each seed group
                  below:float=SPARSE_BELOW):
         self.mask, self.groups, self.below, self.version, self.current = mask, groups, below, None, None
@@ -274,25 +324,25 @@ class SparseFirstLayer:
             self.version = self.mask._version
         return self.current
     def _plan(self, r0:int, r1:int, g0:Tensor):
+        "The plan of the group `r0:r1`: a `SparseGroup` (its sparse runs' gradient zeroed), or None."
         m = self.mask[r0:r1]
         if not bool((m.reshape(r1 - r0, -1).float().mean(1) <= self.below).any()): return None
         plan = SparseGroup(m, r0, self.below)
         g0[r0:r1].index_fill_(0, plan.sparse, 0.0)   # only alive entries are written from now on
         return plan
     def alive_update(self):
-        "For `sgd_step` (`FlatState.alive_plans`): (row ranges of the runs updated in full, flat places of the sparse runs' alive weights, their runs); None before the first plan or without a sparse run."
+        "For `sgd_step`: `_alive_places()` of the current plans; None before the first plan or without a sparse run."
         if self.version != self.mask._version or not any(p is not None for p in self.current): return None
-        if self.alive_of != self.version:
-            R, per_run = self.mask.shape[0], self.mask[0].numel()
-            flat = torch.cat([p.flat for p in self.current if p is not None])
-            run = torch.div(flat, per_run, rounding_mode='floor')
-            full = torch.ones(R, dtype=torch.bool)                       # a sparse run with no alive weight is not updated at all
-            for p in self.current:
-                if p is not None: full[(p.r0 + p.sparse).cpu()] = False
-            edges = torch.diff(torch.cat([torch.tensor([False]), full, torch.tensor([False])]).int()).tolist()
-            starts, stops = [i for i, e in enumerate(edges) if e == 1], [i for i, e in enumerate(edges) if e == -1]
-            self.alive, self.alive_of = (list(zip(starts, stops)), flat, run), self.version
+        if self.alive_of != self.version: self.alive, self.alive_of = self._alive_places(), self.version
         return self.alive
+    def _alive_places(self):
+        "(row ranges of the runs updated in full, flat places of the sparse runs' alive weights, their runs)."
+        R, per_run = self.mask.shape[0], self.mask[0].numel()
+        flat = torch.cat([p.flat for p in self.current if p is not None])
+        full = torch.ones(R, dtype=torch.bool)                       # a sparse run with no alive weight is not updated
+        for p in self.current:
+            if p is not None: full[(p.r0 + p.sparse).cpu()] = False
+        return _true_ranges(full), flat, torch.div(flat, per_run, rounding_mode='floor')
 
 # %% ../../nbs/engine/05_train.ipynb #2d1cb0a6
 def saliency_needs(model:nn.Module, x:Tensor, y:Tensor, # training inputs and labels on the device
@@ -307,8 +357,8 @@ def saliency_needs(model:nn.Module, x:Tensor, y:Tensor, # training inputs and la
             per_seed = {s: torch.rand(w.shape[1:], generator=g) for s, g in rand_gens.items()}
             out[k] = torch.stack([per_seed[s] for s in order.seeds]).to(w.device)
         return out
-    return {'hessian': lambda: hessian_diagonals(model, batches()), 'gradient': lambda: mean_gradients(model, batches()),
-            'noise': noise}
+    return {'hessian': lambda: hessian_diagonals(model, batches()),
+            'gradient': lambda: mean_gradients(model, batches()), 'noise': noise}
 
 # %% ../../nbs/engine/05_train.ipynb #20fa45d7
 CHECKPOINT_EVERY = 120.0   # seconds between a batch's checkpoints
@@ -316,7 +366,8 @@ CHECKPOINT_EVERY = 120.0   # seconds between a batch's checkpoints
 class Checkpoint:
     "A batch's training state in one file, saved now and then, so that a killed batch resumes where it stopped."
     def __init__(self, folder, cfgs:list, seeds:list):
-        key = hashlib.sha256(json.dumps([[canonical_json(c), int(s)] for c, s in zip(cfgs, seeds)]).encode()).hexdigest()[:16]
+        runs = [[canonical_json(c), int(s)] for c, s in zip(cfgs, seeds)]
+        key = hashlib.sha256(json.dumps(runs).encode()).hexdigest()[:16]
         self.path, self.last = Path(folder)/f'batch-{key}.pt', time.time()
 
     def load(self) -> dict|None:
@@ -324,10 +375,11 @@ class Checkpoint:
         if not self.path.exists(): return None
         try: return torch.load(self.path, map_location='cpu', weights_only=True)
         except Exception as e:
-            warnings.warn(f'checkpoint {self.path} is unreadable ({type(e).__name__}: {e}); the batch starts over'); return None
+            warnings.warn(f'checkpoint {self.path} is unreadable ({type(e).__name__}: {e}); the batch starts over')
+            return None
 
     def restore(self, saved:dict, state, hyper, orders, rand_gens, model_gens=()):
-        "Put the saved weights, momentum, masks, activity and generator states back (a model's own, e.g. dropout's, too)."
+        "Put the saved weights, momentum, masks, activity and generator states back (a model's own too: dropout's)."
         for k in ('w', 'v', 'mask'): getattr(state, k).copy_(saved[k])
         hyper.active.copy_(saved['active']); hyper.refresh()
         for o, states in zip(orders, saved['gens']):
@@ -340,7 +392,8 @@ class Checkpoint:
         if time.time() - self.last < CHECKPOINT_EVERY: return
         st = live['state']
         blob = dict(epoch=epoch, w=st.w.cpu(), v=st.v.cpu(), mask=st.mask.cpu(), active=live['hyper'].active.cpu(),
-                    gens=[[g.get_state() for g in o.gens] for o in live['orders']], rand_gens=[g.get_state() for g in live['rand_gens'].values()],
+                    gens=[[g.get_state() for g in o.gens] for o in live['orders']],
+                    rand_gens=[g.get_state() for g in live['rand_gens'].values()],
                     model_gens=[g.get_state() for g in live.get('model_gens', [])],
                     **{k: (v.cpu() if torch.is_tensor(v) else v) for k, v in extra.items()})
         buf = io.BytesIO(); torch.save(blob, buf)
@@ -371,19 +424,22 @@ def autograd_step(model:nn.Module, state:FlatState, order:DataOrder, x:Tensor, y
     def step(idx):
         ridx = idx[order.run_to_seed]
         with cast(): out = model(x[ridx])
-        loss_r = F.cross_entropy(out.float().flatten(0, 1), y[ridx].flatten(), reduction='none').view(ridx.shape).mean(1)
+        loss = F.cross_entropy(out.float().flatten(0, 1), y[ridx].flatten(), reduction='none')
+        loss_r = loss.view(ridx.shape).mean(1)
         state.g.zero_()
         loss_r.sum().backward()
         return loss_r
     return step
 
+# %% ../../nbs/engine/05_train.ipynb #6ab968d0
 def check_batch(cfgs:list[RunConfig], seeds:list[int]):
     "Validate every config and that all can share one batch; ValueError otherwise."
     if len(cfgs) == 0 or len(cfgs) != len(seeds):
         raise ValueError(f'{len(cfgs)} configs and {len(seeds)} seeds; allowed: equal, non-zero numbers')
     for c in cfgs: validate(c)
     keys = {batch_key(c) for c in cfgs}
-    if len(keys) > 1: raise ValueError(f'configs with different batch_key in one batch: {sorted(keys)}; allowed: one key')
+    if len(keys) > 1:
+        raise ValueError(f'configs with different batch_key in one batch: {sorted(keys)}; allowed: one key')
 
 def _schedule_of(cfg:RunConfig) -> dict[int, float]:
     "{epoch: sparsity} of the run's pruning steps ({} when it does not prune)."
@@ -391,7 +447,8 @@ def _schedule_of(cfg:RunConfig) -> dict[int, float]:
 
 def _removed(state:FlatState, n_edges:int) -> Tensor:
     "(R,) fraction of edges removed."
-    return 1 - state.alive() / n_edges if state.n_prunable else torch.zeros(state.R, dtype=torch.float64, device=state.w.device)
+    if not state.n_prunable: return torch.zeros(state.R, dtype=torch.float64, device=state.w.device)
+    return 1 - state.alive() / n_edges
 
 # %% ../../nbs/engine/05_train.ipynb #6654d8a5
 def _fused_block_low(w, g, v, mask, w_low, neg_lr, mom, l2, l1):
@@ -400,8 +457,13 @@ def _fused_block_low(w, g, v, mask, w_low, neg_lr, mom, l2, l1):
     new_w = w + new_v * neg_lr
     v.copy_(new_v); w.copy_(new_w); w_low.copy_(new_w)
 
+def _compiled_low():
+    "`_fused_block_low` compiled, or False where torch.compile does not work here."
+    t, c, lo = torch.zeros(2, 3), torch.zeros(2, 1), torch.zeros(2, 3, dtype=torch.bfloat16)
+    return compiled(_fused_block_low, t.clone(), lo, t.clone(), lo + 1, lo.clone(), c, c, c, c) or False
+
 class LowFirstLayer:
-    "The bf16 side of an MLP's first layer: inputs cast once, a bf16 weight copy the update keeps current, a bf16 gradient."
+    "The bf16 side of an MLP's first layer: inputs cast once, a bf16 weight copy the update keeps, a bf16 gradient."
     def __init__(self, model:MLP, state:FlatState, x:Tensor): # x: the training inputs (N, in), fp32
         self.w0, self.x = model.w0, x.bfloat16()
         self.w, self.mask_of = self.w0.detach().bfloat16(), None
@@ -417,40 +479,27 @@ class LowFirstLayer:
         "SGD step of the first layer from the bf16 gradient; the bf16 weights follow."
         R, cols = pv.w.shape[0], (h.neg_lr, h.momentum, h.l2, h.l1)
         w, v, g, m = (t.view(R, -1) for t in (pv.w, pv.v, self.g, pv.mask))
-        if fused and self.fused is None:
-            t, c, lo = torch.zeros(2, 3), torch.zeros(2, 1), torch.zeros(2, 3, dtype=torch.bfloat16)
-            self.fused = compiled(_fused_block_low, t.clone(), lo, t.clone(), lo + 1, lo.clone(), c, c, c, c) or False
+        if fused and self.fused is None: self.fused = _compiled_low()
         if fused and self.fused:
-            if self.mask_of != pv.mask._version: self.mask, self.mask_of = m.bfloat16(), pv.mask._version   # 0/1: exact, half the bytes
+            if self.mask_of != pv.mask._version:   # 0/1: exact in bf16, and half the bytes
+                self.mask, self.mask_of = m.bfloat16(), pv.mask._version
             self.fused(w, g, v, self.mask, self.w.view(R, -1), *cols)
         else:
-            update_block(w, g.float(), v, m, *cols, pv.regular and h.any_l2, pv.regular and h.any_l1); self.w.copy_(pv.w)
+            update_block(w, g.float(), v, m, *cols, pv.regular and h.any_l2, pv.regular and h.any_l1)
+            self.w.copy_(pv.w)
 
 # %% ../../nbs/engine/05_train.ipynb #8065b4df
 @torch.no_grad()
 def fc_step_low(model:MLP, low:LowFirstLayer, # the model and its bf16 first layer
                 y:Tensor, idx:Tensor, groups:list): # labels (N,), (U, B) example indices, seed groups: as `fc_step`
     "`fc_step` with the first layer in bf16: its gradient goes to `low.g`, not to the fp32 `.grad`."
-    layers, B = model.layers(), idx.shape[1]
-    (w0, b0), H = layers[0], layers[0][0].shape[1]
-    losses = []
+    layers = model.layers()
+    b0, losses = layers[0][1], []
     for u, (r0, r1) in enumerate(groups):
-        K, xb, yb = r1 - r0, low.x[idx[u]], y[idx[u]]
-        z = torch.addmm(b0[r0:r1].reshape(1, -1).to(xb.dtype), xb, low.w[r0:r1].reshape(K * H, -1).t())
-        zs, acts = [z.float().view(B, K, H).transpose(0, 1)], []
-        for w, b in layers[1:]:
-            acts.append(zs[-1].relu())
-            zs.append(torch.baddbmm(b[r0:r1].unsqueeze(1), acts[-1], w[r0:r1].transpose(1, 2)))
-        logp = zs[-1].log_softmax(-1)
-        pick = yb.view(1, B, 1).expand(K, B, 1)
-        losses.append(-logp.gather(2, pick).squeeze(2).mean(1))
-        dz = logp.exp_().scatter_add_(2, pick, torch.full_like(pick, -1, dtype=logp.dtype)).div_(B)
-        for l in range(len(layers) - 1, 0, -1):
-            w, b = layers[l]
-            torch.bmm(dz.transpose(1, 2), acts[l - 1], out=w.grad[r0:r1]); torch.sum(dz, 1, out=b.grad[r0:r1])
-            dz = torch.bmm(dz, w[r0:r1]).mul_(zs[l - 1] > 0)
-        torch.sum(dz, 1, out=b0.grad[r0:r1])
-        torch.mm(dz.transpose(1, 2).reshape(K * H, B).to(xb.dtype), xb, out=low.g[r0:r1].view(K * H, -1))
+        xb = low.x[idx[u]]
+        loss, dz = fc_upper(layers, fc_first(low.w, b0, xb, r0, r1), y[idx[u]], r0, r1)
+        losses.append(loss)
+        fc_first_grad(dz, xb, low.g, r0, r1)
     return torch.cat(losses)
 
 # %% ../../nbs/engine/05_train.ipynb #251ce11a
@@ -460,137 +509,218 @@ def train_batch(cfgs:list[RunConfig], # one per run; all with the same batch_key
                 device=None,          # torch device (None: CPU)
                 progress:bool=True,   # show a tqdm.auto bar
                 fused:bool|None=None, # compiled update: None = where it helps (the CPU) and works; False = eager
-                by_hand:bool=True,    # hand-written steps: FC nets' grouped GEMMs, and a model's own `step_by_hand` (False: autograd, as any model)
+                by_hand:bool=True,    # hand-written steps (FC nets' GEMMs, a model's `step_by_hand`); False: autograd
                 checkpoint=None,      # folder for a resumable checkpoint of this batch (None: none)
-                sparse_below:float|None=SPARSE_BELOW # FC nets, fp32 on the CPU: first-layer density at or below which a run's first layer is a sparse matrix (None: never)
+                sparse_below:float|None=SPARSE_BELOW # fp32 FC, CPU: first layer sparse at density <= it (None: never)
                ) -> list[dict]:       # one result dict per run, in the order given
     "Train `len(cfgs)` runs as one batched program; return each run's metrics, history and selected weights."
     check_batch(cfgs, seeds)
     order_in = sorted(range(len(cfgs)), key=lambda r: seeds[r])            # seed groups contiguous: one GEMM each
-    res = _train_sorted([cfgs[r] for r in order_in], [seeds[r] for r in order_in], data, torch.device(device or 'cpu'), progress, fused, by_hand, checkpoint, sparse_below)
+    res = _train_sorted([cfgs[r] for r in order_in], [seeds[r] for r in order_in], data, torch.device(device or 'cpu'),
+                        progress, fused, by_hand, checkpoint, sparse_below)
     out = [None] * len(cfgs)
     for i, r in enumerate(order_in): out[r] = res[i]
     return out
 
-def _train_sorted(cfgs, seeds, data, device, progress, fused, by_hand, checkpoint=None, sparse_below=None):
-    "`train_batch` for runs sorted by seed."
-    B, R, precision = cfgs[0].train.batch_size, len(cfgs), cfgs[0].train.precision
-    xtr, ytr = data.train.x.to(device), data.train.y.to(device)
-    xva, yva, xte, yte = data.valid.x.to(device), data.valid.y.to(device), data.test.x.to(device), data.test.y.to(device)
-    if len(xtr) // B < 1: raise ValueError(f'train.batch_size={B} is not allowed for {len(xtr)} training examples; allowed: ≤ {len(xtr)}')
-    if device.type == 'cpu': hold_freed_memory()                              # a ConvNet step's 4 MB temporaries: hundreds of page faults a step without it
-    t0 = time.time()
-    model = build_model([c.model for c in cfgs], [c.method for c in cfgs], list(seeds), device=device).train()
-    state, hyper = FlatState(model), RunHyper(cfgs, device)
-    n_edges = model.n_edges() if hasattr(model, 'n_edges') else sum(w[0].numel() for w in model.prunable().values())
-    order = DataOrder(list(seeds), len(xtr), device)
-    sal_order = DataOrder(list(seeds), len(xtr), device, stream=1)            # saliency examples: own stream, data order untouched
-    rand_gens = {s: stream_generator(s, 2) for s in dict.fromkeys(seeds)}   # random saliency scores
-    needs = saliency_needs(model, xtr, ytr, sal_order, rand_gens)
-    step, after = _stepper(model, state, order, xtr, ytr, precision, by_hand, sparse_below)
-    big = state.n_prunable * state.R >= FUSE_MIN                               # compiling pays only on big blocks
-    fused_fn = fused_update() if (fused if fused is not None else device.type == 'cpu' and big) else None
-    plans = [_schedule_of(c) for c in cfgs]
-    last_prune = torch.tensor([max(p, default=0) for p in plans], device=device)
-    caps = torch.tensor([c.train.epochs for c in cfgs], device=device)
-    patience = torch.tensor([c.train.patience for c in cfgs], device=device)
-    keep_last = torch.tensor([c.train.select == 'last' for c in cfgs], device=device)
-    best_acc = torch.full((R,), -1.0, device=device); best_epoch = torch.zeros(R, dtype=torch.long, device=device)
-    best_w = state.w.clone()
-    failed, reasons, done = [False] * R, [None] * R, torch.zeros(R, dtype=torch.bool, device=device)
-    history = [[] for _ in range(R)]; epochs_run = [0] * R
-    ckpt = Checkpoint(checkpoint, cfgs, seeds) if checkpoint is not None else None
-    live = dict(state=state, hyper=hyper, orders=[order, sal_order], rand_gens=rand_gens,
-                model_gens=model.generators() if hasattr(model, 'generators') else [])   # e.g. the ConvNet's dropout streams
-    first, before, resumes = 1, 0.0, 0       # before: seconds the batch trained before this process resumed it
-    if ckpt is not None and (saved := ckpt.load()) is not None:
-        best_acc, best_epoch, best_w, done = (saved[k].to(device) for k in ('best_acc', 'best_epoch', 'best_w', 'done'))
-        failed, reasons, history, epochs_run, first = saved['failed'], saved['reasons'], saved['history'], saved['epochs_run'], saved['epoch'] + 1
-        known = 'elapsed' in saved and saved.get('resumes') is not None   # a checkpoint of older code does not count its time
-        before, resumes = saved.get('elapsed', 0.0), saved['resumes'] + 1 if known else None
-        ckpt.restore(saved, **live)
-        if after is not None: after()
-    bar = tqdm(total=int(caps.max()), initial=first - 1, unit='epoch', disable=not progress, desc=f'{R} runs')
-    with warnings.catch_warnings():
-        warnings.filterwarnings('ignore', message='grad and param do not obey the gradient layout contract')
-        warnings.filterwarnings('ignore', message='Sparse CSR tensor support is in beta')   # torch's notice, once per process
-        for epoch in range(first, int(caps.max()) + 1):
-            running = ~done
-            train_loss = train_epoch(state, hyper, order, step, len(xtr), B, fused_fn)
-            bad = running & ~(torch.isfinite(train_loss) & state.finite())
-            for r in bad.nonzero().flatten().tolist():
-                failed[r], reasons[r] = True, f'non-finite training loss ({train_loss[r].item()}) in epoch {epoch}'
-            state.take_runs(best_w, torch.zeros_like(best_w), bad & (best_epoch == 0))   # nothing selected yet: no model
-            state.zero_runs(bad)
-            done |= bad
-            prune_now = [(r, plans[r][epoch]) for r in range(R) if epoch in plans[r] and not bool(done[r])]
-            if prune_now:
-                amounts, which = torch.zeros(R, dtype=torch.float64), torch.zeros(R, dtype=torch.bool, device=device)
-                for r, a in prune_now: amounts[r], which[r] = a, True
-                prune_step(model, state, cfgs, amounts, which, needs)
-                if after is not None: after()
-            va = accuracy(model, xva, yva)
-            removed = _removed(state, n_edges)
-            active = running & ~bad
-            settled = epoch >= last_prune
-            improved = active & torch.where(keep_last, epoch >= caps, settled & (va > best_acc))
-            best_acc = torch.where(improved, va, best_acc); best_epoch = torch.where(improved, epoch, best_epoch)
-            state.take_runs(best_w, state.w, improved)
-            patient = ~keep_last & settled & (epoch - best_epoch >= patience) & (best_epoch > 0)
-            done |= active & (patient | (epoch >= caps))
-            hyper.active = (~done).float().unsqueeze(1); hyper.refresh()
-            tl, vl, rm = train_loss.tolist(), va.tolist(), removed.tolist()
-            for r in active.nonzero().flatten().tolist():
-                history[r].append({'epoch': epoch, 'train_loss': _num(tl[r]), 'valid_acc': vl[r], 'sparsity': rm[r]}); epochs_run[r] = epoch
-            bar.update(1); bar.set_postfix(running=int((~done).sum()), valid_acc=f'{float(va[active].mean()) if active.any() else float("nan"):.4f}')
-            if bool(done.all()): break
-            if ckpt is not None: ckpt.maybe_save(epoch, live, best_acc=best_acc, best_epoch=best_epoch, best_w=best_w, done=done,
-                                                 failed=failed, reasons=reasons, history=history, epochs_run=epochs_run,
-                                                 elapsed=before + time.time() - t0, resumes=resumes)
-    bar.close()
-    if ckpt is not None: ckpt.remove()
-    with torch.no_grad(): state.w.copy_(best_w)
-    return _results(model, state, cfgs, best_epoch, epochs_run, failed, reasons, history, xva, yva, xte, yte, n_edges, before + time.time() - t0, resumes)
-
+# %% ../../nbs/engine/05_train.ipynb #eaa8a519
 def _stepper(model, state, order, x, y, precision, by_hand=True, sparse_below=None):
-    "(step, resync after the weights change outside an update) for `train_epoch`: the FC fast path for MLPs (sparse first layers on the CPU), a model's own hand-written step, autograd for the rest."
+    "(step, resync after weights change outside an update) for `train_epoch`: FC fast path, a model's own, or autograd."
     groups = order.groups()
-    # a model may bring its own step: `step_by_hand(x, y, idx, groups)` → (R,) losses, exact fp32 gradients written into each `.grad`
-    if by_hand and precision == 'fp32' and hasattr(model, 'step_by_hand'): return (lambda idx: model.step_by_hand(x, y, idx, groups)), None
+    # a model may bring its own step: `step_by_hand(x, y, idx, groups)` -> (R,) losses, exact fp32 gradients in `.grad`s
+    if by_hand and precision == 'fp32' and hasattr(model, 'step_by_hand'):
+        return (lambda idx: model.step_by_hand(x, y, idx, groups)), None
     if not (by_hand and isinstance(model, MLP)): return autograd_step(model, state, order, x, y, precision), None
     if precision == 'fp32':
-        sparse = SparseFirstLayer(model.w0_mask, groups, sparse_below) if sparse_below and x.device.type == 'cpu' and hasattr(model, 'w0_mask') else None
-        if sparse is not None: state.alive_plans['w0'] = sparse                # the sparse runs' update: alive weights only
+        may_be_sparse = sparse_below and x.device.type == 'cpu' and hasattr(model, 'w0_mask')
+        sparse = SparseFirstLayer(model.w0_mask, groups, sparse_below) if may_be_sparse else None
+        if sparse is not None: state.alive_plans['w0'] = sparse   # the sparse runs' update: alive weights only
         return (lambda idx: fc_step(model, x, y, idx, groups, sparse=sparse)), None
     low = LowFirstLayer(model, state, x)
     return (lambda idx: fc_step_low(model, low, y, idx, groups)), low.sync
 
+# %% ../../nbs/engine/05_train.ipynb #21360a99
+def _n_edges(model:nn.Module) -> int:
+    "Edges of one run (a model without `n_edges()`: its prunable weights)."
+    return model.n_edges() if hasattr(model, 'n_edges') else sum(w[0].numel() for w in model.prunable().values())
+
+def _fused_for(state:FlatState, fused:bool|None, device): # fused: as `train_batch`'s
+    "`fused_update()` or None: as asked, by default on the CPU for big blocks."
+    big = state.n_prunable * state.R >= FUSE_MIN                               # compiling pays only on big blocks
+    return fused_update() if (fused if fused is not None else device.type == 'cpu' and big) else None
+
+class _Batch:
+    "What a batch trains with: its data on the device, model, flat state, hyperparameters, random streams and step."
+    def __init__(self, cfgs:list, seeds:list, data, device, by_hand:bool, sparse_below:float|None):
+        self.R, self.B, self.device = len(cfgs), cfgs[0].train.batch_size, device
+        self.xtr, self.ytr = data.train.x.to(device), data.train.y.to(device)
+        self.xva, self.yva = data.valid.x.to(device), data.valid.y.to(device)
+        self.xte, self.yte = data.test.x.to(device), data.test.y.to(device)
+        if len(self.xtr) // self.B < 1:
+            raise ValueError(f'train.batch_size={self.B} is not allowed for {len(self.xtr)} training examples; '
+                             f'allowed: ≤ {len(self.xtr)}')
+        if device.type == 'cpu': hold_freed_memory()   # a ConvNet step's 4 MB temporaries: else page faults every step
+        self.t0 = time.time()
+        self.model = build_model([c.model for c in cfgs], [c.method for c in cfgs], list(seeds), device=device).train()
+        self.state, self.hyper = FlatState(self.model), RunHyper(cfgs, device)
+        self.n_edges = _n_edges(self.model)
+        self.order = DataOrder(list(seeds), len(self.xtr), device)
+        self.sal_order = DataOrder(list(seeds), len(self.xtr), device, stream=1)   # saliency's: data order untouched
+        self.rand_gens = {s: stream_generator(s, 2) for s in dict.fromkeys(seeds)}   # random saliency scores
+        self.needs = saliency_needs(self.model, self.xtr, self.ytr, self.sal_order, self.rand_gens)
+        self.step, self.after = _stepper(self.model, self.state, self.order, self.xtr, self.ytr,
+                                         cfgs[0].train.precision, by_hand, sparse_below)
+    def live(self) -> dict:
+        "What a checkpoint saves and restores besides the runs' records (`Checkpoint.restore`'s arguments)."
+        gens = self.model.generators() if hasattr(self.model, 'generators') else []   # e.g. the ConvNet's dropout
+        return dict(state=self.state, hyper=self.hyper, orders=[self.order, self.sal_order], rand_gens=self.rand_gens,
+                    model_gens=gens)
+
+# %% ../../nbs/engine/05_train.ipynb #2e528cc8
+class _Tracker:
+    "Per-run records of a batch: schedules and caps, the selected epoch and weights, failures, histories, who is done."
+    SAVED = ('best_acc', 'best_epoch', 'best_w', 'done', 'failed', 'reasons', 'history', 'epochs_run')   # checkpointed
+    def __init__(self, cfgs:list, state:FlatState, device):
+        R, on = len(cfgs), lambda vals: torch.tensor(vals, device=device)
+        self.plans = [_schedule_of(c) for c in cfgs]
+        self.last_prune = on([max(p, default=0) for p in self.plans])
+        self.caps, self.patience = on([c.train.epochs for c in cfgs]), on([c.train.patience for c in cfgs])
+        self.keep_last = on([c.train.select == 'last' for c in cfgs])
+        self.best_acc = torch.full((R,), -1.0, device=device)
+        self.best_epoch = torch.zeros(R, dtype=torch.long, device=device)
+        self.best_w, self.done = state.w.clone(), torch.zeros(R, dtype=torch.bool, device=device)
+        self.failed, self.reasons = [False] * R, [None] * R
+        self.history, self.epochs_run = [[] for _ in range(R)], [0] * R
+
+    def records(self) -> dict:
+        "{name: value} of the records a checkpoint saves."
+        return {k: getattr(self, k) for k in self.SAVED}
+    def load(self, saved:dict, device):
+        "Take the records of a checkpoint."
+        for k in self.SAVED: setattr(self, k, saved[k].to(device) if torch.is_tensor(saved[k]) else saved[k])
+
+# %% ../../nbs/engine/05_train.ipynb #966baf7a
+def _num(v:float): return v if math.isfinite(v) else None   # JSON has no NaN
+
+@patch_to(_Tracker)
+def fail(self, bad:Tensor, train_loss:Tensor, epoch:int, state:FlatState):
+    "Stop the runs `bad` (non-finite): failed, weights and momentum zeroed, no model if none was selected yet."
+    for r in bad.nonzero().flatten().tolist():
+        self.failed[r] = True
+        self.reasons[r] = f'non-finite training loss ({train_loss[r].item()}) in epoch {epoch}'
+    state.take_runs(self.best_w, torch.zeros_like(self.best_w), bad & (self.best_epoch == 0))
+    state.zero_runs(bad)
+    self.done |= bad
+
+@patch_to(_Tracker)
+def select(self, va:Tensor, active:Tensor, epoch:int, state:FlatState):
+    "Keep the weights of the active runs that improve (`last`: reach their cap); stop the patient and the capped."
+    settled = epoch >= self.last_prune
+    improved = active & torch.where(self.keep_last, epoch >= self.caps, settled & (va > self.best_acc))
+    self.best_acc = torch.where(improved, va, self.best_acc)
+    self.best_epoch = torch.where(improved, epoch, self.best_epoch)
+    state.take_runs(self.best_w, state.w, improved)
+    patient = ~self.keep_last & settled & (epoch - self.best_epoch >= self.patience) & (self.best_epoch > 0)
+    self.done |= active & (patient | (epoch >= self.caps))
+
+@patch_to(_Tracker)
+def record(self, epoch:int, active:Tensor, train_loss:Tensor, va:Tensor, removed:Tensor):
+    "The epoch's line in the history of each active run."
+    tl, vl, rm = train_loss.tolist(), va.tolist(), removed.tolist()
+    for r in active.nonzero().flatten().tolist():
+        self.history[r].append({'epoch': epoch, 'train_loss': _num(tl[r]), 'valid_acc': vl[r], 'sparsity': rm[r]})
+        self.epochs_run[r] = epoch
+
+# %% ../../nbs/engine/05_train.ipynb #13ffb1da
+def _prune_due(b:_Batch, t:_Tracker, cfgs:list, epoch:int):
+    "Prune the runs (not done) whose schedule has a step at `epoch`, then resync the step's copies of the weights."
+    now = [(r, t.plans[r][epoch]) for r in range(b.R) if epoch in t.plans[r] and not bool(t.done[r])]
+    if not now: return
+    amounts, which = torch.zeros(b.R, dtype=torch.float64), torch.zeros(b.R, dtype=torch.bool, device=b.device)
+    for r, a in now: amounts[r], which[r] = a, True
+    prune_step(b.model, b.state, cfgs, amounts, which, b.needs)
+    if b.after is not None: b.after()
+
+def _epoch(b:_Batch, t:_Tracker, cfgs:list, epoch:int) -> tuple[Tensor, Tensor]: # (R,) active runs, valid accuracy
+    "One epoch of the batch: train, stop the diverged, prune, validate, select, record."
+    running = ~t.done
+    train_loss = train_epoch(b.state, b.hyper, b.order, b.step, len(b.xtr), b.B, b.fused)
+    bad = running & ~(torch.isfinite(train_loss) & b.state.finite())
+    t.fail(bad, train_loss, epoch, b.state)
+    _prune_due(b, t, cfgs, epoch)
+    va = accuracy(b.model, b.xva, b.yva)
+    removed = _removed(b.state, b.n_edges)
+    active = running & ~bad
+    t.select(va, active, epoch, b.state)
+    b.hyper.active = (~t.done).float().unsqueeze(1); b.hyper.refresh()
+    t.record(epoch, active, train_loss, va, removed)
+    return active, va
+
+def _resume(ckpt, live:dict, b:_Batch, t:_Tracker) -> tuple[int, float, int|None]:
+    "(first epoch to train, seconds trained before this process, resumes): from the checkpoint, if any, restored."
+    if ckpt is None or (saved := ckpt.load()) is None: return 1, 0.0, 0
+    t.load(saved, b.device)
+    known = 'elapsed' in saved and saved.get('resumes') is not None   # a checkpoint of older code did not count time
+    ckpt.restore(saved, **live)
+    if b.after is not None: b.after()
+    return saved['epoch'] + 1, saved.get('elapsed', 0.0), (saved['resumes'] + 1 if known else None)
+
+# %% ../../nbs/engine/05_train.ipynb #bd3fb28c
+def _mean_acc(va:Tensor, active:Tensor) -> str:
+    "The active runs' mean validation accuracy, for the progress bar."
+    return f'{float(va[active].mean()) if active.any() else float("nan"):.4f}'
+
+def _train_sorted(cfgs, seeds, data, device, progress, fused, by_hand, checkpoint=None, sparse_below=None):
+    "`train_batch` for runs sorted by seed."
+    b = _Batch(cfgs, seeds, data, device, by_hand, sparse_below)
+    b.fused = _fused_for(b.state, fused, device)
+    t = _Tracker(cfgs, b.state, device)
+    ckpt = Checkpoint(checkpoint, cfgs, seeds) if checkpoint is not None else None
+    live = b.live()
+    first, before, resumes = _resume(ckpt, live, b, t)       # before: seconds trained before this process resumed it
+    bar = tqdm(total=int(t.caps.max()), initial=first - 1, unit='epoch', disable=not progress, desc=f'{b.R} runs')
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='grad and param do not obey the gradient layout contract')
+        warnings.filterwarnings('ignore', message='Sparse CSR tensor support is in beta')   # torch's notice, once
+        for epoch in range(first, int(t.caps.max()) + 1):
+            active, va = _epoch(b, t, cfgs, epoch)
+            bar.update(1); bar.set_postfix(running=int((~t.done).sum()), valid_acc=_mean_acc(va, active))
+            if bool(t.done.all()): break
+            if ckpt is not None:
+                ckpt.maybe_save(epoch, live, **t.records(), elapsed=before + time.time() - b.t0, resumes=resumes)
+    bar.close()
+    if ckpt is not None: ckpt.remove()
+    with torch.no_grad(): b.state.w.copy_(t.best_w)
+    return _results(b, t, cfgs, before + time.time() - b.t0, resumes)
+
 # %% ../../nbs/engine/05_train.ipynb #c29b3804
-def _results(model, state, cfgs, best_epoch, epochs_run, failed, reasons, history, xva, yva, xte, yte, n_edges, wall, resumes=0) -> list[dict]:
-    "One result dict per run, from the selected weights now in `model`."
-    R = len(cfgs)
-    te, va = accuracy(model, xte, yte).tolist(), accuracy(model, xva, yva).tolist()
+def _run_state(model:nn.Module, r:int, masks:dict) -> dict[str, Tensor]:
+    "Run `r`'s own parameters (without padding) and masks, as CPU copies."
+    own = model.run_state(r) if hasattr(model, 'run_state') else {n: p[r] for n, p in model.named_parameters()}
+    st = {n: p.detach().cpu().clone() for n, p in own.items()}
+    st.update({f'{n}_mask': m[r].cpu().clone() for n, m in masks.items()})
+    return st
+
+def _results(b:_Batch, t:_Tracker, cfgs:list, wall:float, resumes=0) -> list[dict]:
+    "One result dict per run, from the selected weights now in the model."
+    model, state, R, n_edges = b.model, b.state, b.R, b.n_edges
+    te, va = accuracy(model, b.xte, b.yte).tolist(), accuracy(model, b.xva, b.yva).tolist()
     n_par, removed, masks = model.n_params().tolist(), _removed(state, n_edges).tolist(), state.masks(model)
     n_bias = sum(p[0].numel() for n, p in model.named_parameters() if is_bias(n))
     if not state.n_prunable and cfgs[0].model.kind == 'hashed':   # K stored weights for n_edges virtual edges
         removed = [max(0.0, 1 - (n - n_bias) / n_edges) for n in n_par]
-    has_best = (best_epoch > 0).tolist()
-    edges = model.run_edges() if hasattr(model, 'run_edges') else [n_edges] * R     # runs of different widths (`PER_RUN`)
+    has = (t.best_epoch > 0).tolist()
+    edges = model.run_edges() if hasattr(model, 'run_edges') else [n_edges] * R   # runs of different widths (`PER_RUN`)
     out = []
     for r in range(R):
-        own = model.run_state(r) if hasattr(model, 'run_state') else {n: p[r] for n, p in model.named_parameters()}
-        st = {n: p.detach().cpu().clone() for n, p in own.items()}
-        st.update({f'{n}_mask': m[r].cpu().clone() for n, m in masks.items()})
         alive = int(round(edges[r] * (1 - removed[r]))) if state.n_prunable else int(edges[r])
-        out.append({'test_acc': te[r] if has_best[r] else None, 'valid_acc': va[r] if has_best[r] else None,
-                    'best_epoch': int(best_epoch[r]) if has_best[r] else None, 'epochs': epochs_run[r],
-                    'n_edges': int(edges[r]), 'n_alive_edges': alive, 'n_biases': int(n_bias), 'n_params': int(n_par[r]),
-                    'removed_fraction': float(removed[r]), 'failed': failed[r], 'reason': reasons[r],
-                    'wall_time': wall / R, 'batch_wall_time': wall, 'batch_runs': R, 'resumes': resumes, 'device': str(state.w.device),
-                    'history': history[r], 'state': st})
+        out.append({'test_acc': te[r] if has[r] else None, 'valid_acc': va[r] if has[r] else None,
+                    'best_epoch': int(t.best_epoch[r]) if has[r] else None, 'epochs': t.epochs_run[r],
+                    'n_edges': int(edges[r]), 'n_alive_edges': alive, 'n_biases': int(n_bias),
+                    'n_params': int(n_par[r]), 'removed_fraction': float(removed[r]), 'failed': t.failed[r],
+                    'reason': t.reasons[r], 'wall_time': wall / R, 'batch_wall_time': wall, 'batch_runs': R,
+                    'resumes': resumes, 'device': str(state.w.device), 'history': t.history[r],
+                    'state': _run_state(model, r, masks)})
     return out
-
-def _num(v:float): return v if math.isfinite(v) else None
 
 # %% ../../nbs/engine/05_train.ipynb #d32082b6
 def toy_data(n_train:int=512, n_valid:int=256, n_test:int=256, # split sizes
@@ -605,42 +735,45 @@ def toy_data(n_train:int=512, n_valid:int=256, n_test:int=256, # split sizes
     return DataBundle('toy', 'paper', split(n_train), split(n_valid), split(n_test), 0.0, 1.0)
 
 # %% ../../nbs/engine/05_train.ipynb #4e729094
+def _batched(cfgs:list, seeds:list, data, size:int|None, device) -> list[dict]:
+    "The runs' results, trained in batches of `size` runs (None: one batch)."
+    n = size or len(cfgs)
+    return [r for i in range(0, len(cfgs), n)
+            for r in train_batch(cfgs[i:i + n], seeds[i:i + n], data, device, progress=False)]
+
+def _moved(a:dict, b:dict) -> dict:
+    "How far run result `b` is from `a`: mask entries changed, test accuracy change (pp), largest weight change."
+    masks = [n for n in a['state'] if n.endswith('_mask')]
+    return {'mask entries changed': int(sum((a['state'][m] != b['state'][m]).sum() for m in masks)),
+            'test acc change (pp)': 100 * abs((a['test_acc'] or 0) - (b['test_acc'] or 0)),
+            'max |Δw|': max(float((a['state'][n] - b['state'][n]).abs().max()) for n in a['state'] if n not in masks)}
+
 def batching_check(cfgs:list[RunConfig],   # runs that can share a batch (one `batch_key`)
                    seeds:list[int],        # one per run
                    data,                   # their DataBundle
                    sizes=(None, 8),        # batchings: None = all runs in one batch, n = batches of n runs
-                   device=None) -> pd.DataFrame: # per run and batching after the first: mask entries changed, Δ test acc (pp), max |Δw|
+                   device=None             # torch device (None: CPU)
+                  ) -> pd.DataFrame:       # per run and later batching: mask entries, test acc (pp), weights moved
     "Train the same runs in several batchings; how far each run moves from its result in the first batching."
-    runs = list(zip(cfgs, seeds)); results = {}
-    for size in sizes:
-        n = size or len(runs)
-        out = [r for i in range(0, len(runs), n) for r in train_batch([c for c, _ in runs[i:i + n]], [s for _, s in runs[i:i + n]],
-                                                                          data, device, progress=False)]
-        results[size] = out
-    ref, rows = results[sizes[0]], []
-    for size in sizes[1:]:
-        for k, (a, b) in enumerate(zip(ref, results[size])):
-            masks = [n for n in a['state'] if n.endswith('_mask')]
-            rows.append({'run': k, 'level': cfgs[k].method.amount, 'seed': seeds[k], 'batching': f'{sizes[0] or len(runs)} vs {size}',
-                         'mask entries changed': int(sum((a['state'][m] != b['state'][m]).sum() for m in masks)),
-                         'test acc change (pp)': 100 * abs((a['test_acc'] or 0) - (b['test_acc'] or 0)),
-                         'max |Δw|': max(float((a['state'][n] - b['state'][n]).abs().max()) for n in a['state'] if not n.endswith('_mask'))})
-    return pd.DataFrame(rows)
+    results = {size: _batched(list(cfgs), list(seeds), data, size, device) for size in sizes}
+    ref, first = results[sizes[0]], sizes[0] or len(cfgs)
+    return pd.DataFrame([{'run': k, 'level': cfgs[k].method.amount, 'seed': seeds[k], 'batching': f'{first} vs {size}',
+                          **_moved(a, b)} for size in sizes[1:] for k, (a, b) in enumerate(zip(ref, results[size]))])
 
 # %% ../../nbs/engine/05_train.ipynb #e0270c26
 from ..methods import method_of
 
 def precision_check(data,                 # DataBundle (full MNIST `paper` split for the real check)
-                    cfgs:list[RunConfig], # the cells' fp32 configs (`nncomp.tools.bench_tables.precision_configs`: the paper preset's)
+                    cfgs:list[RunConfig], # the cells' fp32 configs (the paper preset's: `precision_configs`, 09a)
                     seeds=(0, 1, 2), low:str='bf16', device=None, progress:bool=False) -> pd.DataFrame:
     "Per seed and cell: fp32 and `low` test accuracy, their paired difference, and fp32's spread over seeds."
-    from dataclasses import replace
     cells = [(c, s) for c in cfgs for s in seeds]
     acc = {}
     for prec in ('fp32', low):
         batch = [replace(c, train=replace(c.train, precision=prec)) for c, _ in cells]
-        acc[prec] = [r['test_acc'] for r in train_batch(batch, [s for _, s in cells], data, device=device, progress=progress)]
+        acc[prec] = [r['test_acc'] for r in train_batch(batch, [s for _, s in cells], data, device, progress=progress)]
     df = pd.DataFrame([dict(method=method_of(c), level=c.method.amount, seed=s, fp32=a, **{low: b})
                        for (c, s), a, b in zip(cells, acc['fp32'], acc[low])])
     df['diff'] = df[low] - df.fp32
-    return df.merge(df.groupby(['method', 'level']).fp32.std().rename('fp32_seed_std').reset_index(), on=['method', 'level'])
+    spread = df.groupby(['method', 'level']).fp32.std().rename('fp32_seed_std').reset_index()
+    return df.merge(spread, on=['method', 'level'])
