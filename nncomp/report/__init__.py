@@ -33,7 +33,19 @@ from .calibration import *   # the rooms' public names, as before the split
 # %% auto #0
 __all__ = ['render_report']
 
-# %% ../../nbs/report/13_report.ipynb #edf4f4b7
+# %% ../../nbs/report/13_report.ipynb #330040f7
+_FILES = {'failed': 'failed_runs', 'claims': 'claims', 'front': 'convnet_front', 'bytes_front': 'bytes_front',
+          'compute': 'compute'}   # the CSV file of each table of `render_report` but Tables 1-6
+
+def _save_report(out:dict, # what `render_report` built
+                 folder:Path):
+    "Write the tables (CSV), the claims in words (claims.txt) and the figures (PNG and SVG) of `out` under `folder`."
+    save_tables(out['tables'], folder)
+    for name in ('failed', 'claims', 'front', 'bytes_front', 'compute'):
+        if name in out: atomic_write_text(folder/f'{_FILES[name]}.csv', out[name].to_csv(index=False))
+    atomic_write_text(folder/'claims.txt', out['summary'] + '\n')
+    for name, fig in out['figures'].items(): save_figure(fig, folder, name)
+
 def render_report(runs:pd.DataFrame, # the runs table
                   folder:str|Path|None, # where tables (CSV) and figures (PNG + SVG) go; None = nowhere
                   weights:dict|None=None, # Figure 6's surviving weights, if any
@@ -46,18 +58,12 @@ def render_report(runs:pd.DataFrame, # the runs table
     if 'stored_bytes' in runs and finished(runs).stored_bytes.notna().any():
         out['bytes_front'] = front_table(runs)
         out['figures']['accuracy_vs_bytes'] = accuracy_vs_bytes(runs, title=label)
-    if weights: out['figures']['weight_histograms'] = weight_histograms(weights, f'surviving weights, 784-50-10, 96 % of edges removed\n{label}')
+    if weights:
+        title = f'surviving weights, 784-50-10, 96 % of edges removed\n{label}'
+        out['figures']['weight_histograms'] = weight_histograms(weights, title)
     out['claims'] = check_claims(runs, weights)
     out['summary'] = claim_summary(out['claims'])
     if spent is not None: out['compute'] = spent
-    if folder is not None:
-        folder = Path(folder)
-        save_tables(out['tables'], folder)
-        for name in ('failed', 'claims', 'front', 'bytes_front', 'compute'):
-            if name in out: atomic_write_text(folder/f'{_FILES[name]}.csv', out[name].to_csv(index=False))
-        atomic_write_text(folder/'claims.txt', out['summary'] + '\n')
-        for name, fig in out['figures'].items(): save_figure(fig, folder, name)
+    if folder is not None: _save_report(out, Path(folder))
     for fig in out['figures'].values(): plt.close(fig)   # shown where the notebook displays them, not all at once here
     return out
-
-_FILES = {'failed': 'failed_runs', 'claims': 'claims', 'front': 'convnet_front', 'bytes_front': 'bytes_front', 'compute': 'compute'}

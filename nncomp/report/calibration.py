@@ -15,9 +15,10 @@ from .load import finished, has_runs, load_results, percent, repo_root, shown_pa
 __all__ = ['READING_FIELDS', 'READING', 'with_reading', 'load_reference', 'calibration_table', 'reference_path',
            'calibration_report']
 
-# %% ../../nbs/report/13e_calibration.ipynb #d266f0e4
-READING_FIELDS = {'scope': ('method', 'scope'), 'c': ('schedule', 'c'), 'momentum': ('train', 'momentum'), 'schedule': ('schedule', 'kind'),
-                  'reg_strength': ('train', 'reg_strength'), 'steps': ('schedule', 'steps'), 'every': ('schedule', 'every')}
+# %% ../../nbs/report/13e_calibration.ipynb #d40d2300
+READING_FIELDS = {'scope': ('method', 'scope'), 'c': ('schedule', 'c'), 'momentum': ('train', 'momentum'),
+                  'schedule': ('schedule', 'kind'), 'reg_strength': ('train', 'reg_strength'),
+                  'steps': ('schedule', 'steps'), 'every': ('schedule', 'every')}
 
 READING = ('scope', 'c', 'momentum')   # what a candidate reading fixes (21_calibrate's `Reading`)
 
@@ -33,9 +34,11 @@ def with_reading(runs:pd.DataFrame, # the runs table (with `path` when a key is 
     for k in keys:
         if k not in READING_FIELDS: raise not_allowed('key', k, ', '.join(READING_FIELDS))
     missing = [k for k in keys if k not in runs]
-    if missing and 'path' not in runs: raise not_allowed('runs', f'a table without {missing} or path', 'a table with those columns or a path column')
+    if missing and 'path' not in runs:
+        raise not_allowed('runs', f'a table without {missing} or path', 'a table with those columns or a path column')
     return runs.assign(**{k: [_config_field(p, *READING_FIELDS[k]) for p in runs.path] for k in missing})
 
+# %% ../../nbs/report/13e_calibration.ipynb #842e1722
 def load_reference(path:str|Path) -> pd.DataFrame:
     "A column of one of the report's tables: method, hidden, removed_pct, dataset, acc_mean, acc_std (accuracies in %)."
     ref = pd.read_csv(path)
@@ -43,19 +46,26 @@ def load_reference(path:str|Path) -> pd.DataFrame:
     if set(need) - set(ref.columns): raise not_allowed('reference columns', list(ref.columns), ', '.join(need))
     return ref
 
+# %% ../../nbs/report/13e_calibration.ipynb #613fce6e
+_CELL = ['method', 'hidden', 'dataset']   # what a reference column is
+
+def _beside_reference(runs:pd.DataFrame, ref:pd.DataFrame, keys:list) -> pd.DataFrame:
+    "Per reading and reference row: the mean test accuracy (%) of its finished runs, beside the reference's mean."
+    ok = finished(with_reading(runs, keys))
+    ok = ok.assign(acc=percent(ok.test_acc.astype(float)), removed=(ok.level.astype(float) * 100).round(4),
+                   hidden=ok.hidden.astype(int))
+    means = ok.groupby(keys + _CELL + ['removed'], dropna=False, as_index=False).acc.mean()
+    return means.merge(ref[_CELL + ['removed', 'acc_mean']], on=_CELL + ['removed'])
+
 def calibration_table(runs:pd.DataFrame, # runs of the candidate readings (finished ones count)
                       reference:pd.DataFrame, # `load_reference`: one (method, hidden, dataset) column of a report table
                       keys=READING, # what a reading is
                      ) -> pd.DataFrame:
-    "Per reading: mean test accuracy (%) per level of `reference`, RMSE (pp) against its means, and how many rows it covers."
-    cell = ['method', 'hidden', 'dataset']
-    if len(reference[cell].drop_duplicates()) != 1: raise not_allowed('reference', 'several (method, hidden, dataset) columns', 'one column of a report table')
-    keys = list(keys)
-    ok = finished(with_reading(runs, keys))
-    ok = ok.assign(acc=percent(ok.test_acc.astype(float)), removed=(ok.level.astype(float) * 100).round(4), hidden=ok.hidden.astype(int))
-    ref = reference.assign(removed=reference.removed_pct.astype(float).round(4))
-    means = ok.groupby(keys + cell + ['removed'], dropna=False, as_index=False).acc.mean()
-    m = means.merge(ref[cell + ['removed', 'acc_mean']], on=cell + ['removed'])
+    "Per reading: mean test accuracy (%) per level of `reference`, RMSE (pp) against its means, rows covered."
+    if len(reference[_CELL].drop_duplicates()) != 1:
+        raise not_allowed('reference', 'several (method, hidden, dataset) columns', 'one column of a report table')
+    keys, ref = list(keys), reference.assign(removed=reference.removed_pct.astype(float).round(4))
+    m = _beside_reference(runs, ref, keys)
     t = m.pivot_table(index=keys, columns='removed', values='acc')
     t.columns = [f'{c:g} %' for c in t.columns]
     err = m.assign(e2=(m.acc - m.acc_mean) ** 2).groupby(keys, dropna=False)
@@ -63,17 +73,19 @@ def calibration_table(runs:pd.DataFrame, # runs of the candidate readings (finis
     t['levels'] = [f'{n}/{len(ref)}' for n in err.e2.size().reindex(t.index)]
     return t.sort_values('RMSE (pp)')
 
-# %% ../../nbs/report/13e_calibration.ipynb #72856bd3
+# %% ../../nbs/report/13e_calibration.ipynb #8e221410
 def reference_path() -> Path:
-    "Where the project keeps the report's Table 1 MNIST column: `<repo>/../shared/calibration/report_table1_mnist.csv`."
+    "The project's copy of the report's Table 1 MNIST column: `<repo>/../shared/calibration/report_table1_mnist.csv`."
     return repo_root().parent/'shared'/'calibration'/'report_table1_mnist.csv'
 
-def calibration_report(folder:str|Path, # the preset's results folder; calibration runs live in its sibling `calibration/`
+def calibration_report(folder:str|Path, # the preset's results folder; calibration runs: its sibling `calibration/`
                        reference:str|Path|None=None, # the report's column (CSV); None: `reference_path()`
                        keys=READING, # what a reading is
                       ) -> tuple:
     "(the calibration table of `results/calibration/`, '') or (None, why there is none)."
     cal, ref = Path(folder).parent/'calibration', Path(reference or reference_path())
     if not has_runs(cal): return None, f'No calibration runs in {shown_path(cal)}: the sensitivity table needs them.'
-    if not ref.is_file(): return None, f'No reference column at {shown_path(ref)}: the sensitivity table needs the report\'s Table 1 column.'
+    if not ref.is_file():
+        return None, (f"No reference column at {shown_path(ref)}: the sensitivity table needs the report's "
+                      'Table 1 column.')
     return calibration_table(load_results(cal), load_reference(ref), keys), ''

@@ -22,34 +22,46 @@ __all__ = ['ROI', 'STYLES', 'STABLE', 'HIST_TOL', 'accuracy_panel', 'accuracy_vs
            'surviving_weights', 'histogram_runs', 'histogram_weights', 'figure6_note', 'weight_histograms',
            'weight_summary']
 
-# %% ../../nbs/report/13c_figures.ipynb #77d99f2b
+# %% ../../nbs/report/13c_figures.ipynb #411ba9b6
 ROI = (200, 2000)
 STYLES = {100: '-', 30: '--'}
 
-def _lines(runs, x):
+def _lines(runs:pd.DataFrame, x:str) -> pd.DataFrame:
+    "Per (method, hidden, level) cell with a level: `cell_stats` and the median size `x`, smallest first."
     d = runs[runs.level.notna()]
     st = cell_stats(d, keys=('method', 'hidden', 'level'))
     xs = finished(d).groupby(['method', 'hidden', 'level'])[x].median().rename('x')
     return st.merge(xs.reset_index(), on=['method', 'hidden', 'level']).sort_values('x')
 
-def accuracy_panel(ax, runs:pd.DataFrame, dataset:str, x:str='n_params', roi=ROI, hidden=(100, 30)):
-    "Draw one dataset's accuracy-against-size panel on `ax` (the lines of the widths in `hidden`)."
-    d = runs[runs.dataset == dataset]
-    if x == 'n_params': d = d[~d.method.isin(in_family('coding'))]   # coded runs keep their parent's parameters: bytes tell them apart
+# %% ../../nbs/report/13c_figures.ipynb #7f6c7ccb
+def _method_lines(ax, d:pd.DataFrame, x:str, hidden) -> None:
+    "Draw each (method, hidden width in `hidden`) of `d` as a line through its levels, mean ± std, registry's order."
     lines = _lines(d[d.hidden.isin(hidden) | d.hidden.isna()], x)
     order = {m: i for i, m in enumerate(METHODS)}
     for (m, h), l in sorted(lines.groupby(['method', 'hidden']), key=lambda g: (order.get(g[0][0], 99), -g[0][1])):
         l = l[l.n > 0]
         ax.errorbar(l.x, l['mean'], yerr=l['std'].fillna(0), marker=marker(m), ms=3, capsize=2,
                     color=color(m), ls=STYLES.get(int(h), ':'), label=f'{label(m)} H={int(h)}')
+
+def _convnet_points(ax, d:pd.DataFrame, x:str) -> None:
+    "Draw the ConvNet configurations of `d` as grey points and their Pareto front (on validation) as a step line."
     cfgs = convnet_configs(d)
     if len(cfgs):
         ax.scatter(cfgs[x], cfgs.test_acc, s=8, c='0.6', label=f'{label("convnet")} configs', zorder=1)
         f = convnet_front(d, x)
         ax.step(f[x], f.test_acc, where='post', c=color('convnet'), lw=1.5, label=f'{label("convnet")} Pareto front')
-    if roi and x == 'n_params': ax.axvspan(*roi, color='gold', alpha=0.15, label='region of interest')
-    ax.set(xscale='log', title=dataset, xlabel='parameters' if x == 'n_params' else 'stored bytes', ylabel='test accuracy (%)')
 
+def accuracy_panel(ax, runs:pd.DataFrame, dataset:str, x:str='n_params', roi=ROI, hidden=(100, 30)):
+    "Draw one dataset's accuracy-against-size panel on `ax` (the lines of the widths in `hidden`)."
+    d = runs[runs.dataset == dataset]
+    if x == 'n_params': d = d[~d.method.isin(in_family('coding'))]   # coded runs keep their parent's parameters
+    _method_lines(ax, d, x, hidden)
+    _convnet_points(ax, d, x)
+    if roi and x == 'n_params': ax.axvspan(*roi, color='gold', alpha=0.15, label='region of interest')
+    ax.set(xscale='log', title=dataset, xlabel='parameters' if x == 'n_params' else 'stored bytes',
+           ylabel='test accuracy (%)')
+
+# %% ../../nbs/report/13c_figures.ipynb #3a859fce
 def _panels(n:int, ncols:int):
     "A figure with `n` panels on a grid of `ncols` columns (fewer when `n` is smaller; the spare ones switched off)."
     ncols = max(1, min(ncols, n)); nrows = max(1, math.ceil(n / ncols))
@@ -57,11 +69,13 @@ def _panels(n:int, ncols:int):
     for ax in axs.flat[n:]: ax.axis('off')
     return fig, axs.flat
 
-def _legend(fig, ax, title):
+def _legend(fig, ax, title:str):
+    "The figure's title and one legend (of panel `ax`'s lines) beside the panels."
     fig.suptitle(title); fig.tight_layout()
     h, l = ax.get_legend_handles_labels()
     fig.legend(h, l, loc='center left', bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
 
+# %% ../../nbs/report/13c_figures.ipynb #27103b5e
 def accuracy_vs_size(runs:pd.DataFrame, # the runs table
                      x:str='n_params', # 'n_params' or 'stored_bytes'
                      roi=ROI, # shaded range of parameters, or None
@@ -74,39 +88,40 @@ def accuracy_vs_size(runs:pd.DataFrame, # the runs table
     _legend(fig, axs[0], title)
     return fig
 
-# %% ../../nbs/report/13c_figures.ipynb #20d6d3d5
+# %% ../../nbs/report/13c_figures.ipynb #8f30e561
+def _bytes_panel(ax, p:pd.DataFrame, f:pd.DataFrame, dataset:str) -> None:
+    "Draw one dataset's points `p` per method, each method's front and the overall front of `f` (`fronts`) on `ax`."
+    for m in _methods(p):
+        pm, fm = p[p.method == m], f[f.front == m]
+        ax.scatter(pm.x, pm.acc, s=12, color=color(m), marker=marker(m), alpha=0.45, label=label(m))
+        ax.step(fm.x, fm.acc, where='post', color=color(m), lw=1.2, label=f'{label(m)} front')
+    fa = f[f.front == 'all']
+    ax.step(fa.x, fa.acc, where='post', color='0.4', lw=5, alpha=0.35, zorder=0, label='overall Pareto front')
+    ax.set(xscale='log', title=dataset, xlabel='stored bytes', ylabel='test accuracy (%)')
+
 def accuracy_vs_bytes(runs:pd.DataFrame, # the runs table
                       ncols:int=2, title:str='') -> matplotlib.figure.Figure:
-    "Accuracy against stored bytes, one panel per dataset: every method's points, its Pareto front, and the overall front."
+    "Accuracy against stored bytes, a panel per dataset: every method's points and Pareto front, the overall front."
     pts = once_per_network(size_points(runs)); fr = fronts(pts)   # a pruned net drawn once: by its file where written
     ds = _datasets(pts)
     fig, axs = _panels(len(ds), ncols)
-    for ax, d in zip(axs, ds):
-        p, f = pts[pts.dataset == d], fr[fr.dataset == d]
-        for m in _methods(p):
-            pm, fm = p[p.method == m], f[f.front == m]
-            ax.scatter(pm.x, pm.acc, s=12, color=color(m), marker=marker(m), alpha=0.45, label=label(m))
-            ax.step(fm.x, fm.acc, where='post', color=color(m), lw=1.2, label=f'{label(m)} front')
-        fa = f[f.front == 'all']
-        ax.step(fa.x, fa.acc, where='post', color='0.4', lw=5, alpha=0.35, zorder=0, label='overall Pareto front')
-        ax.set(xscale='log', title=d, xlabel='stored bytes', ylabel='test accuracy (%)')
+    for ax, d in zip(axs, ds): _bytes_panel(ax, pts[pts.dataset == d], fr[fr.dataset == d], d)
     _legend(fig, axs[0], title)
     return fig
 
-# %% ../../nbs/report/13c_figures.ipynb #f31c66ed
+# %% ../../nbs/report/13c_figures.ipynb #b620b34a
+STABLE = {'png': {'Software': None}, 'svg': {'Date': None, 'Creator': None}}   # no version or date: same bytes again
+
 def save_figure(fig:matplotlib.figure.Figure, # a figure
                 folder:str|Path, # where it goes
                 name:str, # file name without extension
                ) -> list[Path]:
     "Save `fig` as `<name>.png` and `<name>.svg` in `folder` (atomically, with no date in them); return the paths."
-    with matplotlib.rc_context({'svg.hashsalt': 'nncomp'}):   # the SVG's element ids from a fixed salt, not a random one
-        return [atomic_write(Path(folder)/f'{name}.{ext}', lambda tmp: fig.savefig(tmp, format=ext, dpi=110, bbox_inches='tight',
-                                                                                metadata=STABLE[ext]))
-                for ext in ('png', 'svg')]
+    def save(ext): return lambda tmp: fig.savefig(tmp, format=ext, dpi=110, bbox_inches='tight', metadata=STABLE[ext])
+    with matplotlib.rc_context({'svg.hashsalt': 'nncomp'}):   # the SVG's element ids from a fixed salt, not a random
+        return [atomic_write(Path(folder)/f'{name}.{ext}', save(ext)) for ext in ('png', 'svg')]
 
-STABLE = {'png': {'Software': None}, 'svg': {'Date': None, 'Creator': None}}   # no version or date: a rerun writes the same bytes
-
-# %% ../../nbs/report/13c_figures.ipynb #33faf4a3
+# %% ../../nbs/report/13c_figures.ipynb #667ee4af
 HIST_TOL = 0.005   # "about 96 % removed": levels within half a point of HIST_LEVEL
 
 def surviving_weights(state:dict, # {name: tensor} of one run
@@ -123,6 +138,7 @@ def histogram_runs(runs:pd.DataFrame) -> pd.DataFrame:
              ok.method.isin(HIST_METHODS) & (ok.dataset == HIST_DATASET)]
     return sel.sort_values('seed').groupby('method').head(1).sort_values('method')
 
+# %% ../../nbs/report/13c_figures.ipynb #9018b9e7
 def histogram_weights(runs:pd.DataFrame, # rows with a `path` column pointing at the run folders
                      ) -> dict:
     "{'MagL1': weights, 'MagL2': weights}: surviving weights of the store's `state.pt` (a warning names bad ones)."
@@ -134,32 +150,35 @@ def histogram_weights(runs:pd.DataFrame, # rows with a `path` column pointing at
         out[label(r.method)] = surviving_weights(load_state(folder))
     return out
 
+# %% ../../nbs/report/13c_figures.ipynb #e29a8192
+def _broken(runs:pd.DataFrame) -> list[str]:
+    "What is wrong with each Figure-6 run whose `state.pt` is there but cannot be trusted."
+    paths = histogram_runs(runs).get('path', pd.Series(dtype=str))
+    return [b for b in (run_problem(p, weights=True) for p in paths if (Path(p)/'state.pt').is_file()) if b]
+
 def figure6_note(runs:pd.DataFrame, # the runs table
                  weights:dict|None, # what `histogram_weights` found
                 ) -> str:
     "Why Figure 6 is not drawn ('' when it is): which of its runs or weight files are missing."
     what = f'hidden {HIST_HIDDEN}, about {HIST_LEVEL:.0%} of edges removed, dataset {HIST_DATASET}'
-    have = set(histogram_runs(runs).method)
-    missing = [label(m) for m in HIST_METHODS if m not in have]
-    paths = histogram_runs(runs).get('path', pd.Series(dtype=str))
-    broken = [b for b in (run_problem(p, weights=True) for p in paths if (Path(p)/'state.pt').is_file()) if b]
-    if broken:
+    missing = [label(m) for m in HIST_METHODS if m not in set(histogram_runs(runs).method)]
+    if broken := _broken(runs):
         return (f'Figure 6 is not drawn: {"; ".join(broken)}. The next pruning sweep (`nncomp_study`) sets the run '
                 'aside and trains it again.')
     if missing:
         return (f'Figure 6 is not drawn: this results folder has no finished {" and no ".join(missing)} run ({what}). '
                 'The pruning sweep trains these runs; the report only reads the store and trains nothing.')
-    lost = [label(m) for m in HIST_METHODS if label(m) not in (weights or {})]
-    if lost:
-        return (f'Figure 6 is not drawn: the {" and ".join(lost)} run ({what}) finished, but its weights (state.pt) are '
-                'not in this results folder (a copy without weights?); delete the run folder and rerun the pruning sweep.')
+    if lost := [label(m) for m in HIST_METHODS if label(m) not in (weights or {})]:
+        return (f'Figure 6 is not drawn: the {" and ".join(lost)} run ({what}) finished, but its weights (state.pt) '
+                'are not in this results folder (a copy without weights?); delete the run folder and rerun the '
+                'pruning sweep.')
     return ''
 
-# %% ../../nbs/report/13c_figures.ipynb #9106de30
+# %% ../../nbs/report/13c_figures.ipynb #ad69d664
 def weight_histograms(weights:dict, # {label: 1-d array of surviving weights}
                       title:str='') -> matplotlib.figure.Figure:
     "Figure 6: density histograms of the surviving weights, one colour per regularization (seaborn)."
-    import seaborn as sns
+    import seaborn as sns   # only Figure 6 draws with seaborn: its import stays off the report's import
     df = pd.concat([pd.DataFrame({'weight': w, 'regularization': k}) for k, w in weights.items()], ignore_index=True)
     fig, ax = plt.subplots(figsize=(7, 3.8))
     if len(df):
@@ -169,9 +188,13 @@ def weight_histograms(weights:dict, # {label: 1-d array of surviving weights}
     fig.tight_layout()
     return fig
 
+def _summary(w:np.ndarray) -> dict:
+    "n, median |w|, mean |w|, std and the share with |w| < 0.05 of one array of weights (NaN when it is empty)."
+    if not len(w): return {'n': 0, 'median |w|': np.nan, 'mean |w|': np.nan, 'std': np.nan, 'share |w|<0.05': np.nan}
+    a = np.abs(w)
+    return {'n': len(w), 'median |w|': np.median(a), 'mean |w|': a.mean(), 'std': w.std(),
+            'share |w|<0.05': (a < 0.05).mean()}
+
 def weight_summary(weights:dict) -> pd.DataFrame:
     "Per label: number of surviving weights, median |w|, mean |w|, std, and share with |w| < 0.05."
-    return pd.DataFrame.from_dict({k: {'n': len(w), 'median |w|': np.median(np.abs(w)) if len(w) else np.nan,
-                                       'mean |w|': np.abs(w).mean() if len(w) else np.nan, 'std': w.std() if len(w) else np.nan,
-                                       'share |w|<0.05': (np.abs(w) < 0.05).mean() if len(w) else np.nan}
-                                   for k, w in weights.items()}, orient='index')
+    return pd.DataFrame.from_dict({k: _summary(w) for k, w in weights.items()}, orient='index')

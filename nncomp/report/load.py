@@ -11,7 +11,8 @@ from ..data.datasets import DATASETS
 from ..methods import METHODS
 from ..presets import PRESETS
 from ..runs.sweep import sweep_spec, plan_runs, family_methods_of
-from ..runs.store import run_name, run_path, is_done, load_runs, check_folder_preset, store_preset, runs_dir, runs_table
+from ..runs.store import (run_name, run_path, is_done, load_runs, check_folder_preset, store_preset, runs_dir,
+                               runs_table)
 from ..runs.screen import design_runs, is_screening
 
 # %% auto #0
@@ -55,7 +56,7 @@ def percent(acc:pd.Series) -> pd.Series:
 def preset_folder(results:str|Path, # `results` or `results/<preset>`
                   preset:str, # preset name, e.g. 'quick'
                  ) -> Path:
-    "The folder holding the preset's runs: `results` itself if it holds runs or is named after the preset, else `results/<preset>`."
+    "The preset's runs folder: `results` if it holds runs or is named after the preset, else `results/<preset>`."
     results = Path(results)
     return results if has_runs(results) or results.name == preset else results/preset
 
@@ -64,6 +65,7 @@ def has_runs(folder:str|Path) -> bool:
     folder = Path(folder)
     return runs_table(folder).exists() or (runs_dir(folder).is_dir() and any(runs_dir(folder).iterdir()))
 
+# %% ../../nbs/report/13a_load.ipynb #720fc26d
 def choose_preset(results:str|Path|None, # `results` or `results/<preset>`
                   preset:str|None=None, # the preset asked for; None: choose
                  ) -> str:
@@ -84,30 +86,40 @@ def report_folder(results:str|Path|None, # `results` or `results/<preset>` (None
     check_folder_preset(folder, preset)   # `-p preset quick` on a smoke folder would label smoke numbers as quick ones
     return preset, folder
 
-_EMPTY = ['run', 'dataset', 'method', 'hidden', 'level', 'seed', 'test_acc', 'valid_acc', 'n_params', 'stored_bytes', 'failed', 'reason']
+# %% ../../nbs/report/13a_load.ipynb #acb3cf5a
+_EMPTY = ['run', 'dataset', 'method', 'hidden', 'level', 'seed', 'test_acc', 'valid_acc', 'n_params', 'stored_bytes',
+          'failed', 'reason']
 
-def load_results(folder:str|Path, # a preset's results folder
-                 screening:bool=False, # keep the ConvNet screening runs (`compute_spent` counts them; the study leaves them out)
-                ) -> pd.DataFrame:
-    "The runs table of `folder` (`runs.parquet`, else the store), failed runs' accuracies blanked, ConvNet screening runs left out; empty when there are no runs."
-    folder = Path(folder)
-    if runs_table(folder).exists(): runs = pd.read_parquet(runs_table(folder))
-    elif runs_dir(folder).is_dir():
-        runs = load_runs(folder)
-    else: return pd.DataFrame(columns=_EMPTY)
-    if 'path' in runs: runs['path'] = [str(folder/p) for p in runs.path]   # run folders are stored relative to the preset's folder
+def _read_runs(folder:Path) -> pd.DataFrame|None:
+    "The runs table of `folder`: `runs.parquet`, else the store; None when it has neither."
+    if runs_table(folder).exists(): return pd.read_parquet(runs_table(folder))
+    return load_runs(folder) if runs_dir(folder).is_dir() else None
+
+def _blank_failed(runs:pd.DataFrame) -> pd.DataFrame:
+    "`runs` with the accuracies of its failed runs blanked (a failed run's leftover numbers never leak in)."
     failed = runs.failed.astype(bool)
     for c in ('test_acc', 'valid_acc'):
         if c in runs: runs[c] = runs[c].astype(float).mask(failed)
-    from nncomp.runs.screen import is_screening   # short ConvNet runs that choose what trains in full (23_screen): not the study's
+    return runs
+
+def load_results(folder:str|Path, # a preset's results folder
+                 screening:bool=False, # keep ConvNet screening runs (`compute_spent` counts them; the study does not)
+                ) -> pd.DataFrame:
+    "The runs of `folder`, failed runs' accuracies blanked, ConvNet screening runs left out; empty without runs."
+    folder = Path(folder)
+    if (runs := _read_runs(folder)) is None: return pd.DataFrame(columns=_EMPTY)
+    if 'path' in runs: runs['path'] = [str(folder/p) for p in runs.path]   # stored relative to the preset's folder
+    runs = _blank_failed(runs)
+    # screening runs: short ConvNet runs that choose what trains in full (23_screen), not the study's
     return runs if screening else runs[~is_screening(runs)].reset_index(drop=True)
 
+# %% ../../nbs/report/13a_load.ipynb #79369c68
 def repo_root() -> Path:
     "The source tree nncomp is imported from."
     return Path(nncomp.__file__).resolve().parents[1]
 
 def shown_path(path:str|Path) -> str:
-    "`path` relative to the repository or the working folder when inside one, else its last two parts (no home folders in reports)."
+    "`path` relative to the repository or the working folder when inside one, else its last two parts (no home)."
     p = Path(path).resolve()
     for base in (repo_root(), Path.cwd().resolve()):
         if p == base or base in p.parents: return str(p.relative_to(base)) or '.'
@@ -126,34 +138,72 @@ def demo_note(preset:str) -> str:
     what = 'the CPU demo' if preset == 'quick' else f'preset {preset!r}, not the paper preset'
     return f"NOT the study's numbers: this is {what}; the full-fidelity study is the 'paper' preset (results/paper)."
 
+# %% ../../nbs/report/13a_load.ipynb #1b86bde0
+_PLAN = ['sweep', 'planned', 'finished', 'unknown', 'unknown_halve']
+
+def _design_rows(folder:Path|None, # the store (None: nothing fixed, nothing finished)
+                 p, ds:list, # the preset and the datasets counted
+                 have:set, # names of the finished runs of the table
+                ) -> list[dict]:
+    "The screening design's two rows: its full runs and its short ones, bounds counted at their most."
+    plans = [design_runs(folder, p, d) for d in ds]
+    full = {run_name(c, s) for d in plans for c, s in d['full']}
+    screen = [(c, s) for d in plans for c, s in d['screen']]
+    unknown, halve = sum(d['unknown'] for d in plans), sum(d['unknown_halve'] for d in plans)
+    done = sum(is_done(run_path(folder, c, s)) for c, s in screen) if folder is not None else 0
+    return [dict(sweep='convnet', planned=len(full) + unknown, finished=len(full & have), unknown=unknown,
+                 unknown_halve=0),
+            dict(sweep='convnet screening', planned=len(screen) + halve, finished=done, unknown=0, unknown_halve=halve)]
+
+def _sweep_row(family:str, preset:str, ds:list, methods, have:set) -> dict:
+    "A sweep's row: the runs its plan names on `ds`, and how many of them are among `have`."
+    names = {run_name(c, s) for c, s in plan_runs(sweep_spec(preset, ds, methods, check_here=False, create=False))}
+    return dict(sweep=family, planned=len(names), finished=len(names & have), unknown=0, unknown_halve=0)
+
 def planned_counts(runs:pd.DataFrame, # the runs table
                    preset:str,
                    folder:Path|None=None, # the store (screening design: its fixed candidates and screening runs)
-                  ) -> pd.DataFrame:
-    "Per training sweep of `preset`, on the datasets `runs` has: how many runs the preset plans and how many have finished."
-    if preset not in PRESETS or not len(runs): return pd.DataFrame(columns=['sweep', 'planned', 'finished'])
+                  ) -> pd.DataFrame: # sweep, planned, finished, unknown, unknown_halve
+    "Per training sweep of `preset`, on the datasets of `runs`: runs planned (bounds at their most) and finished."
+    if preset not in PRESETS or not len(runs): return pd.DataFrame(columns=_PLAN)
     p = PRESETS[preset]
     ds, have, rows = [d for d in _datasets(runs) if d in p.datasets], set(runs.run), []
     for family in ('pruning', 'hashednet', 'convnet'):
         methods = family_methods_of(family, preset)
         if not (methods and ds): continue
-        if family == 'convnet' and p.conv_design == 'screen':   # the design's full runs (candidates bounded until fixed), and its screening
-            plans = [design_runs(folder, p, d) for d in ds]
-            full = {run_name(c, s) for d in plans for c, s in d['full']}
-            screen = [(c, s) for d in plans for c, s in d['screen']]
-            rows.append(dict(sweep='convnet', planned=len(full) + sum(d['unknown'] for d in plans), finished=len(full & have)))
-            done = sum(is_done(run_path(folder, c, s)) for c, s in screen) if folder is not None else 0
-            rows.append(dict(sweep='convnet screening', planned=len(screen), finished=done)); continue
-        names = {run_name(c, s) for c, s in plan_runs(sweep_spec(preset, ds, methods, check_here=False, create=False))}
-        rows.append(dict(sweep=family, planned=len(names), finished=len(names & have)))
-    return pd.DataFrame(rows, columns=['sweep', 'planned', 'finished'])
+        if family == 'convnet' and p.conv_design == 'screen': rows += _design_rows(folder, p, ds, have)
+        else: rows.append(_sweep_row(family, preset, ds, methods, have))
+    return pd.DataFrame(rows, columns=_PLAN)
 
+# %% ../../nbs/report/13a_load.ipynb #1c0e2d7a
 def listed_values(v:pd.Series, # whole numbers
                   most:int=8, # listed one by one up to this many distinct values
                  ) -> str:
-    "The distinct values of `v`, or their range when there are more than `most` (a list cut short would hide the largest)."
+    "The distinct values of `v`, or their range when there are more than `most` (a cut list would hide the largest)."
     u = sorted(int(x) for x in v.unique())
     return ', '.join(map(str, u)) if len(u) <= most else f'{u[0]}–{u[-1]} ({len(u)} distinct)'
+
+# %% ../../nbs/report/13a_load.ipynb #84e47627
+def _value_lines(runs:pd.DataFrame) -> list[str]:
+    "The training images, epochs and seeds of `runs`, one line each where the table records them."
+    out = []
+    for col, what in (('n_train', 'training images'), ('epochs', 'epochs run'), ('seed', 'seeds')):
+        if col in runs and runs[col].notna().any():
+            v = runs[col].dropna()
+            out.append(f'{what}: {v.nunique() if col == "seed" else listed_values(v)}')
+    return out
+
+def _plan_lines(plan:pd.DataFrame, # `planned_counts`
+                preset:str, datasets:list) -> list[str]:
+    "How far the preset's plan got, and which of its counts are bounds not known yet."
+    partial = ' — a partial study: tables and claims cover the finished runs only'
+    out = [f'finished of those the {preset} preset plans for {", ".join(datasets)}: '
+           + ', '.join(f'{r.sweep} {r.finished}/{r.planned}' for r in plan.itertuples())
+           + ('' if (plan.finished == plan.planned).all() else partial)]
+    n, h = int(plan.unknown.sum()), int(plan.unknown_halve.sum())
+    bounds = ([f'{n} full ConvNet runs (candidates not fixed yet)'] if n else []) + \
+             ([f'{h} intermediate runs of the successive halving (its stage not decided yet)'] if h else [])
+    return out + ([f'counted at their most, not known yet: {", ".join(bounds)}'] if bounds else [])
 
 def describe_runs(runs:pd.DataFrame|None, # the runs table, or None when no folder was given
                   folder:Path|None, # where they came from
@@ -162,17 +212,11 @@ def describe_runs(runs:pd.DataFrame|None, # the runs table, or None when no fold
     if runs is None:
         return ('No results folder given (parameter `results`): nothing to report. Run `nncomp_study --preset quick`, '
                 'or execute this notebook with `papermill ... -p results results -p preset quick`.')
-    if not len(runs): return f'{shown_path(folder)}: no finished runs (no runs.parquet, nothing in runs/): nothing to report.'
+    if not len(runs):
+        return f'{shown_path(folder)}: no finished runs (no runs.parquet, nothing in runs/): nothing to report.'
     failed = int(runs.failed.astype(bool).sum())
     parts = [f'{shown_path(folder)}: {len(runs)} runs, {failed} failed — {preset_label(preset)}',
              'datasets: ' + ', '.join(_datasets(runs)), 'methods: ' + ', '.join(label(m) for m in _methods(runs))]
-    for col, what in (('n_train', 'training images'), ('epochs', 'epochs run'), ('seed', 'seeds')):
-        if col in runs and runs[col].notna().any():
-            v = runs[col].dropna()
-            parts.append(f'{what}: {v.nunique() if col == "seed" else listed_values(v)}')
     plan = planned_counts(runs, preset, folder)
-    if len(plan):   # a study still running (or stopped) says how far it got
-        parts.append(f'finished of those the {preset} preset plans for {", ".join(d for d in _datasets(runs))}: '
-                     + ', '.join(f'{r.sweep} {r.finished}/{r.planned}' for r in plan.itertuples())
-                     + ('' if (plan.finished == plan.planned).all() else ' — a partial study: tables and claims cover the finished runs only'))
-    return '\n'.join(parts + ([demo_note(preset)] if demo_note(preset) else []))
+    plan = _plan_lines(plan, preset, _datasets(runs)) if len(plan) else []   # a study still running says how far it got
+    return '\n'.join(parts + _value_lines(runs) + plan + ([demo_note(preset)] if demo_note(preset) else []))

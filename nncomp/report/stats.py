@@ -21,8 +21,8 @@ __all__ = ['CONFIDENCE', 'MATCHING', 'CLAIM_A', 'MATCH_HIDDEN', 'CLAIM_E_HIDDEN'
            'convnet_vs_hashednet', 'claim_b', 'claim_e', 'claim_c', 'claim_d', 'combine_datasets', 'over_datasets',
            'check_claims', 'claim_summary', 'claims_display']
 
-# %% ../../nbs/report/13d_stats.ipynb #d9562e98
-CONFIDENCE = 0.95   # two-sided confidence of every interval: a claim with no true effect gets a wrong verdict 5 % of the time
+# %% ../../nbs/report/13d_stats.ipynb #b795eff1
+CONFIDENCE = 0.95   # two-sided confidence of every interval: with no true effect, a wrong verdict 5 % of the time
 
 def t_interval(x:np.ndarray, # one value per seed
                confidence:float=CONFIDENCE) -> tuple[float, float]:
@@ -34,32 +34,33 @@ def t_interval(x:np.ndarray, # one value per seed
 
 def wilcoxon_p(x:np.ndarray, # one value per seed
               ) -> float:
-    "Two-sided p-value of the Wilcoxon signed-rank test (scipy: exact for small samples, zeros dropped); 1 when all are 0, nan when empty."
+    "Two-sided p of the Wilcoxon signed-rank test (scipy: exact when small, zeros dropped); 1 if all 0, nan if empty."
     x = np.asarray(x, float)
     if not len(x): return np.nan
     if not np.any(x != 0): return 1.0
     return float(stats.wilcoxon(x).pvalue)
 
-# %% ../../nbs/report/13d_stats.ipynb #df1768c1
+# %% ../../nbs/report/13d_stats.ipynb #2e748587
 def same_computation(a:str, b:str, # study-level method names
                      level:float) -> bool:
-    "Whether `a` and `b` at `level` run the same computation: nothing removed, same regularization, a dense FC or hashed net."
+    "Whether `a` and `b` run the same computation at `level`: nothing removed, same regularization, dense FC or hashed."
     if level > 0 or a not in METHODS or b not in METHODS: return False
     ma, mb = METHODS[a], METHODS[b]
     return ma.reg == mb.reg and {ma.kind, mb.kind} <= {'fc', 'hashed'}
 
 def left_out(a:str, b:str, # study-level method names
              level:float) -> bool:
-    "Whether level `level` is no evidence for `a` against `b`: the same computation, or HashedNet at 0 % (the dense net, nothing hashed)."
+    "Whether `level` is no evidence for `a` against `b`: the same computation, or HashedNet at 0 % (the dense net)."
     return same_computation(a, b, level) or (level <= 0 and 'hashednet' in (a, b))
 
+# %% ../../nbs/report/13d_stats.ipynb #90367fa7
 def paired(runs:pd.DataFrame, # the runs table
            a:str, # method expected to be better
            b:str, # method it is compared with
            levels=None, # keep only these levels (None: all shared)
            min_level:float|None=None, # keep only levels ≥ this
           ) -> pd.DataFrame:
-    "Pairs of finished runs of `a` and `b` sharing dataset, hidden, level and seed, levels that are no evidence left out; `diff` = a − b in pp."
+    "Pairs of finished runs of `a`, `b` (same dataset, hidden, level, seed; no-evidence levels out); `diff` = a − b."
     ok = finished(runs[runs.level.notna()])
     ok = ok.assign(acc=percent(ok.test_acc.astype(float)))
     key = ['dataset', 'hidden', 'level', 'seed']
@@ -70,7 +71,7 @@ def paired(runs:pd.DataFrame, # the runs table
     if min_level is not None: p = p[p.level >= min_level - 1e-9]
     return p.assign(diff=p.acc_a - p.acc_b).reset_index(drop=True)
 
-# %% ../../nbs/report/13d_stats.ipynb #4a70c82f
+# %% ../../nbs/report/13d_stats.ipynb #9a4d8c06
 def seed_level(pairs:pd.DataFrame, # paired differences: columns seed, diff and the `by` columns
                by=('dataset',), # one result per group of these columns
                confidence:float=CONFIDENCE) -> pd.DataFrame:
@@ -88,7 +89,8 @@ def verdicts(lo, hi, seeds, # interval ends and number of seeds (arrays)
     "'supported' (interval above the bar), 'refuted' (below it), 'not decided', or 'insufficient data' (under 2 seeds)."
     bar = 0.0 if margin is None else -margin
     lo, hi, seeds = (np.asarray(v, float) for v in (lo, hi, seeds))
-    return np.where(seeds < 2, 'insufficient data', np.where(lo > bar, 'supported', np.where(hi < bar, 'refuted', 'not decided')))
+    decided = np.where(lo > bar, 'supported', np.where(hi < bar, 'refuted', 'not decided'))
+    return np.where(seeds < 2, 'insufficient data', decided)
 
 def verdict(d:np.ndarray, # one paired difference a − b (pp) per seed
             margin:float|None=None) -> str:
@@ -96,7 +98,7 @@ def verdict(d:np.ndarray, # one paired difference a − b (pp) per seed
     lo, hi = t_interval(d)
     return str(verdicts([lo], [hi], [len(d)], margin)[0])
 
-# %% ../../nbs/report/13d_stats.ipynb #3da06ed4
+# %% ../../nbs/report/13d_stats.ipynb #b8b0a9b8
 def compare(pairs:pd.DataFrame, # paired differences of one comparison: columns seed, diff (pp)
             margin:float|None=None) -> dict:
     "Seed-level effect of `pairs`: seeds, pairs, mean difference, 95 % interval, Wilcoxon p over seeds, verdict."
@@ -105,18 +107,19 @@ def compare(pairs:pd.DataFrame, # paired differences of one comparison: columns 
                 'wilcoxon p': np.nan, 'a better in': '', 'verdict': 'insufficient data'}
     r = seed_level(pairs.assign(_g=0), by=['_g']).iloc[0]
     per_seed = pairs.groupby('seed')['diff'].mean()
-    return {'seeds': int(r.seeds), 'pairs': int(r.pairs), 'mean diff (pp)': r['mean'], '95% CI low': r.lo, '95% CI high': r.hi,
-            'wilcoxon p': wilcoxon_p(per_seed), 'a better in': f'{int(r.better)}/{int(r.seeds)} seeds',
+    return {'seeds': int(r.seeds), 'pairs': int(r.pairs), 'mean diff (pp)': r['mean'], '95% CI low': r.lo,
+            '95% CI high': r.hi, 'wilcoxon p': wilcoxon_p(per_seed),
+            'a better in': f'{int(r.better)}/{int(r.seeds)} seeds',
             'verdict': str(verdicts([r.lo], [r.hi], [r.seeds], margin)[0])}
 
-# %% ../../nbs/report/13d_stats.ipynb #1b4840e1
+# %% ../../nbs/report/13d_stats.ipynb #0b475bd7
 def size_curve(runs:pd.DataFrame,  # the runs table
                method:str,         # a study-level method: its levels, or (ConvNets) its front's configurations
                hidden=None,        # keep this hidden width only (FC and hashed nets; None: all)
                x:str='n_params',   # size: 'n_params' or 'stored_bytes'
               ) -> pd.DataFrame:   # dataset, seed, level, x, acc (test accuracy, %)
     "The (size, test accuracy) points of `method`'s finished runs, per dataset and seed."
-    runs = runs.assign(_acc=percent(runs.test_acc.astype(float)))   # one scale for the whole table, as `paired` reads it
+    runs = runs.assign(_acc=percent(runs.test_acc.astype(float)))   # one scale for the whole table, as `paired`'s
     ok = finished(runs[runs.method == method]).dropna(subset=[x])
     if method == 'convnet':
         front = convnet_front(runs, x)[['dataset', *CONV_KEYS]]
@@ -125,6 +128,7 @@ def size_curve(runs:pd.DataFrame,  # the runs table
     out = ok.assign(x=ok[x].astype(float), acc=ok._acc)
     return out[['dataset', 'seed', 'level', 'x', 'acc']].reset_index(drop=True)
 
+# %% ../../nbs/report/13d_stats.ipynb #50c8154c
 def log_interp(x:float,        # a size
                xs, ys,         # a curve: sizes and accuracies (any order; equal sizes are averaged)
               ) -> float:
@@ -133,6 +137,16 @@ def log_interp(x:float,        # a size
     if not len(c) or not c.index[0] <= x <= c.index[-1]: return float('nan')
     return float(np.interp(np.log(x), np.log(c.index.values), c.values))
 
+# %% ../../nbs/report/13d_stats.ipynb #f315a399
+def _interpolated(ga:pd.DataFrame, gb:pd.DataFrame, ds, seed) -> list[dict]:
+    "Each point of `gb` (b's curve, one dataset and seed) with curve `ga`'s accuracy at its size, where `ga` covers it."
+    rows = []
+    for r in gb.itertuples():
+        acc = log_interp(r.x, ga.x, ga.acc)
+        if not math.isnan(acc):
+            rows.append({'dataset': ds, 'seed': seed, 'x': r.x, 'level': r.level, 'acc_a': acc, 'acc_b': r.acc})
+    return rows
+
 def matched(runs:pd.DataFrame,       # the runs table
             a:str, b:str,            # methods: a is interpolated at the sizes of b's points
             x:str='n_params',        # size: 'n_params' or 'stored_bytes'
@@ -140,31 +154,31 @@ def matched(runs:pd.DataFrame,       # the runs table
            ) -> pd.DataFrame:        # dataset, seed, x, level, acc_a, acc_b, diff (a − b, pp)
     "Pairs at equal size: each point of `b` with `a`'s accuracy at that size, per dataset and seed (`log_interp`)."
     ca, cb = size_curve(runs, a, hidden_a, x), size_curve(runs, b, hidden_b, x)
-    cb = cb[np.array([pd.isna(l) or not left_out(a, b, l) for l in cb.level], dtype=bool)]   # HashedNet at 0 % is the dense net
+    cb = cb[np.array([pd.isna(l) or not left_out(a, b, l) for l in cb.level], dtype=bool)]   # HashedNet 0 %: dense
     rows = []
     for (ds, seed), gb in cb.groupby(['dataset', 'seed']):
-        ga = ca[(ca.dataset == ds) & (ca.seed == seed)]
-        for r in gb.itertuples():
-            acc = log_interp(r.x, ga.x, ga.acc)
-            if not math.isnan(acc): rows.append({'dataset': ds, 'seed': seed, 'x': r.x, 'level': r.level, 'acc_a': acc, 'acc_b': r.acc})
+        rows += _interpolated(ca[(ca.dataset == ds) & (ca.seed == seed)], gb, ds, seed)
     out = pd.DataFrame(rows, columns=['dataset', 'seed', 'x', 'level', 'acc_a', 'acc_b'])
     return out.assign(diff=out.acc_a - out.acc_b)
 
-MATCHING = {'n_params': 'equal parameters', 'stored_bytes': 'equal stored bytes', 'level': 'same nominal level (secondary)'}
+MATCHING = {'n_params': 'equal parameters', 'stored_bytes': 'equal stored bytes',
+            'level': 'same nominal level (secondary)'}
 
 def size_range(pairs:pd.DataFrame) -> str:
     "The sizes a comparison covers: '796–7,951'."
     return '' if not len(pairs) else f'{pairs.x.min():,.0f}–{pairs.x.max():,.0f}'
 
-# %% ../../nbs/report/13d_stats.ipynb #a5d13059
+# %% ../../nbs/report/13d_stats.ipynb #2b199ee5
 CLAIM_A = ('magl2', 'magl1', 'obd')   # the pruning methods PROTOCOL §1 compares with HashedNet
 
-def _row(claim, dataset, comparison, pairs, margin=None, note='', matching='level'):
+def _row(claim, dataset, comparison, pairs, margin=None, note='', matching='level') -> dict:
+    "One row of the claims table: what was compared, how sizes were matched, and `compare`'s effect of `pairs`."
     sizes = size_range(pairs) if 'x' in pairs else ''
-    return {'claim': claim, 'dataset': dataset, 'comparison': comparison, 'matching': MATCHING[matching], 'sizes': sizes,
-            **compare(pairs, margin), 'margin (pp)': margin, 'note': note}
+    return {'claim': claim, 'dataset': dataset, 'comparison': comparison, 'matching': MATCHING[matching],
+            'sizes': sizes, **compare(pairs, margin), 'margin (pp)': margin, 'note': note}
 
-def matched_rows(runs:pd.DataFrame, claim:str, a:str, b:str, hidden_a=None, hidden_b=None, name:str|None=None) -> list[dict]:
+def matched_rows(runs:pd.DataFrame, claim:str, a:str, b:str, hidden_a=None, hidden_b=None,
+                 name:str|None=None) -> list[dict]:
     "Rows of claim `claim`: `a` − `b` at equal parameters and at equal stored bytes, per dataset."
     name, out = name or f'{label(a)} − {label(b)}', []
     for x in ('n_params', 'stored_bytes'):
@@ -177,63 +191,72 @@ MATCH_HIDDEN = 100   # the width HashedNet is trained at (PROTOCOL §5): pruned 
 
 def claim_a(runs:pd.DataFrame) -> list[dict]:
     "(a) each pruning method against HashedNet, per dataset: at equal size, and (secondary) at the same nominal level."
-    out = []
+    out, hn = [], label('hashednet')
     for m in CLAIM_A:
-        out += matched_rows(runs, 'a', m, 'hashednet', MATCH_HIDDEN, MATCH_HIDDEN, f'{label(m)} − {label("hashednet")} (H = 100)')
+        out += matched_rows(runs, 'a', m, 'hashednet', MATCH_HIDDEN, MATCH_HIDDEN, f'{label(m)} − {hn} (H = 100)')
         p = paired(runs, m, 'hashednet')
-        out += [_row('a', ds, f'{label(m)} − {label("hashednet")}, same nominal level (secondary)', p[p.dataset == ds])
+        out += [_row('a', ds, f'{label(m)} − {hn}, same nominal level (secondary)', p[p.dataset == ds])
                 for ds in _datasets(runs)]
     return out
 
-# %% ../../nbs/report/13d_stats.ipynb #69848a0d
+# %% ../../nbs/report/13d_stats.ipynb #e4829be2
+def _best_convnet(level:float, h:pd.DataFrame, # a HashedNet level and its runs (with `acc`, %)
+                  cfgs:pd.DataFrame, conv:pd.DataFrame, # `convnet_configs` and the ConvNet runs (with `acc`)
+                 ) -> dict:
+    "The ConvNet with the best mean valid acc. and no more parameters than HashedNet's level, and their seed pairs."
+    size = float(h.n_params.median())
+    fit = cfgs[cfgs.n_params <= size]
+    if not len(fit):
+        return {'level': level, 'hashednet params': size, 'convnet': None,
+                'pairs': pd.DataFrame(columns=['seed', 'diff'])}
+    best = fit.loc[fit.valid_acc.idxmax()]
+    c = conv[(conv[CONV_KEYS] == best[CONV_KEYS]).all(axis=1)][['seed', 'acc']]
+    pr = h[['seed', 'acc']].merge(c, on='seed', suffixes=('_h', '_c'))
+    return {'level': level, 'hashednet params': size, 'convnet': conv_name(best), 'convnet params': best.n_params,
+            'pairs': pd.DataFrame({'seed': pr.seed, 'level': level, 'diff': pr.acc_c - pr.acc_h})}
+
 def convnet_vs_hashednet(runs:pd.DataFrame, # the runs table
                          dataset:str) -> pd.DataFrame:
-    "Per HashedNet level of `dataset`: the chosen ConvNet (best mean valid acc. with ≤ as many parameters) and the pairs (seed, diff)."
+    "Per HashedNet level of `dataset`: the ConvNet chosen (best valid acc., no larger) and the pairs (seed, diff)."
     d = finished(runs[runs.dataset == dataset])
+    def acc(x): return percent(x.test_acc.astype(float))
     cfgs = convnet_configs(d)
-    hn = d[d.method == 'hashednet'].assign(acc=lambda x: percent(x.test_acc.astype(float)))
-    conv = d[d.method == 'convnet'].assign(acc=lambda x: percent(x.test_acc.astype(float)))
-    rows = []
-    for level, h in hn[hn.level > 0].groupby('level'):   # at 0 % HashedNet is the dense net: no evidence about HashedNet
-        size = float(h.n_params.median())
-        fit = cfgs[cfgs.n_params <= size]
-        if not len(fit):
-            rows.append({'level': level, 'hashednet params': size, 'convnet': None, 'pairs': pd.DataFrame(columns=['seed', 'diff'])}); continue
-        best = fit.loc[fit.valid_acc.idxmax()]
-        c = conv[(conv[CONV_KEYS] == best[CONV_KEYS]).all(axis=1)][['seed', 'acc']]
-        pr = h[['seed', 'acc']].merge(c, on='seed', suffixes=('_h', '_c'))
-        rows.append({'level': level, 'hashednet params': size, 'convnet': conv_name(best), 'convnet params': best.n_params,
-                     'pairs': pd.DataFrame({'seed': pr.seed, 'level': level, 'diff': pr.acc_c - pr.acc_h})})
-    return pd.DataFrame(rows)
+    hn, conv = d[d.method == 'hashednet'].assign(acc=acc), d[d.method == 'convnet'].assign(acc=acc)
+    # at 0 % HashedNet is the dense net: no evidence about HashedNet
+    return pd.DataFrame([_best_convnet(level, h, cfgs, conv) for level, h in hn[hn.level > 0].groupby('level')])
+
+# %% ../../nbs/report/13d_stats.ipynb #a7a105b4
+def _claim_b_row(ds:str, t:pd.DataFrame, # a dataset and its `convnet_vs_hashednet`
+                ) -> dict:
+    "Claim (b)'s row of best ConvNets no larger than HashedNet on `ds`: pairs over the levels a ConvNet covers, notes."
+    name = f'{label("convnet")} − {label("hashednet")}, best ConvNet no larger (chosen on validation)'
+    if not len(t): return _row('b', ds, name, pd.DataFrame(columns=['seed', 'diff']))
+    covered = t[t.convnet.notna()]
+    p = pd.concat(list(covered.pairs), ignore_index=True) if len(covered) else pd.DataFrame(columns=['seed', 'diff'])
+    losing = [f'{l * 100:g} %' for l, x in zip(covered.level, covered.pairs) if len(x) and x['diff'].mean() <= 0]
+    uncovered = [f'{l * 100:g} %' for l in t[t.convnet.isna()].level]
+    r = _row('b', ds, name, p)
+    r['matching'] = 'best ConvNet with no more parameters'
+    if r['verdict'] == 'supported' and losing: r['verdict'] = 'partly: not at every size'
+    notes = ([f'ConvNet not better at HashedNet level(s) {", ".join(losing)}'] if losing else []) + \
+            ([f'no ConvNet as small as HashedNet at level(s) {", ".join(uncovered)}'] if uncovered else [])
+    r['note'] = '; '.join(notes)
+    return r
 
 def claim_b(runs:pd.DataFrame) -> list[dict]:
-    "(b) ConvNets against HashedNet per dataset: the front at equal size, and the best ConvNet no larger than each HashedNet."
+    "(b) ConvNets against HashedNet per dataset: the front at equal size, the best ConvNet no larger than HashedNet."
     out = matched_rows(runs, 'b', 'convnet', 'hashednet', None, MATCH_HIDDEN)
-    for ds in _datasets(runs):
-        t = convnet_vs_hashednet(runs, ds)
-        name = f'{label("convnet")} − {label("hashednet")}, best ConvNet no larger (chosen on validation)'
-        if not len(t): out.append(_row('b', ds, name, pd.DataFrame(columns=['seed', 'diff']))); continue
-        covered = t[t.convnet.notna()]
-        p = pd.concat(list(covered.pairs), ignore_index=True) if len(covered) else pd.DataFrame(columns=['seed', 'diff'])
-        losing = [f'{l * 100:g} %' for l, x in zip(covered.level, covered.pairs) if len(x) and x['diff'].mean() <= 0]
-        uncovered = [f'{l * 100:g} %' for l in t[t.convnet.isna()].level]
-        r = _row('b', ds, name, p)
-        r['matching'] = 'best ConvNet with no more parameters'
-        if r['verdict'] == 'supported' and losing: r['verdict'] = 'partly: not at every size'
-        notes = ([f'ConvNet not better at HashedNet level(s) {", ".join(losing)}'] if losing else []) + \
-                ([f'no ConvNet as small as HashedNet at level(s) {", ".join(uncovered)}'] if uncovered else [])
-        r['note'] = '; '.join(notes)
-        out.append(r)
-    return out
+    return out + [_claim_b_row(ds, convnet_vs_hashednet(runs, ds)) for ds in _datasets(runs)]
 
 CLAIM_E_HIDDEN = (100, 30)   # the pruned widths of Tables 1–6: ConvNets are compared with each
 
 def claim_e(runs:pd.DataFrame) -> list[dict]:
     "(e) each pruning method (at each width) against the ConvNet front at equal size, per dataset."
+    def name(m, h): return f'{label(m)} (H = {h}) − {label("convnet")} front'
     return [r for m in CLAIM_A for h in CLAIM_E_HIDDEN
-            for r in matched_rows(runs, 'e', m, 'convnet', h, None, f'{label(m)} (H = {h}) − {label("convnet")} front')]
+            for r in matched_rows(runs, 'e', m, 'convnet', h, None, name(m, h))]
 
-# %% ../../nbs/report/13d_stats.ipynb #e6ba678a
+# %% ../../nbs/report/13d_stats.ipynb #c25ac3c2
 VERY_HIGH = 0.99   # "very high compression" for claim (c): ≥ 99 % of edges removed (our threshold)
 MARGIN = 0.2       # non-inferiority margin of claim (c), in percentage points (ours)
 
@@ -246,22 +269,27 @@ def claim_c(runs:pd.DataFrame) -> list[dict]:
         out.append(_row('c', ds, f'{name}, levels ≥ {VERY_HIGH:.0%}', p_high[p_high.dataset == ds]))
     return out
 
-def claim_d(runs:pd.DataFrame, # the runs table
-            weights:dict|None=None, # Figure 6's {'MagL1': w, 'MagL2': w}, if in the store
-           ) -> list[dict]:
-    "(d) MagL1 against MagL2 per dataset, and where L1 puts the surviving weights."
-    p = paired(runs, 'magl1', 'magl2')
-    out = [_row('d', ds, f'{label("magl1")} − {label("magl2")}', p[p.dataset == ds]) for ds in _datasets(runs)]
-    row = {'claim': 'd', 'dataset': HIST_DATASET, 'comparison': 'median |w| of survivors, L1 vs L2 (Figure 6)', 'seeds': 0, 'pairs': 0}
+def _figure6_row(weights:dict|None) -> dict:
+    "Claim (d)'s second half: whether L1 puts Figure 6's surviving weights nearer zero than L2 (one network each)."
+    row = {'claim': 'd', 'dataset': HIST_DATASET, 'comparison': 'median |w| of survivors, L1 vs L2 (Figure 6)',
+           'seeds': 0, 'pairs': 0}
     l1, l2 = label('magl1'), label('magl2')
     if weights and all(len(weights.get(k, [])) for k in (l1, l2)):
         s = weight_summary(weights)['median |w|']
         row.update(seeds=1, verdict='holds here (descriptive)' if s[l1] < s[l2] else 'does not hold here (descriptive)',
                    note=f'median |w|: L1 {s[l1]:.4f}, L2 {s[l2]:.4f} (one network each: descriptive)')
     else: row.update(verdict='insufficient data', note='Figure 6 networks not in this results folder')
-    return out + [row]
+    return row
 
-# %% ../../nbs/report/13d_stats.ipynb #dbd96db2
+def claim_d(runs:pd.DataFrame, # the runs table
+            weights:dict|None=None, # Figure 6's {'MagL1': w, 'MagL2': w}, if in the store
+           ) -> list[dict]:
+    "(d) MagL1 against MagL2 per dataset, and where L1 puts the surviving weights."
+    p = paired(runs, 'magl1', 'magl2')
+    out = [_row('d', ds, f'{label("magl1")} − {label("magl2")}', p[p.dataset == ds]) for ds in _datasets(runs)]
+    return out + [_figure6_row(weights)]
+
+# %% ../../nbs/report/13d_stats.ipynb #83791085
 ALL_DATASETS = 'all datasets'   # the dataset label of a claim's row over datasets
 
 def _standard_errors(rows:pd.DataFrame, confidence:float=CONFIDENCE) -> pd.Series:
@@ -279,35 +307,40 @@ def combine_datasets(rows:pd.DataFrame,  # one comparison's per-dataset rows (se
             '95% CI low': mean - half, '95% CI high': mean + half, 'wilcoxon p': np.nan,
             'a better in': f'{int((rows["mean diff (pp)"] > 0).sum())}/{D} datasets', 'df': df}
 
+def _margin(g:pd.DataFrame) -> float|None:
+    "The non-inferiority margin of a comparison's rows (None: a superiority claim)."
+    margin = g['margin (pp)'].iloc[0] if 'margin (pp)' in g else None
+    return None if margin is None or pd.isna(margin) else float(margin)
+
 def over_datasets(claims:pd.DataFrame) -> pd.DataFrame:
     "One row per comparison made on 2 or more datasets with 2 or more seeds each (`combine_datasets`)."
     ok = claims[(claims.seeds >= 2) & claims['95% CI low'].notna() & (claims.dataset != ALL_DATASETS)]
     rows = []
     for (claim, comparison), g in ok.groupby(['claim', 'comparison'], sort=False):
         if len(g) < 2: continue
-        r = combine_datasets(g)
-        margin = g['margin (pp)'].iloc[0] if 'margin (pp)' in g else None
-        margin = None if margin is None or pd.isna(margin) else float(margin)
+        r, margin = combine_datasets(g), _margin(g)
         verdict = str(verdicts([r['95% CI low']], [r['95% CI high']], [r['seeds']], margin)[0])
         note = f"{', '.join(g.dataset)} weighed equally; Welch–Satterthwaite df {r.pop('df'):.1f}"
         rows.append({'claim': claim, 'dataset': ALL_DATASETS, 'comparison': comparison, 'matching': g.matching.iloc[0],
                      'sizes': '', **r, 'verdict': verdict, 'margin (pp)': margin, 'note': note})
     return pd.DataFrame(rows, columns=claims.columns)
 
-# %% ../../nbs/report/13d_stats.ipynb #73a10e12
+# %% ../../nbs/report/13d_stats.ipynb #d50f4eb5
 def check_claims(runs:pd.DataFrame, # the runs table
                 weights:dict|None=None, # Figure 6's surviving weights, if any
                ) -> pd.DataFrame:
-    "Every claim of PROTOCOL §1 (a)–(e), per dataset: how sizes were matched, seeds, pairs, mean difference, 95 % interval, Wilcoxon p, verdict."
+    "The claims of PROTOCOL §1 (a)–(e), per dataset and over them: sizes matched, seeds, pairs, effect, CI, verdict."
     per_dataset = pd.DataFrame(claim_a(runs) + claim_b(runs) + claim_c(runs) + claim_d(runs, weights) + claim_e(runs))
     return pd.concat([per_dataset, over_datasets(per_dataset)], ignore_index=True)
 
+# %% ../../nbs/report/13d_stats.ipynb #552154bc
 def _describe(r) -> str:
     "One comparison in words: dataset, comparison, effect and interval (or the note)."
     note = f" — {r['note']}" if isinstance(r.get('note'), str) and r['note'] else ''
     if not r['pairs'] or pd.isna(r.get('mean diff (pp)')): return f"{r['dataset']} [{r['comparison']}{note}]"
     ci = (f"95% CI {r['95% CI low']:+.2f} to {r['95% CI high']:+.2f}" if pd.notna(r['95% CI low']) else 'no interval')
-    return f"{r['dataset']} [{r['comparison']}: {r['mean diff (pp)']:+.2f} pp, {ci}, {r['seeds']} seeds, {r['pairs']} pairs{note}]"
+    return (f"{r['dataset']} [{r['comparison']}: {r['mean diff (pp)']:+.2f} pp, {ci}, {r['seeds']} seeds, "
+            f"{r['pairs']} pairs{note}]")
 
 CLAIMS = {'a': 'pruning beats HashedNet', 'b': 'a well-chosen small ConvNet beats HashedNet at every size',
           'c': 'magnitude pruning is at least as good as OBD, and clearly better at very high compression',
@@ -324,12 +357,14 @@ def claim_summary(claims:pd.DataFrame) -> str:
             lines.append(f'- *{v}*: ' + '; '.join(_describe(r) for _, r in g.iterrows()))
     return '\n'.join(lines).strip()
 
+# %% ../../nbs/report/13d_stats.ipynb #4f4623fc
 def claims_display(claims:pd.DataFrame) -> pd.DataFrame:
     "The claims table for reading: differences and intervals with 2 decimals, p with 3."
     out = claims.copy()
-    out['95% CI (pp)'] = ['—' if pd.isna(lo) else f'{lo:+.2f} to {hi:+.2f}' for lo, hi in zip(out['95% CI low'], out['95% CI high'])]
+    out['95% CI (pp)'] = ['—' if pd.isna(lo) else f'{lo:+.2f} to {hi:+.2f}'
+                          for lo, hi in zip(out['95% CI low'], out['95% CI high'])]
     out['mean diff (pp)'] = ['—' if pd.isna(v) else f'{v:+.2f}' for v in out['mean diff (pp)']]
     out = out.drop(columns=['95% CI low', '95% CI high'])
-    cols = ['claim', 'dataset', 'comparison', 'verdict', 'mean diff (pp)', '95% CI (pp)', 'seeds', 'pairs', 'sizes', 'a better in',
-            'wilcoxon p', 'note']
+    cols = ['claim', 'dataset', 'comparison', 'verdict', 'mean diff (pp)', '95% CI (pp)', 'seeds', 'pairs', 'sizes',
+            'a better in', 'wilcoxon p', 'note']
     return formatted(out[[c for c in cols if c in out]], {'wilcoxon p': 3}).fillna('')

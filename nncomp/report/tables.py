@@ -23,7 +23,7 @@ __all__ = ['LEVEL_KEY', 'CONV_KEYS', 'SWEEP_ORDER', 'REASONS', 'fmt_cell', 'form
            'once_per_network', 'front_table', 'size_note', 'compute_spent', 'preset_configs', 'split_sizes',
            'unstated_choices']
 
-# %% ../../nbs/report/13b_tables.ipynb #7bfab975
+# %% ../../nbs/report/13b_tables.ipynb #c0bada23
 def fmt_cell(mean:float, std:float, n:int, failed:int=0) -> str:
     "'mean ± std (n)' with two decimals, '—' when no run finished; failures appended."
     s = '—' if n == 0 else f'{mean:.2f} (1)' if n == 1 else f'{mean:.2f} ± {std:.2f} ({n})'
@@ -32,7 +32,7 @@ def fmt_cell(mean:float, std:float, n:int, failed:int=0) -> str:
 def formatted(df:pd.DataFrame, # any table
               digits:int|dict=2, # decimals of every float column, or {column: decimals} (others: 2)
              ) -> pd.DataFrame:
-    "`df` with its float columns as text with fixed decimals ('—' for missing), for display; other columns unchanged."
+    "`df` with its float columns as text with fixed decimals ('—' for missing), for display; others unchanged."
     out = df.copy()
     for c in out.columns:
         if pd.api.types.is_float_dtype(out[c]):
@@ -52,9 +52,9 @@ def cell_stats(runs:pd.DataFrame, # the runs table
     out['failed'] = out.pop('runs') - out.n
     return out.reset_index()
 
-# %% ../../nbs/report/13b_tables.ipynb #e0f95a76
+# %% ../../nbs/report/13b_tables.ipynb #c973cf27
 def reading_scope(runs:pd.DataFrame) -> str|None:
-    "How the runs' preset shares the removed edges among layers (`MethodConfig.scope`); None when not one of nncomp's presets."
+    "How the runs' preset shares the removed edges among layers (`MethodConfig.scope`); None if not nncomp's preset."
     scopes = {PRESETS[p].scope for p in (set(runs.preset.dropna()) if 'preset' in runs else ()) if p in PRESETS}
     return scopes.pop() if len(scopes) == 1 else None
 
@@ -68,6 +68,7 @@ def size_label(level:float,          # the level key: the fraction of the pruned
     if scope == 'first': return f'{level * 100:g} % of layer-1 edges — {all_removed * 100:.1f} % of all edges{kept}'
     return f'{level * 100:g} % of all edges{kept}'
 
+# %% ../../nbs/report/13b_tables.ipynb #da7bfb53
 def cell_sizes(runs:pd.DataFrame,                   # the runs table
                keys=('method', 'hidden', 'level'),  # what a cell is
               ) -> pd.DataFrame:                    # keys, `all edges removed %`, `kept weights`
@@ -80,27 +81,41 @@ def cell_sizes(runs:pd.DataFrame,                   # the runs table
     g = ok.assign(_removed=removed * 100, _kept=kept).groupby(list(keys), dropna=False)
     return g.agg(**{'all edges removed %': ('_removed', 'median'), 'kept weights': ('_kept', 'median')}).reset_index()
 
-# %% ../../nbs/report/13b_tables.ipynb #8c34cba6
+# %% ../../nbs/report/13b_tables.ipynb #a4a5e434
+LEVEL_KEY = {False: 'removed %', True: 'layer-1 edges removed %'}   # the level key: of all edges, or of layer 1 only
+
+def _level_key(df:pd.DataFrame, method:str) -> str:
+    "The level column of `method`'s table: layer 1's edges for an FC method of a scope-'first' reading, else all edges."
+    fc = METHODS.get(method) is not None and METHODS[method].kind == 'fc'
+    return LEVEL_KEY[reading_scope(df) == 'first' and fc]
+
+def _entries(df:pd.DataFrame, key:str) -> pd.DataFrame:
+    "'mean ± std (n)' per level (index `key`, in %) and dataset (columns, in the study's order)."
+    st = cell_stats(df)
+    st['entry'] = [fmt_cell(m, s, n, f) for m, s, n, f in zip(st['mean'], st['std'], st.n, st.failed)]
+    st[key] = (st.level.astype(float) * 100).round(2)
+    t = st.pivot(index=key, columns='dataset', values='entry')
+    return t[_in_order(t.columns, DATASET_ORDER)].fillna('—')
+
+def _with_sizes(t:pd.DataFrame, df:pd.DataFrame, key:str) -> pd.DataFrame:
+    "`t` with the median share of all edges removed (%) and weights kept of each level in front."
+    sz = cell_sizes(df, ('level',)).assign(**{key: lambda d: (d.level.astype(float) * 100).round(2)}).set_index(key)
+    t.insert(0, 'kept weights', sz['kept weights'].reindex(t.index).round().astype('Int64'))
+    t.insert(0, 'all edges removed %', sz['all edges removed %'].reindex(t.index).round(2))
+    return t
+
 def study_table(runs:pd.DataFrame, # the runs table
                 method:str, # study-level method name
                 hidden:int, # hidden width
                ) -> pd.DataFrame:
-    "The study's table for (`method`, `hidden`): rows = levels, the sizes they keep, then one column per dataset, 'mean ± std (n)'."
+    "The study's table of (`method`, `hidden`): rows = levels, the sizes they keep, a column per dataset."
     df = runs[(runs.method == method) & (runs.hidden == hidden)]
-    st = cell_stats(df)
-    st['entry'] = [fmt_cell(m, s, n, f) for m, s, n, f in zip(st['mean'], st['std'], st.n, st.failed)]
-    key = LEVEL_KEY[reading_scope(df) == 'first' and METHODS.get(method) is not None and METHODS[method].kind == 'fc']
-    st[key] = (st.level.astype(float) * 100).round(2)
-    t = st.pivot(index=key, columns='dataset', values='entry')
-    t = t[_in_order(t.columns, DATASET_ORDER)].fillna('—')
-    sz = cell_sizes(df, ('level',)).assign(**{key: lambda d: (d.level.astype(float) * 100).round(2)}).set_index(key)
-    t.insert(0, 'kept weights', sz['kept weights'].reindex(t.index).round().astype('Int64'))
-    t.insert(0, 'all edges removed %', sz['all edges removed %'].reindex(t.index).round(2))
+    key = _level_key(df, method)
+    t = _with_sizes(_entries(df, key), df, key)
     t.columns.name = f'{label(method)}, H = {hidden}'
     return t
 
-LEVEL_KEY = {False: 'removed %', True: 'layer-1 edges removed %'}   # the level key: of all edges, or of layer 1 only (scope 'first')
-
+# %% ../../nbs/report/13b_tables.ipynb #42564809
 def study_tables(runs:pd.DataFrame) -> dict:
     "Every (method, hidden) table of the runs with a level (all but ConvNets), in the registry's order."
     have = runs[runs.level.notna() & runs.hidden.notna()][['method', 'hidden']].drop_duplicates()
@@ -110,6 +125,7 @@ def study_tables(runs:pd.DataFrame) -> dict:
 
 def table_name(method:str, hidden:int) -> str: return f'table_{method}_h{hidden}'
 
+# %% ../../nbs/report/13b_tables.ipynb #7a67e36e
 def atomic_write_text(path:Path, text:str):
     "Write `text` to `path` atomically (UTF-8)."
     atomic_write_bytes(path, text.encode())
@@ -124,30 +140,32 @@ def save_tables(tables:dict, # from `study_tables`
         atomic_write_text(p, t.to_csv()); paths.append(p)
     return paths
 
-# %% ../../nbs/report/13b_tables.ipynb #2213226c
+# %% ../../nbs/report/13b_tables.ipynb #e65398a9
 def failed_runs(runs:pd.DataFrame) -> pd.DataFrame:
     "The runs that failed, with why."
     cols = [c for c in ('run', 'dataset', 'method', 'hidden', 'level', 'seed', 'reason') if c in runs.columns]
     return runs[runs.failed.astype(bool)][cols].reset_index(drop=True)
 
 def training_lengths(runs:pd.DataFrame) -> pd.DataFrame:
-    "Epochs the trained runs of each (dataset, method, hidden width) ran, and where their selected epoch fell: the compared methods' training budgets."
+    "Epochs run per (dataset, method, hidden width) and where the selected epoch fell: the methods' training budgets."
     r = finished(runs)
-    if 'epochs' not in r.columns: r = r.assign(epochs=pd.NA, best_epoch=pd.NA)   # a table from before epochs were recorded
-    r = r[r.epochs.notna()].assign(epochs=lambda d: d.epochs.astype(float), best_epoch=lambda d: d.best_epoch.astype(float))
+    if 'epochs' not in r.columns: r = r.assign(epochs=pd.NA, best_epoch=pd.NA)   # a table from before epochs were kept
+    r = r[r.epochs.notna()].assign(epochs=lambda d: d.epochs.astype(float),
+                                   best_epoch=lambda d: d.best_epoch.astype(float))
     out = (r.groupby(['dataset', 'method', 'hidden'], dropna=False, observed=True)
             .agg(runs=('epochs', 'size'), epochs_mean=('epochs', 'mean'), epochs_min=('epochs', 'min'),
                  epochs_max=('epochs', 'max'), best_epoch_mean=('best_epoch', 'mean')).reset_index())
     order = lambda s: s.map({m: i for i, m in enumerate(METHODS)}) if s.name == 'method' else s
     return out.sort_values(['dataset', 'method', 'hidden'], key=order).reset_index(drop=True)
 
-# %% ../../nbs/report/13b_tables.ipynb #c9721076
+# %% ../../nbs/report/13b_tables.ipynb #38298e51
 CONV_KEYS = ['kernel', 'channels', 'stride', 'pool', 'dropout']
 
 def convnet_configs(runs:pd.DataFrame) -> pd.DataFrame:
-    "One row per (dataset, ConvNet configuration) of the finished runs: mean n_params, stored bytes, test and valid accuracy (%), std, n."
+    "Per (dataset, ConvNet configuration) of the finished runs: mean size, test and valid accuracy (%), std, n."
     df = finished(runs[runs.method == 'convnet'])
-    df = df.assign(test=percent(df.test_acc.astype(float)), valid=percent(df.valid_acc.astype(float)), n_params=df.n_params.astype(float))
+    df = df.assign(test=percent(df.test_acc.astype(float)), valid=percent(df.valid_acc.astype(float)),
+                   n_params=df.n_params.astype(float))
     if 'stored_bytes' not in df: df = df.assign(stored_bytes=np.nan)
     g = df.groupby(['dataset', *CONV_KEYS], dropna=False)
     return g.agg(n_params=('n_params', 'mean'), stored_bytes=('stored_bytes', 'mean'), test_acc=('test', 'mean'),
@@ -156,7 +174,7 @@ def convnet_configs(runs:pd.DataFrame) -> pd.DataFrame:
 def convnet_front(runs:pd.DataFrame, # the runs table
                   x:str='n_params', # size measure: 'n_params' or 'stored_bytes'
                  ) -> pd.DataFrame:
-    "The Pareto-optimal ConvNet configurations of each dataset on (size `x`, mean validation accuracy), with their test accuracy."
+    "The Pareto-optimal ConvNets per dataset on (size `x`, mean validation accuracy), with their test accuracy."
     cfgs = convnet_configs(runs).dropna(subset=[x, 'valid_acc'])
     fronts = [pareto_front(d, x=x, y='valid_acc').assign(dataset=ds) for ds, d in cfgs.groupby('dataset')]
     return pd.concat(fronts, ignore_index=True) if fronts else cfgs
@@ -165,92 +183,126 @@ def conv_name(r) -> str:
     "A ConvNet configuration in a few characters, e.g. 'k5 C4 s1 p2 d0'."
     return 'k{} C{} s{} p{} d{:g}'.format(*(int(r[k]) for k in CONV_KEYS[:4]), float(r['dropout']))
 
-# %% ../../nbs/report/13b_tables.ipynb #54964d58
+# %% ../../nbs/report/13b_tables.ipynb #a3ec26c8
+_AGG = dict(x=('x', 'median'), acc=('acc', 'mean'), valid=('valid', 'mean'), n=('acc', 'size'))   # a point's numbers
+_POINT = ['dataset', 'method', 'point', 'x', 'acc', 'valid', 'n']
+
+def _sized(runs:pd.DataFrame, x:str) -> pd.DataFrame:
+    "The finished runs with a size: `x` (the size), `acc` and `valid` (test and validation accuracy, %)."
+    ok = finished(runs)
+    valid = ok.valid_acc.astype(float) if 'valid_acc' in ok else pd.Series(np.nan, index=ok.index)
+    return ok.assign(acc=percent(ok.test_acc.astype(float)), valid=percent(valid), x=ok[x].astype(float)
+                    ).dropna(subset=['x'])
+
+def _level_points(ok:pd.DataFrame) -> pd.DataFrame:
+    "One point per (dataset, method, hidden, level) cell of `_sized` runs."
+    lv = ok[ok.level.notna()].groupby(['dataset', 'method', 'hidden', 'level'], as_index=False).agg(**_AGG)
+    lv['point'] = [f'H={int(h)}, {l * 100:g} % removed' for h, l in zip(lv.hidden, lv.level)]
+    return lv[_POINT]
+
+def _conv_points(ok:pd.DataFrame) -> pd.DataFrame:
+    "One point per ConvNet configuration of `_sized` runs."
+    cv = ok[ok.level.isna() & (ok.method == 'convnet')]
+    cv = (cv.groupby(['dataset', 'method', *CONV_KEYS], as_index=False).agg(**_AGG) if len(cv)
+          else pd.DataFrame(columns=['dataset', 'method', *CONV_KEYS, 'x', 'acc', 'valid', 'n']))
+    cv['point'] = [conv_name(r) for _, r in cv.iterrows()]
+    return cv[_POINT]
+
 def size_points(runs:pd.DataFrame, # the runs table
                 x:str='stored_bytes', # size measure: 'stored_bytes' or 'n_params'
                ) -> pd.DataFrame:
-    "One point per (dataset, method, hidden, level) cell and per ConvNet configuration: median size `x`, mean test and validation accuracy (%)."
-    ok = finished(runs)
-    valid = ok.valid_acc.astype(float) if 'valid_acc' in ok else pd.Series(np.nan, index=ok.index)
-    ok = ok.assign(acc=percent(ok.test_acc.astype(float)), valid=percent(valid), x=ok[x].astype(float)).dropna(subset=['x'])
-    agg = dict(x=('x', 'median'), acc=('acc', 'mean'), valid=('valid', 'mean'), n=('acc', 'size'))
-    lv = ok[ok.level.notna()].groupby(['dataset', 'method', 'hidden', 'level'], as_index=False).agg(**agg)
-    lv['point'] = [f'H={int(h)}, {l * 100:g} % removed' for h, l in zip(lv.hidden, lv.level)]
-    cv = ok[ok.level.isna() & (ok.method == 'convnet')]
-    cv = (cv.groupby(['dataset', 'method', *CONV_KEYS], as_index=False).agg(**agg) if len(cv)
-          else pd.DataFrame(columns=['dataset', 'method', *CONV_KEYS, 'x', 'acc', 'valid', 'n']))
-    cv['point'] = [conv_name(r) for _, r in cv.iterrows()]
-    cols = ['dataset', 'method', 'point', 'x', 'acc', 'valid', 'n']
-    return pd.concat([lv[cols], cv[cols]], ignore_index=True)
+    "A point per level cell and ConvNet configuration: median size `x`, mean test and validation accuracy (%)."
+    ok = _sized(runs, x)
+    return pd.concat([_level_points(ok), _conv_points(ok)], ignore_index=True)
 
+# %% ../../nbs/report/13b_tables.ipynb #bf888b72
 def fronts(points:pd.DataFrame) -> pd.DataFrame:
-    "Per dataset, the Pareto front (smaller `x`, higher validation accuracy) of each method (`front` = its name) and of all of them ('all')."
+    "Per dataset, the Pareto front (smaller `x`, higher validation accuracy) of each method and of all ('all')."
     out = []
-    for _, d in points.dropna(subset=['valid']).groupby('dataset'):   # a point without validation accuracy cannot be chosen
+    for _, d in points.dropna(subset=['valid']).groupby('dataset'):   # without validation accuracy: not chosen
         out += [pareto_front(dm, x='x', y='valid').assign(front=m) for m, dm in d.groupby('method')]
         out.append(pareto_front(d, x='x', y='valid').assign(front='all'))
     return pd.concat(out, ignore_index=True) if out else points.iloc[:0].assign(front=None)
 
-# %% ../../nbs/report/13b_tables.ipynb #1baaa258
+# %% ../../nbs/report/13b_tables.ipynb #aff78943
 def once_per_network(points:pd.DataFrame) -> pd.DataFrame:
-    "`points` without a method's own points where its sparse fp32 runs (`sparse-<method>`) measure the same networks' files."
+    "`points` less a method's own points where its sparse fp32 runs (`sparse-<method>`) measure the same networks."
     coded = {(d, METHODS[m].base) for d, m in zip(points.dataset, points.method)
              if m in METHODS and METHODS[m].base and m == f'sparse-{METHODS[m].base}'}
     return points[[(d, m) not in coded for d, m in zip(points.dataset, points.method)]].reset_index(drop=True)
 
-# %% ../../nbs/report/13b_tables.ipynb #cabd2fda
+# %% ../../nbs/report/13b_tables.ipynb #e775d213
 def front_table(runs:pd.DataFrame) -> pd.DataFrame:
-    "The overall Pareto front on (stored bytes, mean validation accuracy) per dataset, with test accuracy: method and cell, by size."
+    "The overall Pareto front on (stored bytes, mean valid accuracy) per dataset, with test accuracy, by size."
     f = fronts(once_per_network(size_points(runs)))   # a pruned net counted once: by its file where written
     f = f[f.front == 'all'].assign(method=lambda d: d.method.map(label))
     cols = {'x': 'stored bytes', 'valid': 'valid acc. (%)', 'acc': 'test acc. (%)', 'n': 'runs'}
     return f[['dataset', 'method', 'point', 'x', 'valid', 'acc', 'n']].rename(columns=cols).reset_index(drop=True)
 
-# %% ../../nbs/report/13b_tables.ipynb #6af9dcfd
+# %% ../../nbs/report/13b_tables.ipynb #1565c8e7
 def size_note(runs:pd.DataFrame) -> str:
     "How the stored bytes of the finished runs were obtained: measured from files, or counted by a size rule."
     if 'size_from' not in runs: return 'stored bytes: counted by the size rules (this table predates measured sizes)'
     n = finished(runs).size_from.fillna('rule').value_counts()
-    return (f"stored bytes: {int(n.get('file', 0))} runs measured from their files (smallest file in nncomp's format, header included), "
-            f"{int(n.get('rule', 0))} counted by their method's size rule (no stored weights)")
+    return (f"stored bytes: {int(n.get('file', 0))} runs measured from their files (smallest file in nncomp's format, "
+            f"header included), {int(n.get('rule', 0))} counted by their method's size rule (no stored weights)")
 
-# %% ../../nbs/report/13b_tables.ipynb #185770bf
+# %% ../../nbs/report/13b_tables.ipynb #3c58fedc
 SWEEP_ORDER = ('pruning', 'hashednet', 'convnet screening', 'convnet', 'coding')
+_SPENT = ['sweep', 'dataset', 'runs', 'network_epochs', 'process_hours', 'resumes_not_counted', 'devices',
+          'first_finished', 'last_finished']
+
+def _run_costs(runs:pd.DataFrame) -> pd.DataFrame:
+    "`runs` with each run's sweep, network-epochs, process-hours and whether its resumes went uncounted."
+    sweep = runs.method.map(lambda m: get_method(m).family).where(~is_screening(runs), 'convnet screening')
+    epochs = runs.epochs.astype('Float64').fillna(0) if 'epochs' in runs else pd.Series(0.0, index=runs.index)
+    resumes = runs.resumes if 'resumes' in runs else pd.Series(pd.NA, index=runs.index)
+    return runs.assign(sweep=sweep, network_epochs=epochs, process_hours=runs.wall_time.astype(float) / 3600,
+                       resumes_not_counted=(epochs > 0) & resumes.isna(), first_finished=runs.finished,
+                       last_finished=runs.finished)
+
+def _sweep_order(out:pd.DataFrame) -> pd.Series:
+    "A sort key of (sweep, dataset) rows: sweeps in `SWEEP_ORDER`, datasets in the study's order (others last)."
+    ds = out.dataset.map(lambda d: list(DATASET_ORDER).index(d) if d in DATASET_ORDER else 99)
+    return out.sweep.map(SWEEP_ORDER.index) * 100 + ds
 
 def compute_spent(runs:pd.DataFrame, # the runs table with the screening runs: `load_results(folder, screening=True)`
                  ) -> pd.DataFrame:
     "Per sweep and dataset: runs, network-epochs, process-hours, devices, first and last finish."
-    cols = ['sweep', 'dataset', 'runs', 'network_epochs', 'process_hours', 'resumes_not_counted', 'devices', 'first_finished', 'last_finished']
-    if not len(runs) or 'wall_time' not in runs: return pd.DataFrame(columns=cols)
-    sweep = runs.method.map(lambda m: get_method(m).family).where(~is_screening(runs), 'convnet screening')
-    epochs = runs.epochs.astype('Float64').fillna(0) if 'epochs' in runs else pd.Series(0.0, index=runs.index)
-    resumes = runs.resumes if 'resumes' in runs else pd.Series(pd.NA, index=runs.index)
-    df = runs.assign(sweep=sweep, network_epochs=epochs, process_hours=runs.wall_time.astype(float) / 3600,
-                     resumes_not_counted=(epochs > 0) & resumes.isna(), first_finished=runs.finished, last_finished=runs.finished)
-    out = df.groupby(['sweep', 'dataset']).agg(
+    if not len(runs) or 'wall_time' not in runs: return pd.DataFrame(columns=_SPENT)
+    out = _run_costs(runs).groupby(['sweep', 'dataset']).agg(
         runs=('run', 'size'), network_epochs=('network_epochs', 'sum'), process_hours=('process_hours', 'sum'),
-        resumes_not_counted=('resumes_not_counted', 'sum'), devices=('device', lambda d: ', '.join(sorted(set(d.dropna())))),
+        resumes_not_counted=('resumes_not_counted', 'sum'),
+        devices=('device', lambda d: ', '.join(sorted(set(d.dropna())))),
         first_finished=('first_finished', 'min'), last_finished=('last_finished', 'max')).reset_index()
     out['network_epochs'] = out.network_epochs.astype(int)
-    key = out.sweep.map(SWEEP_ORDER.index) * 100 + out.dataset.map(lambda d: list(DATASET_ORDER).index(d) if d in DATASET_ORDER else 99)
-    return out.iloc[key.argsort(kind='stable')][cols].reset_index(drop=True)
+    return out.iloc[_sweep_order(out).argsort(kind='stable')][_SPENT].reset_index(drop=True)
 
-# %% ../../nbs/report/13b_tables.ipynb #115b2a47
+# %% ../../nbs/report/13b_tables.ipynb #b6a35f11
 REASONS = {
     'learning rate': 'not stated; plain SGD with momentum at a rate common for small ReLU nets',
     'momentum': 'not stated; the usual heavy-ball value',
     'FC batch size': 'not stated for the fully connected nets (PROTOCOL §3 gives batch 16 for the ConvNets only)',
     'L2 strength': 'not stated; a common weight-decay strength for small nets (it shapes the magnitudes MagL2 ranks)',
-    'L1 strength': 'not stated; small, so that the unpruned net still trains; how it moves the conclusions is what the sensitivity table measures',
-    'patience': 'not stated; training stops after this many epochs without validation improvement past the last pruning step (validation set, never the test set); HashedNet has no pruning step, so it counts from its first epoch and trains far shorter than a pruned run (the report\'s table of training lengths; the sensitivity table\'s setting `HashedNet select = last` trains it to the cap instead)',
-    'epochs (cap)': 'stated for Figure 6 only (230 epochs, last pruning at epoch 210); the paper preset caps every FC net there',
-    'allocation scope': 'not stated, and it decides the high-compression cells; chosen among readings fixed in advance by how well they reproduce the MNIST column of Table 1 (calibration)',
-    'schedule': 'the report\'s square-root schedule S·min(1, sqrt(c·i/k)); c is not stated beyond "much sparser than the cubic schedule after a few steps", calibrated with the scope',
+    'L1 strength': 'not stated; small, so that the unpruned net still trains; how it moves the conclusions is what '
+                   'the sensitivity table measures',
+    'patience': 'not stated; training stops after this many epochs without validation improvement past the last '
+                'pruning step (validation set, never the test set); HashedNet has no pruning step, so it counts from '
+                'its first epoch and trains far shorter than a pruned run (the report\'s table of training lengths; '
+                'the sensitivity table\'s setting `HashedNet select = last` trains it to the cap instead)',
+    'epochs (cap)': 'stated for Figure 6 only (230 epochs, last pruning at epoch 210); the paper preset caps every FC '
+                    'net there',
+    'allocation scope': 'not stated, and it decides the high-compression cells; chosen among readings fixed in advance '
+                        'by how well they reproduce the MNIST column of Table 1 (calibration)',
+    'schedule': 'the report\'s square-root schedule S·min(1, sqrt(c·i/k)); c is not stated beyond "much sparser than '
+                'the cubic schedule after a few steps", calibrated with the scope',
     'steps / every': 'not stated beyond Figure 6 (last pruning at epoch 210): k steps every E epochs',
-    'split': 'the report trains on 50,000 images and tests on 12,000; validation (early stopping, model selection) never uses the test images',
+    'split': 'the report trains on 50,000 images and tests on 12,000; validation (early stopping, model selection) '
+             'never uses the test images',
     'HashedNet': 'the report ran the original HashedNet code: its bucket assignment and bias hashing',
 }
 
+# %% ../../nbs/report/13b_tables.ipynb #fc321e0f
 def preset_configs(preset:str) -> dict:
     "One run configuration per method of `preset` (its first dataset, its highest level), as its sweep builds them."
     if preset not in PRESETS: raise not_allowed('preset', preset, ', '.join(PRESETS))
@@ -262,19 +314,27 @@ def split_sizes(data) -> str:
     "A run's `DataConfig` in words: the split's train / valid / test sizes and any subsample."
     n = {k: len(v) for k, v in split_indices(data.split).items()}
     s = f"'{data.split}': {n['train']:,} train / {n['valid']:,} validation / {n['test']:,} test"
-    if data.n_train or data.n_test: s += f' (subsampled to {data.n_train or n["train"]:,} train / {data.n_test or n["test"]:,} test)'
+    if data.n_train or data.n_test:
+        s += f' (subsampled to {data.n_train or n["train"]:,} train / {data.n_test or n["test"]:,} test)'
     return s
+
+# %% ../../nbs/report/13b_tables.ipynb #273144a7
+def _choice_values(cf:dict) -> dict:
+    "{choice: the value the run configurations `cf` (`preset_configs`) use, as text}, in the table's order."
+    fc = cf.get('magl2') or next(iter(cf.values()))
+    t, s = fc.train, fc.schedule
+    def reg(m): return f"{cf[m].train.reg_strength:g}" if m in cf else '—'
+    vals = {'learning rate': f'{t.lr:g}', 'momentum': f'{t.momentum:g}', 'FC batch size': f'{t.batch_size}',
+            'L2 strength': reg('magl2'), 'L1 strength': reg('magl1'), 'patience': f'{t.patience} epochs',
+            'epochs (cap)': f'{t.epochs}', 'allocation scope': fc.method.scope, 'schedule': f'{s.kind}, c = {s.c:g}',
+            'steps / every': f'{s.steps} steps, every {s.every} epochs (last at epoch {s.steps * s.every})',
+            'split': split_sizes(fc.data)}
+    if 'hashednet' in cf:
+        m = cf['hashednet'].model
+        vals['HashedNet'] = f"hash = {m.hash}, hashed biases = {m.hash_bias}"
+    return vals
 
 def unstated_choices(preset:str) -> pd.DataFrame:
     "Every choice the report leaves open, with the value the preset's runs use and why."
-    cf = preset_configs(preset)
-    fc = cf.get('magl2') or next(iter(cf.values()))
-    t, s = fc.train, fc.schedule
-    vals = {'learning rate': f'{t.lr:g}', 'momentum': f'{t.momentum:g}', 'FC batch size': f'{t.batch_size}',
-            'L2 strength': f"{cf['magl2'].train.reg_strength:g}" if 'magl2' in cf else '—',
-            'L1 strength': f"{cf['magl1'].train.reg_strength:g}" if 'magl1' in cf else '—',
-            'patience': f'{t.patience} epochs', 'epochs (cap)': f'{t.epochs}', 'allocation scope': fc.method.scope,
-            'schedule': f'{s.kind}, c = {s.c:g}', 'steps / every': f'{s.steps} steps, every {s.every} epochs (last at epoch {s.steps * s.every})',
-            'split': split_sizes(fc.data)}
-    if 'hashednet' in cf: vals['HashedNet'] = f"hash = {cf['hashednet'].model.hash}, hashed biases = {cf['hashednet'].model.hash_bias}"
+    vals = _choice_values(preset_configs(preset))
     return pd.DataFrame([{'choice': k, f'{preset} preset': v, 'why': REASONS[k]} for k, v in vals.items()])
