@@ -246,6 +246,7 @@ def _cells(factor:str, value, method:str, base:RunConfig, seeds:int, preset:str,
     return [dict(cell, seed=s, run=f'{run_id(cfg)}-s{s}', moved=cfg != base, in_study=cfg in study, cfg=cfg)
             for s in range(seeds)]
 
+# %% ../../nbs/runs/21_calibrate.ipynb #6bc23c41
 def sensitivity_design(levels=SENSITIVITY_LEVELS, # fractions of edges removed
                        seeds:int=2,               # runs per cell: seeds 0 .. seeds-1 (the paper study's first seeds)
                        methods=SENSITIVITY_METHODS, hidden:int=100, dataset:str='mnist',

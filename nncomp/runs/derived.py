@@ -107,7 +107,6 @@ def _utc_now() -> str:
     "The time now, UTC, as the store writes it."
     return time.strftime('%Y-%m-%dT%H:%M:%S+00:00', time.gmtime())
 
-# %% ../../nbs/runs/22_derived.ipynb #cfea2451
 def _coded_metrics(out:dict,      # what the transform returned
                    model,          # the parent's network, as the transform got it
                    parent:Path, data) -> dict:
@@ -118,6 +117,7 @@ def _coded_metrics(out:dict,      # what the transform returned
             'n_params': kept + n_bias, 'failed': False,
             'valid_acc': coded_valid_acc(Path(out['file']), load_module(parent), data)}
 
+# %% ../../nbs/runs/22_derived.ipynb #cfea2451
 def derive(parent:Path,           # a finished run's folder, with its weights
            method:str,            # a coding method
            dest:Path,             # the derived run's folder
