@@ -4,19 +4,20 @@
 
 # %% ../../nbs/runs/21_calibrate.ipynb #f09f8b51
 from __future__ import annotations
-import math, os
+import argparse, math, os, shutil, sys
 from pkgutil import resolve_name   # the engine's functions are named (`nncomp.runs.sweep.ENGINE`)
 from dataclasses import dataclass, replace
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from ..config import (run_id, validate, RunConfig, DataConfig, ModelConfig, TrainConfig, MethodConfig, ScheduleConfig,
-                           LEVELS_H100, DEFAULT_REG_STRENGTH, STUDY_METHODS, PRUNING_METHODS)
+from ..config import (run_id, validate, RunConfig, DataConfig, ModelConfig, TrainConfig, MethodConfig,
+                           ScheduleConfig, LEVELS_H100, DEFAULT_REG_STRENGTH, STUDY_METHODS, PRUNING_METHODS)
 from ..core import not_allowed, check_choice, atomic_write, positive_int
 from ..presets import PRESETS
-from .sweep import (as_list, SweepSpec, method_configs, check_levels, ENGINE,
-                               make_tasks, run_tasks, prepare_data, check_device, check_writable, needs_training)
-from .store import RESULTS, run_path, runs_dir, provenance, RunLock, load_config, start_run, save_runs, claim_folder, store_preset
+from .sweep import (as_list, SweepSpec, method_configs, check_levels, ENGINE, make_tasks, run_tasks,
+                               prepare_data, check_device, check_writable, needs_training)
+from .store import (RESULTS, run_path, runs_dir, provenance, RunLock, load_config, start_run, save_runs,
+                               claim_folder, store_preset)
 from ..report import (finished, percent, label, has_runs, load_results, shown_path, paired, VERY_HIGH, MARGIN,
                            compare, formatted, atomic_write_text)
 from ..engine.train import batch_key
@@ -44,10 +45,10 @@ STAGE1_LEVELS = tuple(l for l in LEVELS_H100 if l >= 0.99)
 REPORT_TABLE = 'report_table1_mnist.csv'
 
 def calibration_config(reading:Reading, level:float, dataset:str='mnist', **train) -> RunConfig:
-    "The MagL2, FC-100 run of `reading` at `level` (level 0 prunes nothing: one canonical run per momentum, whatever the scope and c)."
-    if level == 0: reading = replace(CANDIDATES[0], momentum=reading.momentum)
-    return RunConfig(DataConfig(dataset, 'paper'), ModelConfig('fc', (100,)),
-                     TrainConfig(reg='l2', reg_strength=DEFAULT_REG_STRENGTH['l2'], momentum=reading.momentum, **train),
+    "The MagL2, FC-100 run of `reading` at `level` (level 0: one canonical run per momentum)."
+    if level == 0: reading = replace(CANDIDATES[0], momentum=reading.momentum)   # prunes nothing: any scope and c
+    tc = TrainConfig(reg='l2', reg_strength=DEFAULT_REG_STRENGTH['l2'], momentum=reading.momentum, **train)
+    return RunConfig(DataConfig(dataset, 'paper'), ModelConfig('fc', (100,)), tc,
                      MethodConfig('magnitude', level, reading.scope), ScheduleConfig('sqrt', 21, 10, reading.c))
 
 # %% ../../nbs/runs/21_calibrate.ipynb #4aec8fc5
@@ -88,33 +89,45 @@ def reading_of(cfg:RunConfig) -> Reading:
     return Reading(cfg.method.scope, cfg.schedule.c, cfg.train.momentum)
 
 # %% ../../nbs/runs/21_calibrate.ipynb #af7c23ad
+def _calibration_dir(folder=None) -> Path:
+    "`folder`, else $NNCOMP_CALIBRATION, else the project's `shared/calibration` beside the repository."
+    if folder or os.environ.get('NNCOMP_CALIBRATION'): return Path(folder or os.environ['NNCOMP_CALIBRATION'])
+    return Path(__file__).resolve().parents[3]/'shared'/'calibration'
+
 def report_column(folder=None) -> pd.Series:
     "The report's Table 1 MNIST column (MagL2, H = 100): mean test accuracy in % indexed by level."
-    folder = Path(folder or os.environ.get('NNCOMP_CALIBRATION') or Path(__file__).resolve().parents[3]/'shared'/'calibration')
-    df = pd.read_csv(folder/REPORT_TABLE)
+    df = pd.read_csv(_calibration_dir(folder)/REPORT_TABLE)
     df = df[(df.method == 'magl2') & (df.hidden == 100) & (df.dataset == 'mnist')]
     return pd.Series(df.acc_mean.values, index=(df.removed_pct / 100).round(4).values, name='report')
 
-def scores(runs:pd.DataFrame,    # columns scope, c, level, seed, test_acc (fraction), failed; momentum (0.9 when absent)
-           report:pd.Series,     # from `report_column`
-           levels=None,          # rows to score (None: all trained)
-           seeds=None            # seeds to score (None: all)
-          ) -> pd.DataFrame:     # one row per reading: scope, c, momentum, rows, seeds, rmse, max_abs, per-level differences
-    "RMSE (percentage points) of each reading's mean test accuracy against the report's column."
-    empty = pd.DataFrame(columns=['scope', 'c', 'momentum', 'rows', 'seeds', 'rmse', 'max_abs'])
-    if runs.empty: return empty
+# %% ../../nbs/runs/21_calibrate.ipynb #6c2487ea
+def _scorable(runs:pd.DataFrame, levels, seeds) -> pd.DataFrame:
+    "The runs with an accuracy at `levels` and `seeds` (None: all), levels rounded, momentum 0.9 where absent."
     ok = runs[~runs.failed.astype(bool) & runs.test_acc.notna()].assign(level=lambda d: d.level.round(4))
     if 'momentum' not in ok: ok = ok.assign(momentum=0.9)
     if levels is not None: ok = ok[ok.level.isin([round(l, 4) for l in levels])]
-    if seeds is not None: ok = ok[ok.seed.isin(seeds)] if 'seed' in ok else ok
-    out = []
+    if seeds is not None and 'seed' in ok: ok = ok[ok.seed.isin(seeds)]
+    return ok
+
+def _reading_score(g:pd.DataFrame, shared:pd.DataFrame, report:pd.Series) -> dict:
+    "One reading's rows scored (runs `g`, and `shared` at level 0): rows, seeds, RMSE, largest and each difference."
+    acc = pd.concat([g, shared]).groupby('level').test_acc.mean() * 100
+    d = (acc - report.reindex(acc.index)).dropna()
+    return {'rows': len(d), 'seeds': g.seed.nunique() if 'seed' in g else 1, 'rmse': math.sqrt((d ** 2).mean()),
+            'max_abs': d.abs().max(), **{f'{l:.3f}': round(v, 2) for l, v in sorted(d.items())}}
+
+def scores(runs:pd.DataFrame,    # scope, c, level, seed, test_acc (fraction), failed; momentum (0.9 when absent)
+           report:pd.Series,     # from `report_column`
+           levels=None,          # rows to score (None: all trained)
+           seeds=None            # seeds to score (None: all)
+          ) -> pd.DataFrame:     # one row per reading: scope, c, momentum, rows, seeds, rmse, max_abs, each difference
+    "RMSE (percentage points) of each reading's mean test accuracy against the report's column."
+    empty = pd.DataFrame(columns=['scope', 'c', 'momentum', 'rows', 'seeds', 'rmse', 'max_abs'])
+    if runs.empty: return empty
+    ok, out = _scorable(runs, levels, seeds), []
     for (scope, c, mom), g in ok[ok.level > 0].groupby(['scope', 'c', 'momentum']):
         shared = ok[(ok.level == 0) & (ok.momentum == mom)]          # level 0 prunes nothing: any scope and c
-        acc = pd.concat([g, shared]).groupby('level').test_acc.mean() * 100
-        d = (acc - report.reindex(acc.index)).dropna()
-        out.append({'scope': scope, 'c': c, 'momentum': mom, 'rows': len(d), 'seeds': g.seed.nunique() if 'seed' in g else 1,
-                    'rmse': math.sqrt((d ** 2).mean()), 'max_abs': d.abs().max(),
-                    **{f'{l:.3f}': round(v, 2) for l, v in sorted(d.items())}})
+        out.append({'scope': scope, 'c': c, 'momentum': mom, **_reading_score(g, shared, report)})
     if not out: return empty
     return pd.DataFrame(out).sort_values(['rows', 'rmse'], ascending=[False, True]).reset_index(drop=True)
 
@@ -124,7 +137,8 @@ def runs_with_readings(folder:Path) -> pd.DataFrame:
     df = save_runs(Path(folder))
     if df.empty: return df.assign(scope=[], c=[], momentum=[])
     readings = [reading_of(load_config(Path(folder)/p)[0]) for p in df.path]
-    return df.assign(scope=[r.scope for r in readings], c=[r.c for r in readings], momentum=[r.momentum for r in readings])
+    return df.assign(scope=[r.scope for r in readings], c=[r.c for r in readings],
+                     momentum=[r.momentum for r in readings])
 
 def finalists(table:pd.DataFrame, n:int=2, rows:int=len(STAGE1_LEVELS)) -> tuple:
     "The `n` readings with the lowest RMSE among those with all `rows` rows trained."
@@ -132,17 +146,30 @@ def finalists(table:pd.DataFrame, n:int=2, rows:int=len(STAGE1_LEVELS)) -> tuple
     moms = full.momentum if 'momentum' in full else [0.9] * len(full)
     return tuple(Reading(s, float(c), float(m)) for s, c, m in zip(full.scope, full.c, moms))[:n]
 
+def _stage_readings(folder, stage, report:pd.Series) -> set:
+    "The readings stage `stage` scores: the finalists of the stage before it, or every candidate of its round."
+    before = STAGE_BEFORE.get(stage)
+    if before is None: return set(CANDIDATES if stage == 1 else STAGE3_CANDIDATES)
+    return set(finalists(stage_scores(folder, before, report), rows=len(STAGE_LEVELS[before])))
+
 def stage_scores(folder, stage, report=None) -> pd.DataFrame:
     "The scores of stage `stage`'s readings on its own rows and seeds, from the runs finished in `folder`."
     stage, report = parse_stage(stage), report_column() if report is None else report
     if not runs_dir(folder).is_dir(): return scores(pd.DataFrame(), report)   # no calibration store here
-    table = runs_with_readings(folder)
-    s = scores(table, report, STAGE_LEVELS[stage], STAGE_SEEDS[stage])
-    before = STAGE_BEFORE.get(stage)
-    keep = set(finalists(stage_scores(folder, before, report), rows=len(STAGE_LEVELS[before]))) if before else \
-           set(CANDIDATES if stage == 1 else STAGE3_CANDIDATES)
+    s = scores(runs_with_readings(folder), report, STAGE_LEVELS[stage], STAGE_SEEDS[stage])
+    keep = _stage_readings(folder, stage, report)
     mine = [Reading(r.scope, float(r.c), float(r.momentum)) in keep for r in s.itertuples()]
     return s[mine].reset_index(drop=True)
+
+# %% ../../nbs/runs/21_calibrate.ipynb #fa7427f4
+def _previous_finalists(stage, folder:Path, **train) -> tuple:
+    "The finalists of the stage before `stage` (none for stages 1 and 3a), refused while any of its runs is unfinished."
+    before = STAGE_BEFORE.get(stage)
+    if before is None: return ()
+    left = [r for r in stage_runs(before, **train) if needs_training(run_path(folder, *r))]
+    if left: raise ValueError(f'stage={stage!r} is not allowed yet: {len(left)} of the stage-{before} runs are '
+                              f'unfinished; allowed: after stage {before}')
+    return finalists(stage_scores(folder, before), rows=len(STAGE_LEVELS[before]))
 
 def run_calibration(stage=1, folder=RESULTS/'calibration', device=None, max_batch:int=10, progress:bool=True,
                     sources=None,   # stores to copy finished runs from (None: STAGE_SOURCES for stage 3, none before)
@@ -150,29 +177,23 @@ def run_calibration(stage=1, folder=RESULTS/'calibration', device=None, max_batc
     "Train calibration stage `stage` into `folder` (resumable, shared by several processes); return the stage's scores."
     stage, folder = parse_stage(stage), Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    before = STAGE_BEFORE.get(stage)
-    if before is not None:
-        left = [r for r in stage_runs(before, **train) if needs_training(run_path(folder, *r))]
-        if left: raise ValueError(f'stage={stage!r} is not allowed yet: {len(left)} of the stage-{before} runs are unfinished; '
-                                  f'allowed: after stage {before}')
-    fin = finalists(stage_scores(folder, before), rows=len(STAGE_LEVELS[before])) if before is not None else ()
-    runs = stage_runs(stage, fin, **train)
+    runs = stage_runs(stage, _previous_finalists(stage, folder, **train), **train)
     claim_folder(folder, 'calibration')
     if sources is None: sources = STAGE_SOURCES if stage in ('3a', '3b') else ()
     reuse_finished(runs, folder, check_sources(sources, folder) if sources else ())
     todo = [r for r in runs if needs_training(run_path(folder, *r))]   # full batches of what is left to train
     prepare_data(todo, folder)
     engine = ENGINE | {'checkpoints': str(folder/'checkpoints')}
-    run_tasks(make_tasks(todo, batch_key, max_batch), folder, engine, None, device, provenance(device, 'calibration'),
-              progress=progress, desc=f'calibration stage {stage}')
+    tasks, prov = make_tasks(todo, batch_key, max_batch), provenance(device, 'calibration')
+    run_tasks(tasks, folder, engine, None, device, prov, progress=progress, desc=f'calibration stage {stage}')
     return stage_scores(folder, stage)
 
 # %% ../../nbs/runs/21_calibrate.ipynb #61ccb34f
 SENSITIVITY = {'scope': ('first', 'erk', 'global'),  # MethodConfig.scope: the calibrated reading and two others
                'c': (2.0, 4.0),                      # ScheduleConfig.c: the two calibrated candidates
                'l1': (1.0, 0.5, 2.0),                # MagL1's TrainConfig.reg_strength, as a multiple of the preset's
-               'hashed_select': ('valid', 'last')}   # HashedNet's TrainConfig.select: early stopping, or trained to the cap
-SENSITIVITY_LEVELS = (0.9, 0.98, 0.99, 0.998)        # rows of the report's Table 1 (H = 100) where the claims are decided
+               'hashed_select': ('valid', 'last')}   # HashedNet's TrainConfig.select: early stopping, or to the cap
+SENSITIVITY_LEVELS = (0.9, 0.98, 0.99, 0.998)        # rows of the report's Table 1 (H = 100) deciding the claims
 SENSITIVITY_METHODS = ('magl2', 'magl1', 'obd', 'hashednet')   # the sides of claims (c), (d) and (a)
 
 def preset_value(factor:str,         # a key of SENSITIVITY
@@ -180,13 +201,15 @@ def preset_value(factor:str,         # a key of SENSITIVITY
                 ):
     "The value preset `preset` gives choice `factor` (the L1 strength: 1.0, the preset's own strength)."
     p = PRESETS[check_choice('preset', preset, tuple(PRESETS))]
-    return {'scope': p.scope, 'c': p.schedule.c, 'l1': 1.0, 'hashed_select': p.train.select}[check_choice('factor', factor, tuple(SENSITIVITY))]
+    values = {'scope': p.scope, 'c': p.schedule.c, 'l1': 1.0, 'hashed_select': p.train.select}
+    return values[check_choice('factor', factor, tuple(SENSITIVITY))]
 
 def vary(cfg:RunConfig,  # a run of the preset
          factor:str,     # a key of SENSITIVITY
          value           # the choice's new value (for 'l1': a multiple of the run's L1 strength)
         ) -> RunConfig:
-    "`cfg` with choice `factor` set to `value` where the choice applies to it (scope, c: pruned nets; L1 strength: runs trained with L1; HashedNet's selection: HashedNets), else `cfg`."
+    "`cfg` with choice `factor` set to `value` where the choice applies to it, else `cfg`."
+    # scope and c apply to pruned nets, the L1 strength to runs trained with L1, HashedNet's selection to HashedNets
     check_choice('factor', factor, tuple(SENSITIVITY))
     if factor in ('scope', 'c') and cfg.method.name not in PRUNING_METHODS: return cfg
     if factor == 'scope': return replace(cfg, method=replace(cfg.method, scope=value))
@@ -197,7 +220,7 @@ def vary(cfg:RunConfig,  # a run of the preset
     return replace(cfg, train=replace(cfg.train, select=value)) if cfg.model.kind == 'hashed' else cfg
 
 def setting_name(factor:str, value, preset:str='paper') -> str:
-    "A setting in tables: 'preset' for the preset's value, else 'scope = erk', 'c = 4', 'L1 × 0.5', 'HashedNet select = last'."
+    "A setting in tables: 'preset' for the preset's value, else e.g. 'scope = erk', 'c = 4', 'L1 × 0.5'."
     if value == preset_value(factor, preset): return 'preset'
     if factor == 'hashed_select': return f'HashedNet select = {value}'
     return f'L1 × {value:g}' if factor == 'l1' else f'c = {value:g}' if factor == 'c' else f'{factor} = {value}'
@@ -212,23 +235,31 @@ def base_configs(methods=SENSITIVITY_METHODS,  # pruning methods (keys of nncomp
     "(method, cfg) of the preset's runs at `levels`, as its sweep builds them (same config, same run id)."
     p = PRESETS[check_choice('preset', preset, tuple(PRESETS))]
     spec = SweepSpec(replace(p, hidden=(hidden,)), Path('.'), None, None if levels is None else check_levels(levels))
-    return [(m, cfg) for m in methods for cfg in method_configs(check_choice('method', m, (*STUDY_METHODS, 'hashednet')), spec, dataset)]
+    allowed = (*STUDY_METHODS, 'hashednet')
+    return [(m, cfg) for m in methods for cfg in method_configs(check_choice('method', m, allowed), spec, dataset)]
 
+def _cells(factor:str, value, method:str, base:RunConfig, seeds:int, preset:str, study:set) -> list[dict]:
+    "The design's rows of one (factor, value, method, level), one per seed: `base` with the choice moved."
+    cfg = validate(vary(base, factor, value))
+    cell = dict(factor=factor, value=value, setting=setting_name(factor, value, preset), method=method,
+                level=base.method.amount)
+    return [dict(cell, seed=s, run=f'{run_id(cfg)}-s{s}', moved=cfg != base, in_study=cfg in study, cfg=cfg)
+            for s in range(seeds)]
+
+# %% ../../nbs/runs/21_calibrate.ipynb #6bc23c41
 def sensitivity_design(levels=SENSITIVITY_LEVELS, # fractions of edges removed
                        seeds:int=2,               # runs per cell: seeds 0 .. seeds-1 (the paper study's first seeds)
                        methods=SENSITIVITY_METHODS, hidden:int=100, dataset:str='mnist',
                        preset:str='paper',        # the preset the design moves away from
                        factors:dict=SENSITIVITY,  # choice -> values (the preset's value is added when missing)
-                      ) -> pd.DataFrame:          # factor, value, setting, method, level, seed, run, moved, in_study, cfg
-    "Every cell of the one-at-a-time design around `preset`: one row per (factor, value, method, level, seed); `in_study`: the preset's own sweep trains that run."
+                      ) -> pd.DataFrame:   # factor, value, setting, method, level, seed, run, moved, in_study, cfg
+    "Every cell of the one-at-a-time design around `preset`: one row per (factor, value, method, level, seed)."
+    # `in_study`: the preset's own sweep trains that run
     seeds, bases, rows = positive_int('seeds', seeds), base_configs(methods, levels, hidden, dataset, preset), []
     study = {c for _, c in base_configs(methods, None, hidden, dataset, preset)}   # at the preset's own levels
     for f, values in factors.items():
         for v in dict.fromkeys((preset_value(f, preset), *values)):
-            for m, base in bases:
-                cfg = validate(vary(base, f, v))
-                rows += [dict(factor=f, value=v, setting=setting_name(f, v, preset), method=m, level=base.method.amount,
-                              seed=s, run=f'{run_id(cfg)}-s{s}', moved=cfg != base, in_study=cfg in study, cfg=cfg) for s in range(seeds)]
+            rows += [r for m, base in bases for r in _cells(f, v, m, base, seeds, preset, study)]
     return pd.DataFrame(rows)
 
 def sensitivity_runs(**kw) -> list[tuple[RunConfig, int]]:
@@ -245,21 +276,26 @@ def finished_in(folder, run:str) -> bool:
     "Whether run `run` (its folder name) is finished and trusted in results folder `folder` (an error to retry is not)."
     return not needs_training(runs_dir(folder)/run)
 
+def _cost_row(name:str, g:pd.DataFrame, rate:float) -> dict:
+    "A row of `sensitivity_cost`: the runs `g` of factor `name`, what they cost, where they are done or left to train."
+    left = g[~g.found & ~g.in_study]
+    def hours(epochs): return epochs.sum() / rate / 3600
+    return {'factor': name, 'settings': 'all' if name == 'total' else ', '.join(dict.fromkeys(g.setting)),
+            'runs': len(g), 'network-epochs': int(g.epochs.sum()), 'hours': hours(g.epochs),
+            'finished in sources': int(g.found.sum()), "the preset's study": int((~g.found & g.in_study).sum()),
+            'to train': len(left), 'hours to train': hours(left.epochs)}
+
 def sensitivity_cost(design:pd.DataFrame,        # from `sensitivity_design`
                      sources=(),                 # results folders whose finished runs cost nothing
                      rate:float=EPOCHS_PER_SECOND, # network-epochs per second
                     ) -> pd.DataFrame:
-    "Per factor (the preset's cells apart) and in total: runs, network-epochs, hours; finished in `sources`; left to the preset's own study; to train here."
+    "Per factor (the preset's cells apart) and in total: runs, network-epochs, hours, and where they are done."
+    # where: finished in `sources`, left to the preset's own study, or to train here
     d = design.drop_duplicates('run').assign(factor=lambda x: x.factor.where(x.moved, 'preset'),
                                              epochs=lambda x: [c.train.epochs for c in x.cfg])
     d = d.assign(found=[any(finished_in(s, r) for s in sources) for r in d.run])
-    def row(name, g):
-        left = g[~g.found & ~g.in_study]
-        return {'factor': name, 'settings': 'all' if name == 'total' else ', '.join(dict.fromkeys(g.setting)), 'runs': len(g),
-                'network-epochs': int(g.epochs.sum()), 'hours': g.epochs.sum() / rate / 3600, 'finished in sources': int(g.found.sum()),
-                "the preset's study": int((~g.found & g.in_study).sum()), 'to train': len(left), 'hours to train': left.epochs.sum() / rate / 3600}
-    rows = [row(f, d[d.factor == f]) for f in dict.fromkeys(d.factor)]
-    return pd.DataFrame(rows + [row('total', d)])
+    rows = [_cost_row(f, d[d.factor == f], rate) for f in dict.fromkeys(d.factor)]
+    return pd.DataFrame(rows + [_cost_row('total', d, rate)])
 
 def found_cells(design:pd.DataFrame, source) -> pd.DataFrame:
     "The design's cells whose run is finished in results folder `source`."
@@ -269,10 +305,10 @@ def found_cells(design:pd.DataFrame, source) -> pd.DataFrame:
 def copy_run(src:Path,   # a finished run folder
              dest:Path   # the same run's folder in another store
             ) -> bool:
-    "Copy finished run `src` into `dest` under `dest`'s lock, the done marker last; False when `dest` is held or finished."
-    import shutil
+    "Copy finished run `src` into `dest` under `dest`'s lock, done marker last; False when `dest` is held or finished."
     cfg, seed = load_config(src)
-    if Path(dest).name != Path(src).name: raise not_allowed('dest', str(dest), f'a folder named {Path(src).name} (the same run)')
+    if Path(dest).name != Path(src).name:
+        raise not_allowed('dest', str(dest), f'a folder named {Path(src).name} (the same run)')
     lock = RunLock(dest)
     if not lock.acquire(): return False
     try:
@@ -296,15 +332,18 @@ def reuse_finished(runs:list,    # [(cfg, seed), ...]
         n += bool(src and copy_run(src, run_path(folder, cfg, seed)))
     return n
 
+# %% ../../nbs/runs/21_calibrate.ipynb #2a031dee
 def check_sources(sources,      # results folders, or None: those of SOURCES that hold runs
                   folder:Path   # the store the runs are copied into
                  ) -> tuple[Path, ...]:
     "The source stores as paths: each given one must hold runs and differ from `folder`."
-    if sources is None: return tuple(Path(s) for s in SOURCES if runs_dir(s).is_dir() and Path(s).resolve() != Path(folder).resolve())
+    here = Path(folder).resolve()
+    if sources is None: return tuple(Path(s) for s in SOURCES if runs_dir(s).is_dir() and Path(s).resolve() != here)
     out = tuple(Path(s) for s in as_list('sources', sources)) if len(sources) else ()
     for s in out:
-        if not runs_dir(s).is_dir(): raise not_allowed('source', str(s), 'a results folder holding runs/, e.g. results/calibration')
-        if s.resolve() == Path(folder).resolve(): raise not_allowed('source', str(s), 'a results folder other than the one trained into')
+        if not runs_dir(s).is_dir():
+            raise not_allowed('source', str(s), 'a results folder holding runs/, e.g. results/calibration')
+        if s.resolve() == here: raise not_allowed('source', str(s), 'a results folder other than the one trained into')
     return out
 
 def store_label(preset:str) -> str:
@@ -314,12 +353,13 @@ def store_label(preset:str) -> str:
 # %% ../../nbs/runs/21_calibrate.ipynb #573d8e48
 def run_sensitivity(folder=RESULTS/'sensitivity', # the sensitivity store
                     levels=SENSITIVITY_LEVELS, seeds:int=2,
-                    sources=None,                  # stores to copy finished runs from (None: those of SOURCES that exist)
+                    sources=None,                  # stores to copy finished runs from (None: those of SOURCES there)
                     device=None, max_batch:int=32, # runs per task (one batched program)
                     preset:str='paper',            # the preset the design moves away from ('smoke' for tests)
                     engine:dict|None=None,         # nncomp.runs.sweep.ENGINE (None) or a stand-in with the same keys
                     progress:bool=True) -> pd.DataFrame:
-    "Train the sensitivity design into `folder` (resumable, shared by several processes); return `sensitivity_table` of what is finished, also saved as `folder/sensitivity.csv`."
+    "Train the sensitivity design into `folder` (resumable, shared by several processes); return its table."
+    # the table (`sensitivity_table`) is of what is finished, and is also saved as `folder/sensitivity.csv`
     design = sensitivity_design(levels, seeds, preset=preset)
     check_device(device); max_batch = positive_int('max_batch', max_batch)
     sources = check_sources(sources, folder)
@@ -327,11 +367,12 @@ def run_sensitivity(folder=RESULTS/'sensitivity', # the sensitivity store
     engine = engine or ENGINE | {'checkpoints': str(folder/'checkpoints')}   # killed tasks resume mid-training
     prov = provenance(device, store_label(preset))
     for moved, desc in ((True, 'sensitivity: moved choices'), (False, 'sensitivity: preset cells')):
-        part = list(dict.fromkeys(zip(design[design.moved == moved].cfg, design[design.moved == moved].seed)))
+        cells = design[design.moved == moved]
+        part = list(dict.fromkeys(zip(cells.cfg, cells.seed)))
         reuse_finished(part, folder, sources)
         prepare_data(part, folder, engine)
-        run_tasks(make_tasks(part, resolve_name(engine['key']), max_batch), folder, engine, None, device, prov,
-                  progress=progress, desc=desc)
+        tasks = make_tasks(part, resolve_name(engine['key']), max_batch)
+        run_tasks(tasks, folder, engine, None, device, prov, progress=progress, desc=desc)
     table = sensitivity_table(label_runs(save_runs(folder), design))
     atomic_write_text(folder/SENSITIVITY_FILE, table.to_csv(index=False))   # the table beside the runs it comes from
     return table
@@ -345,11 +386,12 @@ def label_runs(runs:pd.DataFrame,   # the store's runs table (`nncomp.runs.store
     "`runs` joined with the design's cells on the run name: one row per (cell, run), with factor, value and setting."
     return design[['factor', 'value', 'setting', 'run']].merge(runs, on='run')
 
-def _row(setting, comparison, level, pairs, margin=None, verdict=True):
+def _row(setting, comparison, level, pairs, margin=None, verdict=True) -> dict:
+    "One row of `sensitivity_table`: `compare`'s seed-level interval of `pairs` (`verdict=False`: none asked)."
     r = compare(pairs, margin)
     return {'setting': setting, 'comparison': comparison, 'level': level, 'seeds': r['seeds'], 'pairs': r['pairs'],
-            'mean': r['mean diff (pp)'], 'low': r['95% CI low'], 'high': r['95% CI high'], 'a better in': r['a better in'],
-            'verdict': r['verdict'] if verdict else ''}
+            'mean': r['mean diff (pp)'], 'low': r['95% CI low'], 'high': r['95% CI high'],
+            'a better in': r['a better in'], 'verdict': r['verdict'] if verdict else ''}
 
 def _pct(level) -> str: return f'{level * 100:g} %'
 
@@ -357,25 +399,33 @@ def _accuracy(runs, method, setting, levels):
     "Rows of `method`'s mean test accuracy (%) per level: seed-level mean and t interval."
     ok = finished(runs[runs.method == method])
     ok = ok.assign(diff=percent(ok.test_acc.astype(float))).drop_duplicates(['level', 'seed'])
-    return [_row(setting, f'{label(method)} accuracy (%)', _pct(l), ok[np.isclose(ok.level, l)], verdict=False) for l in levels]
+    name = f'{label(method)} accuracy (%)'
+    return [_row(setting, name, _pct(l), ok[np.isclose(ok.level, l)], verdict=False) for l in levels]
 
-def sensitivity_table(runs:pd.DataFrame  # runs with their `setting` (`label_runs`): setting, method, dataset, hidden, level, seed, test_acc, failed
-                     ) -> pd.DataFrame:  # setting, comparison, level, seeds, pairs, mean, low, high, a better in, verdict
-    "Per setting: claims (d) MagL1 − MagL2, (c) MagL2 − OBD, (a) MagL2 − HashedNet per level and pooled as the claims pool them, and each method's accuracy."
+# %% ../../nbs/runs/21_calibrate.ipynb #7c2f2734
+SENSITIVITY_CLAIMS = (('magl1', 'magl2'), ('magl2', 'obd'), ('magl2', 'hashednet'))   # claims (d), (c), (a): a − b
+
+def _claim_rows(runs, setting, a, b, levels) -> list[dict]:
+    "Rows of claim `a` − `b` under `setting`: per level and pooled (against OBD also pooled at levels ≥ VERY_HIGH)."
+    p, name, obd = paired(runs, a, b), f'{label(a)} − {label(b)}', b == 'obd'
+    def margin(l): return MARGIN if obd and l < VERY_HIGH - 1e-9 else None   # (c) below VERY_HIGH: "at least as good"
+    rows = [_row(setting, name, _pct(l), p[np.isclose(p.level, l)], margin(l)) for l in levels]
+    rows.append(_row(setting, name, 'all', p, MARGIN if obd else None))
+    if obd: rows.append(_row(setting, name, f'≥ {_pct(VERY_HIGH)}', p[p.level >= VERY_HIGH - 1e-9]))
+    return rows
+
+def sensitivity_table(runs:pd.DataFrame  # `label_runs`: setting, method, dataset, hidden, level, seed, test_acc, failed
+                     ) -> pd.DataFrame:  # setting, comparison, level, seeds, pairs, mean, low, high, a better in,
+                                         # verdict
+    "Per setting: claims (d), (c) and (a) per level and pooled as the claims pool them, and each method's accuracy."
     levels, rows, present = sorted(runs.level.dropna().unique()), [], set(runs.method)
     for setting in dict.fromkeys(runs.setting):
         g = runs[runs.setting == setting]
-        for a, b in (p for p in SENSITIVITY_CLAIMS if set(p) <= present):
-            p, name, c = paired(g, a, b), f'{label(a)} − {label(b)}', b == 'obd'
-            def margin(l): return MARGIN if c and l < VERY_HIGH - 1e-9 else None
-            rows += [_row(setting, name, _pct(l), p[np.isclose(p.level, l)], margin(l)) for l in levels]
-            rows.append(_row(setting, name, 'all', p, MARGIN if c else None))
-            if c: rows.append(_row(setting, name, f'≥ {_pct(VERY_HIGH)}', p[p.level >= VERY_HIGH - 1e-9]))
+        for a, b in (p for p in SENSITIVITY_CLAIMS if set(p) <= present): rows += _claim_rows(g, setting, a, b, levels)
         rows += [r for m in ('magl2', 'magl1', 'hashednet') if m in present for r in _accuracy(g, m, setting, levels)]
     return pd.DataFrame(rows)
 
-SENSITIVITY_CLAIMS = (('magl1', 'magl2'), ('magl2', 'obd'), ('magl2', 'hashednet'))   # claims (d), (c), (a) as (a, b) of a − b
-
+# %% ../../nbs/runs/21_calibrate.ipynb #381f6b12
 MARKS = {'supported': '✓', 'refuted': '✗', 'not decided': '?', 'insufficient data': '·', '': ''}
 
 def _entry(r) -> str:
@@ -387,7 +437,7 @@ def _entry(r) -> str:
 
 def sensitivity_display(table:pd.DataFrame  # from `sensitivity_table`
                        ) -> pd.DataFrame:
-    "The table for reading: rows (comparison, level), columns the settings (preset first), 'mean [95 % interval] verdict mark'."
+    "The table for reading: rows (comparison, level), the settings as columns (preset first), 'mean [95 % CI] mark'."
     t = table.assign(entry=[_entry(r) for _, r in table.iterrows()])
     w = t.pivot(index=['comparison', 'level'], columns='setting', values='entry')
     rows = list(dict.fromkeys(zip(t.comparison, t.level)))
@@ -401,7 +451,8 @@ def sensitivity_report(folder=RESULTS/'sensitivity', # the sensitivity store
                        preset:str='paper',            # the preset its design moved away from
                       ) -> tuple:
     "(the display of `sensitivity_table` for the runs in `folder`, '') or (None, why there is none)."
-    if not has_runs(folder): return None, f'No sensitivity runs in {shown_path(folder)}: run `nncomp_calibrate --sensitivity`.'
+    if not has_runs(folder):
+        return None, f'No sensitivity runs in {shown_path(folder)}: run `nncomp_calibrate --sensitivity`.'
     runs = load_results(folder)
     design = sensitivity_design(sorted(runs.level.unique()), int(runs.seed.max()) + 1, preset=preset)
     labelled = label_runs(runs, design)
@@ -417,31 +468,45 @@ def _sensitivity(a):
     "The `--sensitivity` branch of `main`: print the cost, train (unless --plan), print the table."
     levels, seeds = check_levels(SENSITIVITY_LEVELS if a.levels is None else a.levels), positive_int('seeds', a.seeds)
     sources = check_sources(a.sources, a.results)
-    print(formatted(sensitivity_cost(sensitivity_design(levels, seeds), (*sources, a.results))).to_string(index=False))   # the store's own runs count: a resumed design shows what is left
+    # the store's own runs count as found: a resumed design shows what is left
+    cost = sensitivity_cost(sensitivity_design(levels, seeds), (*sources, a.results))
+    print(formatted(cost).to_string(index=False))
     if a.plan: return
     t = run_sensitivity(a.results, levels, seeds, sources, a.device, a.max_batch or 32)
     print(sensitivity_display(t).to_string())
 
-def main(argv=None):
-    "Console script `nncomp_calibrate`: train a calibration stage and print the readings' scores, or (--sensitivity) the sensitivity design."
-    import argparse, sys
-    p = argparse.ArgumentParser(prog='nncomp_calibrate', description=__doc__ or 'Calibrate the paper preset on the report\'s Table 1 MNIST column.')
+def _parser() -> argparse.ArgumentParser:
+    "The command line of `nncomp_calibrate`."
+    about = __doc__ or 'Calibrate the paper preset on the report\'s Table 1 MNIST column.'
+    p = argparse.ArgumentParser(prog='nncomp_calibrate', description=about)
     g = p.add_mutually_exclusive_group()
-    g.add_argument('--stage', default=None, choices=('1', '2', '3a', '3b'), help='calibration stage (default 1; 3a, 3b: momentum and c)')
-    g.add_argument('--sensitivity', action='store_true', help='train the sensitivity design (results/sensitivity) instead')
-    p.add_argument('--results', default=None, help='results folder (default results/calibration, or results/sensitivity)')
+    g.add_argument('--stage', default=None, choices=('1', '2', '3a', '3b'),
+                   help='calibration stage (default 1; 3a, 3b: momentum and c)')
+    g.add_argument('--sensitivity', action='store_true',
+                   help='train the sensitivity design (results/sensitivity) instead')
+    p.add_argument('--results', default=None,
+                   help='results folder (default results/calibration, or results/sensitivity)')
     p.add_argument('--device', default=None)
-    p.add_argument('--max-batch', type=int, default=None, help='runs per task, one batched program (default 10; 32 with --sensitivity)')
+    p.add_argument('--max-batch', type=int, default=None,
+                   help='runs per task, one batched program (default 10; 32 with --sensitivity)')
     p.add_argument('--levels', default=None, help='--sensitivity: levels, e.g. 0.9,0.98,0.99,0.998 (the default)')
     p.add_argument('--seeds', default=None, help='--sensitivity: seeds per cell (default 2)')
-    p.add_argument('--sources', default=None, help='--sensitivity: stores to copy finished runs from, e.g. results/calibration,results/paper '
-                                                   '(default: those two where they exist; "" for none)')
-    p.add_argument('--plan', action='store_true', help='--sensitivity: print the size and cost of the design, train nothing')
+    p.add_argument('--sources', default=None, help='--sensitivity: stores to copy finished runs from, e.g. '
+                   'results/calibration,results/paper (default: those two where they exist; "" for none)')
+    p.add_argument('--plan', action='store_true',
+                   help='--sensitivity: print the size and cost of the design, train nothing')
+    return p
+
+# %% ../../nbs/runs/21_calibrate.ipynb #6be600f6
+def main(argv=None):
+    "Console script `nncomp_calibrate`: train a calibration stage and print its scores, or (--sensitivity) the design."
+    p = _parser()
     a = p.parse_args(argv)
     if not a.sensitivity:
         given = [k for k in _SENSITIVITY_ONLY if getattr(a, k) not in (None, False)]
         if given: p.error(f'--{given[0]} needs --sensitivity')
-        print(run_calibration(a.stage or 1, a.results or RESULTS/'calibration', a.device, a.max_batch or 10).to_string()); return
+        scored = run_calibration(a.stage or 1, a.results or RESULTS/'calibration', a.device, a.max_batch or 10)
+        print(scored.to_string()); return
     a.results, a.seeds = a.results or RESULTS/'sensitivity', 2 if a.seeds is None else a.seeds
     try: _sensitivity(a)
     except ValueError as e: sys.exit(f'nncomp_calibrate: {e}')

@@ -14,9 +14,9 @@ from ..methods import get_method, in_family, method_of
 from .sweep import load_data
 from ..compress.posttrain import TRANSFORMS, error_rate, sparse_coded
 from ..compress.ledger import read_compressed, read_header
-from .store import (RunLock, RunFileError, atomic_write_json, read_json, read_run, load_module, provenance,
-                          save_runs, runs_dir, DERIVED, SIZE_FILE, file_size, batched_model, DERIVED_FILE, params_digest,
-                          derived_name, derived_problem, set_aside)
+from .store import (RunLock, RunFileError, atomic_write_json, read_json, read_run, load_module,
+                               provenance, save_runs, runs_dir, DERIVED, SIZE_FILE, file_size, batched_model,
+                               DERIVED_FILE, params_digest, derived_name, derived_problem, set_aside)
 from ..compress.ledger import FORMAT, smallest_file, by_category, run_as_module
 from ..compress.coding import CODERS
 with warnings.catch_warnings():
@@ -24,11 +24,12 @@ with warnings.catch_warnings():
 
 # %% auto #0
 __all__ = ['CODING_PARAMS', 'SPARSE_PARAMS', 'MEASURE_CODERS', 'defaults_of', 'check_params', 'check_coding', 'plan_derived',
-           'derive', 'coded_valid_acc', 'run_derived', 'add_valid_acc', 'plain_module', 'measure_run', 'measure_runs',
+           'coded_valid_acc', 'derive', 'add_valid_acc', 'run_derived', 'plain_module', 'measure_run', 'measure_runs',
            'coding_notebook']
 
 # %% ../../nbs/runs/22_derived.ipynb #ff3b17dc
-CODING_PARAMS = {'bits': 5, 'centroid_epochs': 1, 'lr': 1e-4}   # Deep Compression's FC layers: 5 bits, centroids fine-tuned
+# Deep Compression's FC layers: 5 bits, centroids fine-tuned
+CODING_PARAMS = {'bits': 5, 'centroid_epochs': 1, 'lr': 1e-4}
 SPARSE_PARAMS = {'gap_coders': list(CODERS)}   # sparse fp32: the coders of the relative indices each layer chooses from
 
 def defaults_of(method:str) -> dict:
@@ -46,6 +47,15 @@ def _check_coders(coders) -> list:
         raise not_allowed('gap_coders', coders, f"a non-empty list of distinct coders of {', '.join(CODERS)}")
     return list(coders)
 
+def _check_dc(out:dict) -> dict:
+    "Deep Compression's parameters `out`, checked: bits 1..8, centroid epochs ≥ 0, a learning rate > 0."
+    if not (isinstance(out['bits'], int) and 1 <= out['bits'] <= 8):
+        raise not_allowed('bits', out['bits'], 'an integer from 1 to 8')
+    if not (isinstance(out['centroid_epochs'], int) and out['centroid_epochs'] >= 0):
+        raise not_allowed('centroid_epochs', out['centroid_epochs'], 'an integer ≥ 0')
+    if not (isinstance(out['lr'], (int, float)) and out['lr'] > 0): raise not_allowed('lr', out['lr'], 'a number > 0')
+    return out
+
 def check_params(params:dict|None,      # coding parameters given (each applies to the methods that take it)
                  method:str='dc-huffman' # the coding method they are for
                 ) -> dict:
@@ -55,11 +65,7 @@ def check_params(params:dict|None,      # coding parameters given (each applies 
         if k not in known: raise not_allowed('coding parameter', k, ', '.join(known))
     out = dict(defaults_of(method)) | {k: v for k, v in (params or {}).items() if k in defaults_of(method)}
     if 'gap_coders' in out: return out | {'gap_coders': _check_coders(out['gap_coders'])}
-    if not (isinstance(out['bits'], int) and 1 <= out['bits'] <= 8): raise not_allowed('bits', out['bits'], 'an integer from 1 to 8')
-    if not (isinstance(out['centroid_epochs'], int) and out['centroid_epochs'] >= 0):
-        raise not_allowed('centroid_epochs', out['centroid_epochs'], 'an integer ≥ 0')
-    if not (isinstance(out['lr'], (int, float)) and out['lr'] > 0): raise not_allowed('lr', out['lr'], 'a number > 0')
-    return out
+    return _check_dc(out)
 
 # %% ../../nbs/runs/22_derived.ipynb #77ba764c
 def check_coding(methods) -> tuple:
@@ -73,7 +79,7 @@ def check_coding(methods) -> tuple:
 def plan_derived(root,             # a preset's results folder
                  methods=None,     # coding methods (None: all of the registry)
                  params:dict|None=None) -> tuple[list, list]:
-    "([(parent folder, method, derived folder), ...], [parent folders without weights]) for the finished runs of each method's base."
+    "([(parent, method, derived folder), ...], [parents without weights]) for the finished runs of each method's base."
     methods = check_coding(methods); params = {m: check_params(params, m) for m in methods}
     root, todo, no_weights = Path(root), [], []
     bases = {get_method(m).base for m in methods}
@@ -87,6 +93,31 @@ def plan_derived(root,             # a preset's results folder
     return todo, no_weights
 
 # %% ../../nbs/runs/22_derived.ipynb #cec3735a
+def coded_valid_acc(file:Path,              # a derived run's coded network file
+                    skeleton,                 # a plain module of its parent's architecture, or a function making one
+                    data) -> float|None:      # its parent's DataBundle
+    "Validation accuracy of the network read back from `file` (None without a validation split): what fronts choose on."
+    if data.valid is None or not len(data.valid.y): return None
+    # a file that describes its network needs no skeleton (nor the parent's weights)
+    arch = read_header(file).get('arch') is not None
+    model = read_compressed(file) if arch else read_compressed(file, skeleton() if callable(skeleton) else skeleton)
+    return 1 - error_rate(model, data.valid.x, data.valid.y)
+
+def _utc_now() -> str:
+    "The time now, UTC, as the store writes it."
+    return time.strftime('%Y-%m-%dT%H:%M:%S+00:00', time.gmtime())
+
+def _coded_metrics(out:dict,      # what the transform returned
+                   model,          # the parent's network, as the transform got it
+                   parent:Path, data) -> dict:
+    "The metrics of a derived run: accuracy, bytes and weights of the network read back from the transform's file."
+    n_bias = sum(m.bias.numel() for m in model.modules() if isinstance(m, torch.nn.Linear) and m.bias is not None)
+    kept = int(out['weights_kept'])
+    return {'test_acc': 1 - float(out['error']), 'stored_bytes': float(out['stored_bytes']), 'n_alive_edges': kept,
+            'n_params': kept + n_bias, 'failed': False,
+            'valid_acc': coded_valid_acc(Path(out['file']), load_module(parent), data)}
+
+# %% ../../nbs/runs/22_derived.ipynb #cfea2451
 def derive(parent:Path,           # a finished run's folder, with its weights
            method:str,            # a coding method
            dest:Path,             # the derived run's folder
@@ -109,27 +140,61 @@ def derive(parent:Path,           # a finished run's folder, with its weights
         out = TRANSFORMS[method](model, data, folder=dest, **params)
         for f in dest.glob('*.safetensors'):
             if f.name != Path(out['file']).name: f.unlink()     # the transform may write other coders' files too
-        n_bias = sum(m.bias.numel() for m in model.modules() if isinstance(m, torch.nn.Linear) and m.bias is not None)
-        metrics = {'test_acc': 1 - float(out['error']), 'stored_bytes': float(out['stored_bytes']),
-                   'n_alive_edges': int(out['weights_kept']), 'n_params': int(out['weights_kept']) + n_bias, 'failed': False,
-                   'valid_acc': coded_valid_acc(Path(out['file']), load_module(parent), data)}
+        metrics = _coded_metrics(out, model, parent, data)
     except Exception as e:
         metrics = {'failed': True, 'reason': f'{type(e).__name__}: {e}', 'traceback': traceback.format_exc(limit=8)}
-    metrics |= {'parent': parent.name, 'method': method, 'wall_time': round(time.time() - start, 3),
-                'provenance': dict(prov, finished=time.strftime('%Y-%m-%dT%H:%M:%S+00:00', time.gmtime()))}
+    wall = round(time.time() - start, 3)
+    metrics |= {'parent': parent.name, 'method': method, 'wall_time': wall,
+                'provenance': dict(prov, finished=_utc_now())}
     atomic_write_json(dest/'metrics.json', metrics)
     return metrics
 
-def coded_valid_acc(file:Path,              # a derived run's coded network file
-                    skeleton,                 # a plain module of its parent's architecture, or a function making one
-                    data) -> float|None:      # its parent's DataBundle
-    "Validation accuracy of the network read back from `file` (None without a validation split): what fronts choose on."
-    if data.valid is None or not len(data.valid.y): return None
-    arch = read_header(file).get('arch') is not None      # the file describes its network: no skeleton (nor parent weights) needed
-    model = read_compressed(file) if arch else read_compressed(file, skeleton() if callable(skeleton) else skeleton)
-    return 1 - error_rate(model, data.valid.x, data.valid.y)
+# %% ../../nbs/runs/22_derived.ipynb #074a27f0
+def _needs_valid(dest:Path) -> tuple[dict, Path]|None:
+    "(metrics, coded file) of finished derived run `dest` if it has no validation accuracy yet, else None."
+    if derived_problem(dest) or not (dest/'metrics.json').exists(): return None
+    m = read_json(dest/'metrics.json')
+    files = sorted(dest.glob('*.safetensors'))
+    if m.get('failed') or m.get('valid_acc') is not None or len(files) != 1: return None
+    return m, files[0]
+
+def add_valid_acc(root,        # a preset's results folder
+                  load=None,   # load(DataConfig) -> DataBundle (None: `nncomp.runs.sweep.load_data`)
+                 ) -> int:     # how many derived runs gained their validation accuracy
+    "Give each finished derived run coded before `derive` measured it its validation accuracy, read from its file."
+    n, load, derived = 0, load or load_data, Path(root)/DERIVED
+    for dest in sorted(p for p in derived.iterdir() if p.is_dir()) if derived.exists() else []:
+        if (found := _needs_valid(dest)) is None: continue
+        lock = RunLock(dest)
+        if not lock.acquire(): continue
+        try:
+            m, file = found
+            parent = runs_dir(root)/m['parent']
+            cfg = read_run(parent)[0]
+            acc = coded_valid_acc(file, lambda: load_module(parent), load(cfg.data))
+            atomic_write_json(dest/'metrics.json', m | {'valid_acc': acc})
+            n += 1
+        finally: lock.release()
+    return n
 
 # %% ../../nbs/runs/22_derived.ipynb #708b7125
+def _finished(dest:Path, retry_failed:bool) -> bool:
+    "Whether derived run `dest` is done and trusted (with `retry_failed`: and did not fail)."
+    if derived_problem(dest) is not None: return False   # untrusted: set aside and derived again
+    done = read_json(dest/'metrics.json')                  # an object, or not there yet
+    return done is not None and not (retry_failed and done.get('failed'))
+
+def _derive_locked(parent:Path, method:str, dest:Path, params, load, prov) -> tuple[dict|None, dict|None]:
+    "(`derive`'s metrics, the provenance used) under `dest`'s lock; (None, `prov`) when another process holds it."
+    lock = RunLock(dest)
+    if not lock.acquire(): return None, prov
+    try:
+        if problem := derived_problem(dest):          # checked again under the lock: nobody is rewriting it
+            warnings.warn(f'{problem}; set aside in {set_aside(dest, problem)} and derived again')
+        prov = prov or provenance(None, read_run(parent)[2].get('provenance', {}).get('preset'))
+        return derive(parent, method, dest, params, load, prov), prov
+    finally: lock.release()
+
 def run_derived(root,                   # a preset's results folder
                 methods=None,           # coding methods (None: all)
                 params:dict|None=None,  # coding parameters, each for the methods that take it (None: their defaults)
@@ -140,47 +205,18 @@ def run_derived(root,                   # a preset's results folder
     counts = dict(derived=0, failed=0, skipped=0, busy=0, no_weights=len(no_weights))
     prov = None
     for parent, method, dest in tqdm(todo, desc='coding', unit='run', disable=not progress, mininterval=1.0):
-        if derived_problem(dest) is None:                 # then metrics.json is an object, or not there yet
-            done = read_json(dest/'metrics.json')
-            if done is not None and not (retry_failed and done.get('failed')): counts['skipped'] += 1; continue
-        lock = RunLock(dest)
-        if not lock.acquire(): counts['busy'] += 1; continue
-        try:
-            if problem := derived_problem(dest):          # checked again under the lock: nobody is rewriting it
-                warnings.warn(f'{problem}; set aside in {set_aside(dest, problem)} and derived again')
-            prov = prov or provenance(None, read_run(parent)[2].get('provenance', {}).get('preset'))
-            m = derive(parent, method, dest, params, load, prov)
-        finally: lock.release()
-        counts['failed' if m['failed'] else 'derived'] += 1
+        if _finished(dest, retry_failed): counts['skipped'] += 1; continue
+        m, prov = _derive_locked(parent, method, dest, params, load, prov)
+        counts['busy' if m is None else 'failed' if m['failed'] else 'derived'] += 1
     counts['valid_added'] = add_valid_acc(root, load)
     return counts
 
-def add_valid_acc(root,        # a preset's results folder
-                  load=None,   # load(DataConfig) -> DataBundle (None: `nncomp.runs.sweep.load_data`)
-                 ) -> int:     # how many derived runs gained their validation accuracy
-    "Give every finished derived run coded before `derive` measured it its validation accuracy, read from its own file."
-    n, load = 0, load or load_data
-    for dest in sorted(p for p in (Path(root)/DERIVED).iterdir() if p.is_dir()) if (Path(root)/DERIVED).exists() else []:
-        if derived_problem(dest) or not (dest/'metrics.json').exists(): continue
-        m = read_json(dest/'metrics.json')
-        files = sorted(dest.glob('*.safetensors'))
-        if m.get('failed') or m.get('valid_acc') is not None or len(files) != 1: continue
-        lock = RunLock(dest)
-        if not lock.acquire(): continue
-        try:
-            parent = runs_dir(root)/m['parent']
-            cfg = read_run(parent)[0]
-            acc = coded_valid_acc(files[0], lambda: load_module(parent), load(cfg.data))
-            atomic_write_json(dest/'metrics.json', m | {'valid_acc': acc})
-            n += 1
-        finally: lock.release()
-    return n
-
 # %% ../../nbs/runs/22_derived.ipynb #f6e5f0c6
-MEASURE_CODERS = CODERS   # coders of the relative indices `measure_run` tries: at high sparsity a fixed-width code beats Huffman's table
+# coders of the relative indices `measure_run` tries: at high sparsity a fixed-width code beats Huffman's table
+MEASURE_CODERS = CODERS
 
 def plain_module(path:Path) -> torch.nn.Module:
-    "The network of the finished run in folder `path` as the plain module its file holds: a HashedNet's K values and seeds, every other kind's layers."
+    "The network of finished run `path` as the plain module its file holds (a HashedNet: its K values and seeds)."
     cfg = read_run(path)[0]
     return run_as_module(batched_model(path)) if cfg.model.kind == 'hashed' else load_module(path)
 
@@ -192,36 +228,66 @@ def measure_run(path:Path,            # a finished, not failed run's folder, wit
     if run is None or run[2].get('failed'): raise not_allowed('run', path.name, 'a finished run that did not fail')
     if not (path/'state.pt').exists(): raise not_allowed('run', path.name, 'a run stored with its weights (state.pt)')
     with torch.no_grad(): raw, encs = smallest_file(plain_module(path), MEASURE_CODERS)
+    run_prov = run[2].get('provenance', {})
     out = {'stored_bytes': len(raw), 'by_category': by_category(raw), 'format': FORMAT, 'coders': list(MEASURE_CODERS),
            'encodings': {k: dataclasses.asdict(e) for k, e in encs.items()},
-           'run_finished': run[2].get('provenance', {}).get('finished'),
-           'provenance': dict(prov or provenance(None, run[2].get('provenance', {}).get('preset')), measured=time.strftime('%Y-%m-%dT%H:%M:%S+00:00', time.gmtime()))}
+           'run_finished': run_prov.get('finished'),
+           'provenance': dict(prov or provenance(None, run_prov.get('preset')), measured=_utc_now())}
     atomic_write_json(path/SIZE_FILE, out)
     return out
 
+# %% ../../nbs/runs/22_derived.ipynb #477039eb
+def _to_measure(p:Path) -> tuple[str|None, tuple|None]:
+    "What `measure_runs` does with folder `p` and its run: None (nothing), 'no_weights', 'skipped' or 'measure'."
+    try: run = read_run(p) if p.is_dir() else None
+    except RunFileError: return None, None                   # the sweep sets these aside
+    if run is None or run[2].get('failed'): return None, run
+    if not (p/'state.pt').exists(): return 'no_weights', run
+    if file_size(p, run[2], warn=False) is not None: return 'skipped', run
+    return 'measure', run
+
 def measure_runs(root,                # a preset's results folder
                  progress:bool=True) -> dict:
-    "Measure every finished trained run of `root/runs` with weights and no usable `size.json`; return counts (a run that cannot be measured is warned about and counted)."
-    # No lock: two processes measuring one run write the same file size (the result is deterministic), each atomically.
+    "Measure every finished trained run of `root/runs` with weights and no usable `size.json`; return counts."
+    # A run that cannot be measured is warned about and counted. No lock: two processes measuring one run write the
+    # same file size (the result is deterministic), each atomically.
     counts, prov = dict(measured=0, skipped=0, no_weights=0, failed=0), None
     runs = runs_dir(root)
-    for p in tqdm(sorted(runs.iterdir()) if runs.exists() else [], desc='measuring', unit='run', disable=not progress, mininterval=1.0):
-        try: run = read_run(p) if p.is_dir() else None
-        except RunFileError: continue                         # the sweep sets these aside
-        if run is None or run[2].get('failed'): continue
-        if not (p/'state.pt').exists(): counts['no_weights'] += 1; continue
-        if file_size(p, run[2], warn=False) is not None: counts['skipped'] += 1; continue
+    folders = sorted(runs.iterdir()) if runs.exists() else []
+    for p in tqdm(folders, desc='measuring', unit='run', disable=not progress, mininterval=1.0):
+        what, run = _to_measure(p)
+        if what != 'measure':
+            if what: counts[what] += 1
+            continue
         try: measure_run(p, prov := prov or provenance(None, run[2].get('provenance', {}).get('preset')))
         except Exception as e:
-            warnings.warn(f'{p}: not measured ({type(e).__name__}: {e}); the size rule counts it'); counts['failed'] += 1; continue
+            warnings.warn(f'{p}: not measured ({type(e).__name__}: {e}); the size rule counts it')
+            counts['failed'] += 1; continue
         counts['measured'] += 1
     return counts
 
 # %% ../../nbs/runs/22_derived.ipynb #a8704578
+def _coding_line(preset:str, c:dict, s:dict, seconds:float, results) -> str:
+    "What the coding stage did, in one line (`c`: `run_derived`'s counts, `s`: `measure_runs`')."
+    took = f'; {round(seconds, 1)} s' if c['derived'] + s['measured'] else ''   # a rerun's time is no result
+    return (f"{preset} coding: derived {c['derived']}, already done {c['skipped']}, held elsewhere {c['busy']}, "
+            f"failed {c['failed']}, without weights {c['no_weights']}; sizes measured {s['measured']}, "
+            f"already measured {s['skipped']}, not measured {s['failed']}, without weights {s['no_weights']}{took}; "
+            f"store: {results}")
+
+def _coded_summary(df:pd.DataFrame, methods) -> pd.DataFrame:
+    "Per (dataset, method, hidden, level) of the coded runs in runs table `df`: mean accuracy (%), median KiB, runs."
+    coded = df[df.method.isin(check_coding(methods))]
+    if not len(coded): return pd.DataFrame()
+    cells = coded.assign(acc=coded.test_acc * 100).groupby(['dataset', 'method', 'hidden', 'level'])
+    kib = ('stored_bytes', lambda b: b.median() / 1024)
+    return cells.agg(acc=('acc', 'mean'), kib=kib, runs=('acc', 'size')).round(2)
+
 def coding_notebook(preset:str='smoke',  # the preset whose results are coded (a label only: the folder decides)
                     results=None,        # the preset's results folder (None: nothing to do)
-                    methods=None, bits:int|None=None, centroid_epochs:int|None=None, progress:bool=True) -> pd.DataFrame:
-    "What the coding notebook calls: derive every coded run of `results`, measure every trained run's file (`measure_runs`), rebuild `runs.parquet`; a summary table of the coded runs."
+                    methods=None, bits:int|None=None, centroid_epochs:int|None=None,
+                    progress:bool=True) -> pd.DataFrame:
+    "What the coding notebook calls: derive, measure, rebuild `runs.parquet`; a summary of the coded runs."
     if results is None:
         print('coding: no results folder given (a test run): nothing to code'); return pd.DataFrame()
     params = {k: v for k, v in dict(bits=bits, centroid_epochs=centroid_epochs).items() if v is not None}
@@ -229,11 +295,5 @@ def coding_notebook(preset:str='smoke',  # the preset whose results are coded (a
     c = run_derived(results, methods, params, progress=progress)
     s = measure_runs(results, progress=progress)
     df = save_runs(Path(results))
-    print(f"{preset} coding: derived {c['derived']}, already done {c['skipped']}, held elsewhere {c['busy']}, "
-          f"failed {c['failed']}, without weights {c['no_weights']}; sizes measured {s['measured']}, already measured "
-          f"{s['skipped']}, not measured {s['failed']}, without weights {s['no_weights']}"
-          + (f'; {round(time.time() - start, 1)} s' if c['derived'] + s['measured'] else '') + f'; store: {results}')   # a rerun's time is no result
-    coded = df[df.method.isin(check_coding(methods))]
-    if not len(coded): return pd.DataFrame()
-    return (coded.assign(acc=coded.test_acc * 100).groupby(['dataset', 'method', 'hidden', 'level'])
-                 .agg(acc=('acc', 'mean'), kib=('stored_bytes', lambda b: b.median() / 1024), runs=('acc', 'size')).round(2))
+    print(_coding_line(preset, c, s, time.time() - start, results))
+    return _coded_summary(df, methods)

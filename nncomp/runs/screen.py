@@ -24,12 +24,12 @@ __all__ = ['RULE', 'RULE2', 'STAGES', 'CONV_DESIGNS', 'SCREENED', 'CANDIDATE_RUL
            'grid_frame', 'shortfall', 'screening_recall', 'rule_sensitivity', 'bucket_bound', 'candidate_bound',
            'halving_bounds', 'design_cost', 'stored_rows', 'per_config', 'rule_pending', 'design_for',
            'screening_files', 'read_ranking', 'fixed_ranking', 'fixed_halving', 'final_ranking', 'recall_table',
-           'run_stage', 'design_runs', 'convnet_notebook', 'halving_runs', 'halving_train', 'halving_recall',
-           'choose_rule']
+           'run_stage', 'design_runs', 'convnet_notebook', 'halving_runs', 'halving_recall', 'choose_rule',
+           'halving_train']
 
 # %% ../../nbs/runs/23_screen.ipynb #295a4968
 def is_screening(runs:pd.DataFrame) -> pd.Series:
-    "Which rows of a runs table are ConvNet screening runs: finished in fewer epochs than their preset's ConvNet training."
+    "Which rows of a runs table are ConvNet screening runs: fewer epochs than their preset's ConvNet training."
     if not {'method', 'epochs', 'preset', 'failed'} <= set(runs.columns): return pd.Series(False, index=runs.index)
     full = [PRESETS[p].conv_train.epochs if isinstance(p, str) and p in PRESETS else math.nan for p in runs.preset]
     short = runs.epochs.astype(float).to_numpy() < np.array(full, dtype=float)
@@ -40,9 +40,9 @@ def is_screening(runs:pd.DataFrame) -> pd.Series:
 @dataclass(frozen=True)
 class Design:
     "The screening design's parameters, fixed before any screening run trains."
-    screen_epochs: int|None = None  # epochs of a screening run (None: a tenth of the preset's ConvNet epochs, at least 1)
+    screen_epochs: int|None = None  # epochs of a screening run (None: a tenth of the preset's ConvNet epochs, ≥ 1)
     screen_seeds: int = 1           # screening runs per configuration (seeds 0..screen_seeds-1)
-    delta: float = 1.0              # keep configurations at most `delta` pp (validation accuracy) below the screening front ...
+    delta: float = 1.0              # keep configurations ≤ `delta` pp (validation accuracy) below the front ...
     top_k: int|None = 15            # ... and among the `top_k` nearest to it in their size bucket (None: no cap)
     per_decade: int = 4             # size buckets per decade of parameters
     subset: int = 100               # configurations of the recall subset, trained in full (0: none)
@@ -52,7 +52,8 @@ class Design:
     delta2: float = 1.0             # halving: candidates lie at most `delta2` pp below the intermediate runs' front ...
     top_k2: int|None = 15           # ... and among the `top_k2` nearest to it in their size bucket (None: no cap)
 
-RULE = ('screen_epochs', 'screen_seeds', 'delta', 'top_k', 'per_decade', 'frac', 'halve_epochs')  # what the screening keeps
+# what the screening keeps
+RULE = ('screen_epochs', 'screen_seeds', 'delta', 'top_k', 'per_decade', 'frac', 'halve_epochs')
 RULE2 = ('halve_epochs', 'delta2', 'top_k2', 'per_decade')   # the candidates among the intermediate runs (halving)
 
 def _int_in(what:str, v, lo:int, hi:int|None=None, why:str='') -> int:
@@ -67,28 +68,39 @@ def _pp(what:str, v):
         raise not_allowed(what, v, 'percentage points ≥ 0, e.g. 1.0')
 
 # %% ../../nbs/runs/23_screen.ipynb #4ab80136
+def _check_rule(d:Design, n_grid:int):
+    "`not_allowed` for a selection parameter, seed or subset of `d` the design does not allow."
+    _pp('delta', d.delta)
+    if d.top_k is not None: _int_in('top_k', d.top_k, 1, why=' or None (no cap)')
+    if d.frac is not None and (isinstance(d.frac, bool) or not isinstance(d.frac, (int, float)) or not 0 < d.frac <= 1):
+        raise not_allowed('frac', d.frac, 'a share of the size bucket in (0, 1], or None (no such cap)')
+    _int_in('per_decade', d.per_decade, 1); _int_in('screen_seeds', d.screen_seeds, 1)
+    _int_in('subset_seed', d.subset_seed, 0)
+    if d.subset != 0:
+        _int_in('subset', d.subset, 1, n_grid, f' (the {n_grid} configurations screened), or 0 (no recall subset)')
+
+def _check_halving(d:Design, epochs:int, full:int):
+    "`not_allowed` unless `d`'s intermediate stage lies between the screening's `epochs` and the preset's `full` ones."
+    between = f"the screening's {epochs} and the preset's {full} epochs"
+    if epochs + 1 > full - 1:
+        raise not_allowed('halve_epochs', d.halve_epochs, f'None: no epochs lie between {between}')
+    _int_in('halve_epochs', d.halve_epochs, epochs + 1, full - 1, f' (between {between})')
+    _pp('delta2', d.delta2)
+    if d.top_k2 is not None: _int_in('top_k2', d.top_k2, 1, why=' or None (no cap)')
+
 def check_design(d:Design,    # the design asked for
                  p:Preset,    # the preset it runs at
                  n_grid:int,  # configurations screened
                 ) -> Design:
     "`d` with `screen_epochs` resolved for `p`; `not_allowed` naming any value the design does not allow."
     full = p.conv_train.epochs
-    if full < 2: raise not_allowed('preset', p.name, f'a preset whose ConvNets train at least 2 epochs (a screening trains fewer; {p.name!r} trains {full})')
-    _pp('delta', d.delta)
-    if d.top_k is not None: _int_in('top_k', d.top_k, 1, why=' or None (no cap)')
-    if d.frac is not None and (isinstance(d.frac, bool) or not isinstance(d.frac, (int, float)) or not 0 < d.frac <= 1):
-        raise not_allowed('frac', d.frac, 'a share of the size bucket in (0, 1], or None (no such cap)')
-    _int_in('per_decade', d.per_decade, 1); _int_in('screen_seeds', d.screen_seeds, 1); _int_in('subset_seed', d.subset_seed, 0)
-    if d.subset != 0:
-        _int_in('subset', d.subset, 1, n_grid, f' (the {n_grid} configurations screened), or 0 (no recall subset)')
+    if full < 2:
+        why = f'a preset whose ConvNets train at least 2 epochs (a screening trains fewer; {p.name!r} trains {full})'
+        raise not_allowed('preset', p.name, why)
+    _check_rule(d, n_grid)
     epochs = max(1, full // 10) if d.screen_epochs is None else d.screen_epochs
     _int_in('screen_epochs', epochs, 1, full - 1, f" (fewer than the preset's {full} ConvNet epochs)")
-    if d.halve_epochs is not None:
-        between = f"the screening's {epochs} and the preset's {full} epochs"
-        if epochs + 1 > full - 1: raise not_allowed('halve_epochs', d.halve_epochs, f'None: no epochs lie between {between}')
-        _int_in('halve_epochs', d.halve_epochs, epochs + 1, full - 1, f' (between {between})')
-        _pp('delta2', d.delta2)
-        if d.top_k2 is not None: _int_in('top_k2', d.top_k2, 1, why=' or None (no cap)')
+    if d.halve_epochs is not None: _check_halving(d, epochs, full)
     return replace(d, screen_epochs=epochs)
 
 # %% ../../nbs/runs/23_screen.ipynb #540bc6f6
@@ -101,7 +113,7 @@ def screen_runs(p:Preset, dataset:str, grid:list, d:Design) -> list:
     return conv_runs(p, dataset, grid, screen_train(p, d.screen_epochs), d.screen_seeds)
 
 def halve_runs(p:Preset, dataset:str, models:list, d:Design) -> list:
-    "Successive halving's intermediate runs: `models` (the screening's kept), seed 0, the recipe cut to `d.halve_epochs`."
+    "Successive halving's intermediate runs: `models` (the screening's kept), seed 0, recipe cut to `d.halve_epochs`."
     return conv_runs(p, dataset, models, screen_train(p, d.halve_epochs), 1)
 
 def subset_models(grid:list, d:Design) -> list[ModelConfig]:
@@ -169,7 +181,8 @@ def select_candidates(cfgs:pd.DataFrame, # as for `rank_screened`
 # %% ../../nbs/runs/23_screen.ipynb #f11566b7
 def config_keys(df:pd.DataFrame) -> list[tuple]:
     "Each row's ConvNet configuration as a tuple of `CONV_FIELDS` values (ints, dropout a float)."
-    return [(int(k), int(c), int(s), int(p), float(d)) for k, c, s, p, d in df[list(CONV_FIELDS)].itertuples(index=False)]
+    rows = df[list(CONV_FIELDS)].itertuples(index=False)
+    return [(int(k), int(c), int(s), int(p), float(d)) for k, c, s, p, d in rows]
 
 def models_of(df:pd.DataFrame) -> list[ModelConfig]:
     "The ConvNet configurations of a table's rows."
@@ -177,8 +190,10 @@ def models_of(df:pd.DataFrame) -> list[ModelConfig]:
 
 def grid_frame(models:list) -> pd.DataFrame:
     "ConvNet configurations as a table (`CONV_FIELDS`) with their weights, biases and n_params."
-    return with_weights(pd.DataFrame([{f: getattr(m, f) for f in CONV_FIELDS} for m in models], columns=list(CONV_FIELDS)))
+    rows = [{f: getattr(m, f) for f in CONV_FIELDS} for m in models]
+    return with_weights(pd.DataFrame(rows, columns=list(CONV_FIELDS)))
 
+# %% ../../nbs/runs/23_screen.ipynb #7dfcd6cd
 def shortfall(x, y,   # (N,) sizes and scores of the points trained in full
               keep,   # (N,) bool: the points the screening kept
               at_x, at_y) -> np.ndarray: # (M,) the points to measure (e.g. the front)
@@ -187,10 +202,12 @@ def shortfall(x, y,   # (N,) sizes and scores of the points trained in full
     best = [y[keep & (x <= xi)].max() if (keep & (x <= xi)).any() else math.nan for xi in np.asarray(at_x, dtype=float)]
     return np.asarray(at_y, dtype=float) - np.array(best)
 
-def screening_recall(full:pd.DataFrame,       # one row per configuration trained in full: CONV_FIELDS, `x`, mean validation accuracy `y`
+def screening_recall(full:pd.DataFrame,       # one row per configuration trained in full: CONV_FIELDS, `x`, mean `y`
                      candidates:pd.DataFrame, # the configurations the screening kept (CONV_FIELDS)
-                     x:str='n_params', y:str='valid_acc') -> dict: # y: the front is chosen on validation, as the report's
-    "Recall of the screening (the share of the Pareto front of `full` that `candidates` hold), its shortfall (pp), and the front."
+                     x:str='n_params',
+                     y:str='valid_acc',       # validation accuracy: the front is chosen on it, as the report's
+                    ) -> dict:
+    "Recall of the screening (the share of the Pareto front of `full` that `candidates` hold), shortfall (pp), front."
     kept = set(config_keys(candidates))
     front = pareto_front(full, x=x, y=y)
     front = front.assign(kept=[k in kept for k in config_keys(front)])
@@ -201,19 +218,22 @@ def screening_recall(full:pd.DataFrame,       # one row per configuration traine
                 max_shortfall=float(front.shortfall.max()) if n else math.nan, table=front)
 
 # %% ../../nbs/runs/23_screen.ipynb #f4ed642f
-def rule_sensitivity(ranked:pd.DataFrame,             # one row per screened configuration: CONV_FIELDS, n_params, valid_acc (e.g. a fixed ranking)
-                     full:pd.DataFrame,               # the subset trained in full, as for `screening_recall`
-                     deltas=(0.5, 1.0, 2.0, 3.0),     # settings of `delta` to replay
-                     top_ks=(15, 30, 45, None),       # settings of `top_k` to replay (None: no cap)
+def rule_sensitivity(ranked:pd.DataFrame,          # one row per screened configuration: CONV_FIELDS, n_params,
+                                                   # valid_acc
+                     full:pd.DataFrame,            # the subset trained in full, as for `screening_recall`
+                     deltas=(0.5, 1.0, 2.0, 3.0),  # settings of `delta` to replay
+                     top_ks=(15, 30, 45, None),    # settings of `top_k` to replay (None: no cap)
                      per_decade:int=4) -> pd.DataFrame:
-    "Candidates, recall and shortfall (pp) of the rule at each `delta` × `top_k` on the same screening and subset (in-sample: descriptive)."
+    "Candidates, recall and shortfall (pp) of the rule at each `delta` × `top_k` on the same screening and subset."
+    # in-sample (the subset that scores the settings is the one they are read from): descriptive
     rows = []
     for delta in deltas:
         for top_k in top_ks:
             kept = select_candidates(ranked[list(CONV_FIELDS) + ['n_params', 'valid_acc']], delta, top_k, per_decade)
             r = screening_recall(full, kept)
-            rows.append(dict(delta=delta, top_k='no cap' if top_k is None else top_k, candidates=len(kept), front=r['front'],
-                             kept=r['kept'], recall=r['recall'], mean_shortfall=r['mean_shortfall'], max_shortfall=r['max_shortfall']))
+            rows.append(dict(delta=delta, top_k='no cap' if top_k is None else top_k, candidates=len(kept),
+                             front=r['front'], kept=r['kept'], recall=r['recall'], mean_shortfall=r['mean_shortfall'],
+                             max_shortfall=r['max_shortfall']))
     return pd.DataFrame(rows)
 
 # %% ../../nbs/runs/23_screen.ipynb #2169b37c
@@ -232,11 +252,40 @@ def halving_bounds(models:list, d:Design) -> tuple[int, int]:
     promoted = bucket_bound(models, d.per_decade, d.top_k, d.frac)
     return int(promoted.sum()), int(promoted.sum() if d.top_k2 is None else promoted.clip(upper=d.top_k2).sum())
 
+def _most_candidates(models:list, d:Design) -> int:
+    "Most candidates design `d` can keep from `models`: its screening's caps, or with halving its second stage's."
+    if d.halve_epochs is not None: return halving_bounds(models, d)[1]
+    return candidate_bound(models, d.top_k, d.per_decade, d.frac)
+
 def _stage_row(stage:str, configs:int, seeds:int, epochs:int, note:str) -> dict:
+    "A row of `design_cost`: `configs` configurations × `seeds` runs of `epochs` epochs."
     return dict(stage=stage, configurations=configs, seeds=seeds, epochs=epochs, runs=configs * seeds,
                 network_epochs=configs * seeds * epochs, note=note)
 
 # %% ../../nbs/runs/23_screen.ipynb #ab5947cf
+def _caps(k:int|None, f:float|None) -> str:
+    "A rule's caps per size bucket in words: 'top 15', 'nearest 0.25', both, or 'no cap'."
+    caps = ([f'top {k}'] if k is not None else []) + ([f'nearest {f:g}'] if f is not None else [])
+    return ', '.join(caps) or 'no cap'
+
+def _rule_text(d:Design, stage:int|None=None) -> str:
+    "A design's rule in words: the screening's (stage 1), the intermediate stage's (2), or what decides the candidates."
+    one = f'δ = {d.delta:g} pp, {_caps(d.top_k, d.frac)} per 1/{d.per_decade} decade'
+    if d.halve_epochs is None: return one
+    two = f'after {d.halve_epochs} epochs: δ2 = {d.delta2:g} pp, {_caps(d.top_k2, None)} per 1/{d.per_decade} decade'
+    return {1: f'screening: {one}', 2: two}.get(stage, f'screening: {one}; {two}')
+
+def _full_stages(grid:list, d:Design, subset:pd.DataFrame, candidates:pd.DataFrame|None) -> tuple[int, int, tuple]:
+    "(candidates, subset configurations besides them, the two rows' notes): bounds until the candidates are fixed."
+    rule, drawn = _rule_text(d), f'{len(subset)} drawn (seed {d.subset_seed})'
+    if candidates is None:
+        notes = (f'at most: {rule} (exact once fixed)', f'{drawn}, some may be candidates')
+        return _most_candidates(grid, d), len(subset), notes
+    kept = set(config_keys(candidates))
+    n_sub = sum(k not in kept for k in config_keys(subset))
+    return len(kept), n_sub, (f'selected ({rule})', f'{drawn}, {len(subset) - n_sub} of them candidates')
+
+# %% ../../nbs/runs/23_screen.ipynb #4696fa31
 def design_cost(preset:str='paper',       # a preset name
                 dataset:str='mnist',      # a dataset name
                 design:Design=Design(),   # the design's parameters
@@ -251,36 +300,23 @@ def design_cost(preset:str='paper',       # a preset name
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not (math.isfinite(rate) and rate > 0):
         raise not_allowed('rate', rate, 'network-epochs per second > 0, e.g. 0.5')
     grid = list(models or conv_models(p)); d = check_design(design, p, len(grid))
-    subset, S, E = grid_frame(subset_models(grid, d)), p.seeds, p.conv_train.epochs
-    halving, rule = d.halve_epochs is not None, _rule_text(d)
-    if candidates is None:
-        n_cand = halving_bounds(grid, d)[1] if halving else candidate_bound(grid, d.top_k, d.per_decade, d.frac)
-        n_sub = len(subset)
-        notes = (f'at most: {rule} (exact once fixed)', f'{len(subset)} drawn (seed {d.subset_seed}), some may be candidates')
-    else:
-        kept = set(config_keys(candidates))
-        n_cand, n_sub = len(kept), sum(k not in kept for k in config_keys(subset))
-        notes = (f'selected ({rule})', f'{len(subset)} drawn (seed {d.subset_seed}), {len(subset) - n_sub} of them candidates')
-    rows = [_stage_row('screen', len(grid), d.screen_seeds, d.screen_epochs, f'every configuration, {d.screen_epochs} of {E} epochs')]
-    if halving:
+    S, E = p.seeds, p.conv_train.epochs
+    n_cand, n_sub, notes = _full_stages(grid, d, grid_frame(subset_models(grid, d)), candidates)
+    rows = [_stage_row('screen', len(grid), d.screen_seeds, d.screen_epochs,
+                       f'every configuration, {d.screen_epochs} of {E} epochs')]
+    if d.halve_epochs is not None:
         n_pro, most = (halving_bounds(grid, d)[0], 'at most: ') if promoted is None else (len(promoted), '')
         rows.append(_stage_row('halve: promoted', n_pro, 1, d.halve_epochs, most + _rule_text(d, 1)))
-    rows += [_stage_row('full: candidates', n_cand, S, E, notes[0]), _stage_row('recall: subset', n_sub, S, E, notes[1])]
+    rows += [_stage_row('full: candidates', n_cand, S, E, notes[0]),
+             _stage_row('recall: subset', n_sub, S, E, notes[1])]
     total = dict(stage='design', configurations=len(grid), runs=sum(r['runs'] for r in rows),
-                 network_epochs=sum(r['network_epochs'] for r in rows), note=f'{n_cand + n_sub} configurations trained in full')
+                 network_epochs=sum(r['network_epochs'] for r in rows),
+                 note=f'{n_cand + n_sub} configurations trained in full')
     df = pd.DataFrame(rows + [total, _stage_row('full grid (PROTOCOL §3)', len(grid), S, E, 'not run')])
     grid_ne = df.network_epochs.iloc[-1]
     df.insert(6, 'share_%', (100 * df.network_epochs / grid_ne).round(1))
     df.insert(7, f'hours_at_{rate:g}', (df.network_epochs / rate / 3600).round(1))
     return df.astype({'seeds': 'Int64', 'epochs': 'Int64'})
-
-def _rule_text(d:Design, stage:int|None=None) -> str:
-    "A design's rule in words: the screening's (stage 1), the intermediate stage's (2), or what decides the candidates."
-    def cap(k, f): return ', '.join(([f'top {k}'] if k is not None else []) + ([f'nearest {f:g}'] if f is not None else [])) or 'no cap'
-    one = f'δ = {d.delta:g} pp, {cap(d.top_k, d.frac)} per 1/{d.per_decade} decade'
-    if d.halve_epochs is None: return one
-    two = f'after {d.halve_epochs} epochs: δ2 = {d.delta2:g} pp, {cap(d.top_k2, None)} per 1/{d.per_decade} decade'
-    return {1: f'screening: {one}', 2: two}.get(stage, f'screening: {one}; {two}')
 
 # %% ../../nbs/runs/23_screen.ipynb #a39f7ac9
 STAGES = ('plan', 'screen', 'full', 'recall', 'summary', 'all', 'halve')
@@ -296,20 +332,24 @@ def stored_rows(root:Path, # the preset's results folder
     return df
 
 def _row(root:Path, cfg, seed:int) -> dict|None:
+    "The store's row of one run, None when it is unfinished or untrusted."
     try: return run_row(run_path(root, cfg, seed))
     except RunFileError: return None   # untrusted: the next sweep sets it aside and trains it again
 
 def per_config(rows:pd.DataFrame) -> pd.DataFrame:
-    "One row per ConvNet configuration of `rows`: n_params (from its geometry), mean validation and test accuracy (%) of the runs that did not fail, runs, failed."
+    "One row per ConvNet configuration of `rows`: n_params, mean validation and test accuracy (%), runs, failed."
+    # n_params from its geometry; the means are over the runs that did not fail
     ok = ~rows.failed.astype(bool)
+    def pct(col): return rows[col].astype(float).where(ok) * 100
     df = rows.astype({'kernel': int, 'channels': int, 'stride': int, 'pool': int, 'dropout': float}).assign(
-        valid_acc=rows.valid_acc.astype(float).where(ok) * 100, test_acc=rows.test_acc.astype(float).where(ok) * 100, failed=~ok)
+        valid_acc=pct('valid_acc'), test_acc=pct('test_acc'), failed=~ok)
     out = df.groupby(list(CONV_FIELDS), sort=False).agg(valid_acc=('valid_acc', 'mean'), test_acc=('test_acc', 'mean'),
                                                         runs=('run', 'size'), failed=('failed', 'sum')).reset_index()
     return with_weights(out)
 
 # %% ../../nbs/runs/23_screen.ipynb #40f78923
-SCREENED = {'paper': ('mnist',)}   # datasets whose design finished in one stage (`Design()`): their runs stay as planned
+# datasets whose design finished in one stage (`Design()`): their runs stay as planned
+SCREENED = {'paper': ('mnist',)}
 
 # successive halving for the datasets after MNIST: the screening keeps the nearest `frac` of each size bucket (no gap
 # cut: δ = 100 pp), they train 10 epochs (seed 0), the candidates are chosen on those; no recall subset (`subset = 0`)
@@ -330,7 +370,7 @@ def design_for(preset:str, dataset:str) -> Design:
 
 # %% ../../nbs/runs/23_screen.ipynb #d184e49a
 def screening_files(root:Path, dataset:str, stage:str='screen') -> tuple[Path, Path]:
-    "Where a ranking of `dataset` is fixed: `screening/<dataset>.csv`, `.json` (the screening), `<dataset>-halve.*` (halving)."
+    "Where a ranking of `dataset` is fixed: `screening/<dataset>.csv`, `.json` (`stage='halve'`: `<dataset>-halve.*`)."
     name = dataset if stage == 'screen' else f'{dataset}-{stage}'
     return Path(root)/'screening'/f'{name}.csv', Path(root)/'screening'/f'{name}.json'
 
@@ -338,17 +378,29 @@ def _check_fixed(saved:dict, d:Design, n_grid:int, where:Path, rule:tuple=RULE):
     "Refuse a design whose selection parameters differ from those the ranking was fixed with (a field missing: None)."
     for k in rule:
         if saved['design'].get(k) != getattr(d, k):
-            raise not_allowed(k, getattr(d, k), f"{saved['design'].get(k)!r}, the value the candidates were fixed with in {where} "
-                              '(the rule is fixed in advance; to choose again, delete that file and its .csv)')
+            why = (f"{saved['design'].get(k)!r}, the value the candidates were fixed with in {where} (the rule is "
+                   'fixed in advance; to choose again, delete that file and its .csv)')
+            raise not_allowed(k, getattr(d, k), why)
     if saved['configurations'] != n_grid:
-        raise not_allowed('models', f'{n_grid} configurations', f"the {saved['configurations']} screened when the candidates were fixed in {where}")
+        why = f"the {saved['configurations']} screened when the candidates were fixed in {where}"
+        raise not_allowed('models', f'{n_grid} configurations', why)
 
 def read_ranking(root:Path, dataset:str, d:Design, n_grid:int, stage:str='screen') -> pd.DataFrame|None:
-    "The ranking the screening (`stage='halve'`: the intermediate stage) of `dataset` fixed (None: not yet); checked against `d`."
+    "The ranking the screening (`stage='halve'`: the intermediate stage) of `dataset` fixed, checked against `d`."
     csv, js = screening_files(root, dataset, stage)
-    if (saved := read_json(js)) is None: return None
+    if (saved := read_json(js)) is None: return None   # not fixed yet
     _check_fixed(saved, d, n_grid, js, RULE if stage == 'screen' else RULE2)
     return pd.read_csv(csv)
+
+# %% ../../nbs/runs/23_screen.ipynb #86389294
+def _fixed_record(p:Preset, dataset:str, d:Design, n_grid:int, rows:pd.DataFrame, ranked:pd.DataFrame, stage:str,
+                  rule:str) -> dict:
+    "What a fixed ranking's `.json` says: the design, its counts, and the rule in words."
+    decides = stage == 'halve' or d.halve_epochs is None   # its kept are the candidates (else: promoted to halving)
+    return {'preset': p.name, 'dataset': dataset, 'design': asdict(d), 'configurations': n_grid,
+            ('screening_runs' if stage == 'screen' else 'intermediate_runs'): len(rows),
+            'failed': int(rows.failed.sum()),
+            ('candidates' if decides else 'promoted'): int(ranked.kept.sum()), 'rule': rule}
 
 def _fix(root:Path, p:Preset, dataset:str, d:Design, n_grid:int, runs:list, delta:float, top_k, frac, stage:str,
          rule:str):
@@ -359,29 +411,28 @@ def _fix(root:Path, p:Preset, dataset:str, d:Design, n_grid:int, runs:list, delt
     ranked = rank_screened(per_config(rows), delta, top_k, d.per_decade, frac=frac)
     csv, js = screening_files(root, dataset, stage)
     atomic_write(csv, lambda tmp: ranked.to_csv(tmp, index=False))
-    decides = stage == 'halve' or d.halve_epochs is None   # its kept are the candidates (else: promoted to the intermediate stage)
-    atomic_write_json(js, {'preset': p.name, 'dataset': dataset, 'design': asdict(d), 'configurations': n_grid,
-                           ('screening_runs' if stage == 'screen' else 'intermediate_runs'): len(rows),
-                           'failed': int(rows.failed.sum()),
-                           ('candidates' if decides else 'promoted'): int(ranked.kept.sum()), 'rule': rule})
+    atomic_write_json(js, _fixed_record(p, dataset, d, n_grid, rows, ranked, stage, rule))
     return ranked
 
 # %% ../../nbs/runs/23_screen.ipynb #d4affd73
+_SCREEN_RULE = ('gap to the screening front (best validation accuracy at no more parameters) ≤ delta pp, and among '
+               'the top_k (and the nearest share frac) of smallest gaps of its size bucket (1/per_decade of a decade)')
+_HALVE_RULE = ('among what the screening kept, trained halve_epochs: gap to their front ≤ delta2 pp and among the '
+               'top_k2 of its size bucket')   # the rules in words, written beside the rankings they fixed
+
 def fixed_ranking(root:Path, p:Preset, dataset:str, d:Design, grid:list) -> pd.DataFrame|None:
     "The rule applied to the finished screening of `dataset`, fixed once, then read back; None while it is unfinished."
-    return _fix(root, p, dataset, d, len(grid), screen_runs(p, dataset, grid, d), d.delta, d.top_k, d.frac, 'screen',
-                'gap to the screening front (best validation accuracy at no more parameters) ≤ delta pp, and among the top_k '
-                '(and the nearest share frac) of smallest gaps of its size bucket (1/per_decade of a decade)')
+    runs = screen_runs(p, dataset, grid, d)
+    return _fix(root, p, dataset, d, len(grid), runs, d.delta, d.top_k, d.frac, 'screen', _SCREEN_RULE)
 
 def fixed_halving(root:Path, p:Preset, dataset:str, d:Design, grid:list) -> pd.DataFrame|None:
-    "Halving: the rule (delta2, top_k2) applied to the finished intermediate runs, fixed once; None while any is unfinished."
+    "Halving: the rule (delta2, top_k2) applied to the finished intermediate runs, fixed once; None until all are done."
     if (ranked := fixed_ranking(root, p, dataset, d, grid)) is None: return None
     runs = halve_runs(p, dataset, models_of(ranked[ranked.kept]), d)
-    return _fix(root, p, dataset, d, len(grid), runs, d.delta2, d.top_k2, None, 'halve', 'among what the screening kept, '
-                'trained halve_epochs: gap to their front ≤ delta2 pp and among the top_k2 of its size bucket')
+    return _fix(root, p, dataset, d, len(grid), runs, d.delta2, d.top_k2, None, 'halve', _HALVE_RULE)
 
 def final_ranking(root:Path, p:Preset, dataset:str, d:Design, grid:list, fix:bool=True) -> pd.DataFrame|None:
-    "The ranking whose kept rows are the candidates: the screening's, with halving the intermediate stage's (None: not yet)."
+    "The ranking whose kept rows are the candidates: the screening's, or with halving the intermediate one's (or None)."
     if fix: return (fixed_ranking if d.halve_epochs is None else fixed_halving)(root, p, dataset, d, grid)
     ranked = read_ranking(root, dataset, d, len(grid))
     return ranked if d.halve_epochs is None or ranked is None else read_ranking(root, dataset, d, len(grid), 'halve')
@@ -390,8 +441,9 @@ def final_ranking(root:Path, p:Preset, dataset:str, d:Design, grid:list, fix:boo
 def _say(df:pd.DataFrame, what:str):
     "One line on what a stage trained."
     held = f", held by other processes {df.attrs['held']}" if df.attrs.get('held') else ''
+    done = df.attrs['skipped'] + df.attrs['waited']
     print(f"{what}: {df.attrs['planned']} runs in {df.attrs['tasks']} tasks; trained {df.attrs['trained']}, "
-          f"already done {df.attrs['skipped'] + df.attrs['waited']}{held}, failed {int(df.failed.sum())}; {df.attrs['seconds']} s")
+          f"already done {done}{held}, failed {int(df.failed.sum())}; {df.attrs['seconds']} s")
 
 def _recall_line(r:dict) -> str:
     "The recall of `recall_table` in one line."
@@ -403,27 +455,38 @@ def _candidates(ranked:pd.DataFrame|None, dataset:str, stage:str='full', after:s
     "The kept rows of a fixed ranking, or `not_allowed` when the stage before `stage` is unfinished."
     if ranked is None:
         what = 'screening' if after == 'screen' else 'intermediate stage'
-        raise not_allowed('stage', stage, f'after the {what} of {dataset} has finished (run stage {after!r} first: it resumes)')
+        why = f'after the {what} of {dataset} has finished (run stage {after!r} first: it resumes)'
+        raise not_allowed('stage', stage, why)
     return ranked[ranked.kept].reset_index(drop=True)
 
-def recall_table(root:Path, p:Preset, dataset:str, d:Design, grid:list,
-                 ranked:pd.DataFrame|None) -> dict: # the ranking that decides the candidates (`final_ranking`; None: not yet)
-    "The screening's recall on the subset, from the store: configurations with all their full runs finished count."
+# %% ../../nbs/runs/23_screen.ipynb #365ff381
+def _subset_done(root:Path, p:Preset, dataset:str, grid:list, d:Design) -> pd.DataFrame:
+    "`per_config` of the recall subset's configurations whose full runs are all finished."
     done = per_config(stored_rows(root, conv_runs(p, dataset, subset_models(grid, d))))
-    done = done[(done.runs == p.seeds) & done.test_acc.notna()]
-    if not d.subset: return dict(recall=math.nan, front=0, kept=0, mean_shortfall=math.nan, max_shortfall=math.nan,
-                                 complete=0, table=done.iloc[:0], note='no recall subset (subset = 0: measured on MNIST)')
-    if ranked is None: return dict(recall=math.nan, front=0, kept=0, mean_shortfall=math.nan, max_shortfall=math.nan, complete=len(done),
-                                   table=done.iloc[:0], note='candidates not fixed yet (screening unfinished)')
+    return done[(done.runs == p.seeds) & done.test_acc.notna()]
+
+def _no_recall(done:pd.DataFrame, complete:int, note:str) -> dict:
+    "A `recall_table` without a front (why: `note`)."
+    return dict(recall=math.nan, front=0, kept=0, mean_shortfall=math.nan, max_shortfall=math.nan, complete=complete,
+                table=done.iloc[:0], note=note)
+
+def recall_table(root:Path, p:Preset, dataset:str, d:Design, grid:list,
+                 ranked:pd.DataFrame|None # the ranking deciding the candidates (`final_ranking`; None: not yet)
+                ) -> dict:
+    "The screening's recall on the subset, from the store: configurations with all their full runs finished count."
+    done = _subset_done(root, p, dataset, grid, d)
+    if not d.subset: return _no_recall(done, 0, 'no recall subset (subset = 0: measured on MNIST)')
+    if ranked is None: return _no_recall(done, len(done), 'candidates not fixed yet (screening unfinished)')
     res = screening_recall(done, ranked[ranked.kept])
-    if d.halve_epochs is None: res['sensitivity'] = rule_sensitivity(ranked, done, per_decade=d.per_decade)   # one-stage rules
+    if d.halve_epochs is None:   # one-stage rules: the same screening replayed with other settings
+        res['sensitivity'] = rule_sensitivity(ranked, done, per_decade=d.per_decade)
     why = ranked[list(CONV_FIELDS) + ['valid_acc', 'gap', 'why']].rename(columns={'valid_acc': 'screen_valid_acc'})
     table = res['table'].drop(columns=['valid_acc'], errors='ignore').merge(why, on=list(CONV_FIELDS), how='left')
     return dict(res, complete=len(done), table=table, note=f'{len(done)} of {d.subset} subset configurations complete')
 
 # %% ../../nbs/runs/23_screen.ipynb #07247f5d
 def _all(kw:dict, d:Design, wait:bool) -> pd.DataFrame:
-    "Stage `all`: each stage as soon as what it needs is fixed (the candidates decide the front); the recall subset fills waits."
+    "Stage `all`: each stage once what it needs is fixed (the candidates decide the front); the subset fills waits."
     order = ('screen', 'full') if d.halve_epochs is None else ('screen', 'halve', 'full')
     for s in order:             # without waiting for runs other processes hold; stop where a ranking is not fixed yet
         if not len(run_stage(s, wait=False, **kw)): break
@@ -432,6 +495,24 @@ def _all(kw:dict, d:Design, wait:bool) -> pd.DataFrame:
         if not len(run_stage(s, wait=wait if s == 'full' else True, **kw)): break
     return run_stage('recall', wait=wait, **kw)
 
+def _plan(stage:str, preset:str, dataset:str, results, p:Preset, d:Design, grid:list, rate:float) -> pd.DataFrame:
+    "Stages `plan` and `summary` (read only: they fix nothing): the cost table; `summary` also prints the recall."
+    root = results_folder(preset, results)
+    ranked, final = read_ranking(root, dataset, d, len(grid)), final_ranking(root, p, dataset, d, grid, fix=False)
+    promoted = None if ranked is None or d.halve_epochs is None else ranked[ranked.kept]
+    cost = design_cost(preset, dataset, d, grid, None if final is None else final[final.kept], rate, promoted)
+    if stage == 'summary':
+        print(f'{preset} {dataset}: {_recall_line(recall_table(root, p, dataset, d, grid, final))}')
+    return cost
+
+def _check_stage(stage:str, d:Design, pending:bool, dataset:str):
+    "`not_allowed` for a training stage `d` has not (`halve`), or that waits for the rule to be chosen."
+    if stage == 'halve' and d.halve_epochs is None:
+        raise not_allowed('stage', 'halve', 'a stage of a design with halve_epochs (successive halving)')
+    if pending and stage in ('halve', 'full'):
+        raise not_allowed('stage', stage, f'after the rule for {dataset} is chosen (OTHER_RULE, 23_screen)')
+
+# %% ../../nbs/runs/23_screen.ipynb #0afba01c
 def run_stage(stage:str,              # 'plan', 'screen', 'halve', 'full', 'recall', 'summary' or 'all' (`STAGES`)
               preset:str='paper', dataset:str='mnist',
               results=None,           # the preset's results folder (None: results/<preset>)
@@ -439,7 +520,7 @@ def run_stage(stage:str,              # 'plan', 'screen', 'halve', 'full', 'reca
               device=None,            # torch device of the runs
               scheduler:str|None='local', # 'local', 'inline' (no Dask) or a Dask scheduler address
               engine:dict=ENGINE, progress:bool=True,
-              weights:str|None=None,  # None: 'none' for screening and intermediate runs (never read again), 'all' for full runs
+              weights:str|None=None,  # None: 'none' for screening and intermediate runs (never read again), else 'all'
               models:list|None=None,  # the configurations screened (None: the preset's, the whole grid at 'paper')
               rate:float=0.5,         # network-epochs per second, for the hours of the cost table
               wait:bool=True,         # wait for runs other processes hold (False: leave them to those)
@@ -448,66 +529,73 @@ def run_stage(stage:str,              # 'plan', 'screen', 'halve', 'full', 'reca
     check_choice('stage', stage, STAGES)
     p = PRESETS[check_choice('preset', preset, tuple(PRESETS))]
     check_choice('dataset', dataset, DATASETS)
-    pending = design is None and rule_pending(preset, dataset)   # the rule for the datasets after MNIST is not chosen yet
+    pending = design is None and rule_pending(preset, dataset)   # the rule for the datasets after MNIST: not chosen
     design = design_for(preset, dataset) if design is None else design
     grid = list(models or conv_models(p)); d = check_design(design, p, len(grid))
     if stage == 'all':
-        return _all(dict(preset=preset, dataset=dataset, results=results, design=None if pending else design,
-                         device=device, scheduler=scheduler, engine=engine, progress=progress, weights=weights,
-                         models=models, rate=rate), d, wait)
-    if stage in ('plan', 'summary'):   # read only: they never fix the candidates
-        root = results_folder(preset, results)
-        ranked, final = read_ranking(root, dataset, d, len(grid)), final_ranking(root, p, dataset, d, grid, fix=False)
-        cost = design_cost(preset, dataset, d, grid, None if final is None else final[final.kept], rate,
-                           None if ranked is None or d.halve_epochs is None else ranked[ranked.kept])
-        if stage == 'summary':
-            print(f'{preset} {dataset}: {_recall_line(recall_table(root, p, dataset, d, grid, final))}')
-        return cost
-    if stage == 'halve' and d.halve_epochs is None:
-        raise not_allowed('stage', 'halve', 'a stage of a design with halve_epochs (successive halving)')
-    if pending and stage in ('halve', 'full'):
-        raise not_allowed('stage', stage, f'after the rule for {dataset} is chosen (OTHER_RULE, 23_screen)')
+        kw = dict(preset=preset, dataset=dataset, results=results, design=None if pending else design, device=device,
+                  scheduler=scheduler, engine=engine, progress=progress, weights=weights, models=models, rate=rate)
+        return _all(kw, d, wait)
+    if stage in ('plan', 'summary'): return _plan(stage, preset, dataset, results, p, d, grid, rate)
+    _check_stage(stage, d, pending, dataset)
     remote = scheduler not in (None, 'local', 'inline')
     spec = sweep_spec(preset, [dataset], results=results, device=device, check_here=not remote)
-    def train(runs, what, keep): return train_runs(spec, runs, scheduler, engine, progress, weights=weights or keep, desc=f'{preset} {what} {dataset}', wait=wait)
+    def train(runs, what, keep):
+        "Train `runs` of stage `what` through the sweep, keeping weights `keep` unless `weights` says otherwise."
+        desc = f'{preset} {what} {dataset}'
+        return train_runs(spec, runs, scheduler, engine, progress, weights=weights or keep, desc=desc, wait=wait)
     return _STAGE[stage](spec.results, p, dataset, d, grid, train, pending)
 
 # %% ../../nbs/runs/23_screen.ipynb #63d6a2fe
+def _by_size(ranked:pd.DataFrame) -> pd.DataFrame:
+    "A ranking as a stage shows it: smallest first, then nearest the front."
+    return ranked.sort_values(['n_params', 'gap']).reset_index(drop=True)
+
 def _screen(root, p, dataset, d, grid, train, pending) -> pd.DataFrame:
+    "Stage `screen`: train every configuration's screening runs; once all are done, fix and show the ranking."
     _say(train(screen_runs(p, dataset, grid, d), 'screen', 'none'), f'{p.name} screen {dataset}')
     if pending:
-        print(f'the rule for {dataset} is not chosen yet (OTHER_RULE in 23_screen): nothing is fixed'); return pd.DataFrame()
+        print(f'the rule for {dataset} is not chosen yet (OTHER_RULE in 23_screen): nothing is fixed')
+        return pd.DataFrame()
     ranked = fixed_ranking(root, p, dataset, d, grid)
     if ranked is None: print('screening unfinished: run this stage again (it resumes)'); return pd.DataFrame()
     what = 'candidates' if d.halve_epochs is None else f'promoted to {d.halve_epochs} epochs'
-    print(f'{int(ranked.kept.sum())} {what} of {len(ranked)} configurations, fixed in {screening_files(root, dataset)[0]}')
-    return ranked.sort_values(['n_params', 'gap']).reset_index(drop=True)
+    where = screening_files(root, dataset)[0]
+    print(f'{int(ranked.kept.sum())} {what} of {len(ranked)} configurations, fixed in {where}')
+    return _by_size(ranked)
 
 def _halve(root, p, dataset, d, grid, train, pending) -> pd.DataFrame:
+    "Stage `halve`: train what the screening promoted; once all are done, fix and show the candidates' ranking."
     promoted = _candidates(fixed_ranking(root, p, dataset, d, grid), dataset, 'halve')
     runs = halve_runs(p, dataset, models_of(promoted), d)
     _say(train(runs, 'halve', 'none'), f'{p.name} halve {dataset} ({len(promoted)} promoted)')
     final = fixed_halving(root, p, dataset, d, grid)
     if final is None: print('intermediate stage unfinished: run this stage again (it resumes)'); return pd.DataFrame()
-    print(f"{int(final.kept.sum())} candidates of {len(final)} promoted, fixed in {screening_files(root, dataset, 'halve')[0]}")
-    return final.sort_values(['n_params', 'gap']).reset_index(drop=True)
+    where = screening_files(root, dataset, 'halve')[0]
+    print(f"{int(final.kept.sum())} candidates of {len(final)} promoted, fixed in {where}")
+    return _by_size(final)
 
+# %% ../../nbs/runs/23_screen.ipynb #caa52ee6
 def _full(root, p, dataset, d, grid, train, pending) -> pd.DataFrame:
+    "Stage `full`: train the candidates in full; show why each was kept and its full mean accuracy."
     after = 'screen' if d.halve_epochs is None else 'halve'
     cands = _candidates(final_ranking(root, p, dataset, d, grid), dataset, 'full', after)
-    _say(train(conv_runs(p, dataset, models_of(cands)), 'full', 'all'), f'{p.name} full {dataset} ({len(cands)} candidates)')
-    full = per_config(stored_rows(root, conv_runs(p, dataset, models_of(cands))))
+    runs = conv_runs(p, dataset, models_of(cands))
+    _say(train(runs, 'full', 'all'), f'{p.name} full {dataset} ({len(cands)} candidates)')
+    full = per_config(stored_rows(root, runs))
     cols = list(CONV_FIELDS) + ['n_params', 'valid_acc', 'gap', 'why']
     return cands[cols].rename(columns={'valid_acc': 'screen_valid_acc'}).merge(
         full[list(CONV_FIELDS) + ['test_acc', 'runs']], on=list(CONV_FIELDS), how='left')
 
 def _recall(root, p, dataset, d, grid, train, pending) -> pd.DataFrame:
+    "Stage `recall`: train the recall subset in full; print the recall and show the subset's full front."
     if d.subset:
         _say(train(conv_runs(p, dataset, subset_models(grid, d)), 'recall', 'all'), f'{p.name} recall subset {dataset}')
     r = recall_table(root, p, dataset, d, grid, None if pending else final_ranking(root, p, dataset, d, grid))
     print(f'{p.name} {dataset}: {_recall_line(r)}')
     if 'sensitivity' in r:
-        print(f"the rule with other delta and top_k on the same screening and subset (in-sample, descriptive; this design's rule: delta = {d.delta:g}, top_k = {d.top_k}):")
+        print("the rule with other delta and top_k on the same screening and subset (in-sample, descriptive; "
+              f"this design's rule: delta = {d.delta:g}, top_k = {d.top_k}):")
         print(r['sensitivity'].round(2).to_string(index=False))
     return r['table']
 
@@ -519,8 +607,10 @@ def design_runs(root,                   # the preset's results folder (None: no 
                 d:Design|None=None,     # the design's parameters (None: `design_for(p.name, dataset)`)
                 grid:list|None=None,    # the configurations screened (None: the preset's)
                ) -> dict:
-    """{'screen': short runs (screening; halving's intermediate ones known so far), 'halve': those intermediate ones,
-    'full': known full runs, 'unknown': most full runs not known yet, 'unknown_halve': most intermediate runs not known yet}."""
+    "The runs of the design on `dataset` as they stand: those known by stage, and bounds on those not known yet."
+    # 'screen': short runs (screening; halving's intermediate ones known so far), 'halve': those intermediate ones,
+    # 'full': known full runs, 'unknown': most full runs not known yet, 'unknown_halve': most intermediate runs not
+    # known yet
     grid = list(grid or conv_models(p)); d = check_design(design_for(p.name, dataset) if d is None else d, p, len(grid))
     ranked = None if root is None else read_ranking(Path(root), dataset, d, len(grid))
     final = None if root is None else final_ranking(Path(root), p, dataset, d, grid, fix=False)
@@ -528,36 +618,44 @@ def design_runs(root,                   # the preset's results folder (None: no 
     halving, halve, unknown_halve = d.halve_epochs is not None, [], 0
     if halving and ranked is not None: halve = halve_runs(p, dataset, models_of(_candidates(ranked, dataset)), d)
     elif halving: unknown_halve = halving_bounds(grid, d)[0]
-    most = halving_bounds(grid, d)[1] if halving else candidate_bound(grid, d.top_k, d.per_decade, d.frac)
-    if final is None: cands, unknown = [], most * p.seeds
+    if final is None: cands, unknown = [], _most_candidates(grid, d) * p.seeds
     else: cands, unknown = conv_runs(p, dataset, models_of(_candidates(final, dataset))), 0
     return dict(screen=screen_runs(p, dataset, grid, d) + halve, halve=halve, full=list(dict.fromkeys(cands + subset)),
                 unknown=unknown, unknown_halve=unknown_halve)
 
 # %% ../../nbs/runs/23_screen.ipynb #233628a5
+def _design_fields(design:dict) -> dict:
+    "The `Design` fields given (a None value: not given); `not_allowed` for any other name."
+    design = {k: v for k, v in design.items() if v is not None}
+    names = [f.name for f in fields(Design)]
+    if unknown := sorted(set(design) - set(names)): raise not_allowed('parameter', unknown[0], ', '.join(names))
+    return design
+
 def convnet_notebook(preset:str='smoke', results=None, datasets=None,
                      seeds=None, epochs=None,   # the ordinary sweep only
                      device=None, scheduler:str='local',
                      weights:str|None=None,     # None: 'all' for the sweep; per stage for the design (see `run_stage`)
-                     stage:str|None=None,       # None: the preset's way (`Preset.conv_design`: the grid, or the whole design); else a stage (`STAGES`)
+                     stage:str|None=None,       # None: the preset's way (`Preset.conv_design`); else one of `STAGES`
                      progress:bool=True, engine:dict=ENGINE,
                      **design) -> pd.DataFrame: # `Design` fields; None: the dataset's (`design_for`)
-    "The ConvNet study notebook: the preset's ConvNet sweep or screening design, or one stage of the design, per dataset."
-    design = {k: v for k, v in design.items() if v is not None}
-    if unknown := sorted(set(design) - {f.name for f in fields(Design)}):
-        raise not_allowed('parameter', unknown[0], ', '.join(f.name for f in fields(Design)))
+    "The ConvNet study notebook: the preset's ConvNet sweep or screening design, or one stage of it, per dataset."
+    # the preset's way: its grid's ordinary sweep, or the whole screening design (stage 'all')
+    design = _design_fields(design)
     p = PRESETS[check_choice('preset', preset, tuple(PRESETS))]
     if stage is None and check_choice('conv_design', p.conv_design, CONV_DESIGNS) == 'screen': stage = 'all'
     if stage is None:
-        if design: raise not_allowed(next(iter(design)), next(iter(design.values())), 'None unless `stage` names a stage of the screening design')
-        return sweep_notebook('convnet', preset, results, progress, datasets=datasets, seeds=seeds, epochs=epochs, device=device,
-                              scheduler=scheduler, weights=weights or 'all', engine=engine)
+        if design:
+            raise not_allowed(*next(iter(design.items())), 'None unless `stage` names a stage of the screening design')
+        return sweep_notebook('convnet', preset, results, progress, datasets=datasets, seeds=seeds, epochs=epochs,
+                              device=device, scheduler=scheduler, weights=weights or 'all', engine=engine)
     check_choice('stage', stage, STAGES)
+    why = "None with a screening stage (full runs: the preset's; screening: screen_seeds, screen_epochs)"
     for k, v in dict(seeds=seeds, epochs=epochs).items():
-        if v is not None: raise not_allowed(k, v, "None with a screening stage (full runs: the preset's; screening: screen_seeds, screen_epochs)")
-    if results is None and stage not in ('plan', 'summary'): results = Path(tempfile.mkdtemp(prefix=f'nncomp-{preset}-screen-'))
+        if v is not None: raise not_allowed(k, v, why)
+    if results is None and stage not in ('plan', 'summary'):   # a test run: nothing written into results/
+        results = Path(tempfile.mkdtemp(prefix=f'nncomp-{preset}-screen-'))
     names = p.datasets if datasets is None else as_list('dataset', datasets)
-    def des(ds): return replace(design_for(preset, ds), **design) if design else None   # None: the dataset's (`design_for`)
+    def des(ds): return replace(design_for(preset, ds), **design) if design else None   # None: the dataset's
     return pd.concat([run_stage(stage, preset, ds, results, des(ds), device, scheduler, engine, progress, weights)
                       .assign(dataset=ds) for ds in names], ignore_index=True)
 
@@ -566,8 +664,7 @@ def _one_stage(root:Path, p:Preset, dataset:str, grid:list, d:Design) -> tuple[p
     "A dataset's fixed one-stage ranking (all rows) and its recall subset's complete full results."
     ranked = read_ranking(root, dataset, d, len(grid))
     if ranked is None: raise not_allowed('dataset', dataset, f'a dataset whose one-stage screening is fixed in {root}')
-    done = per_config(stored_rows(root, conv_runs(p, dataset, subset_models(grid, d))))
-    return ranked, done[(done.runs == p.seeds) & done.test_acc.notna()]
+    return ranked, _subset_done(root, p, dataset, grid, d)
 
 def _promote(ranked:pd.DataFrame, r:Design) -> pd.DataFrame:
     "What rule `r`'s screening stage keeps of a screening ranking (re-ranked: the fixed ranking is not touched)."
@@ -586,32 +683,21 @@ def halving_runs(root=None,                    # the preset's results folder (No
     runs = []
     for rule in (CANDIDATE_RULES if rules is None else rules).values():
         r = check_design(rule, p, len(grid))
-        if r.halve_epochs is None: raise not_allowed('halve_epochs', None, 'epochs of an intermediate stage in every rule')
+        if r.halve_epochs is None:
+            raise not_allowed('halve_epochs', None, 'epochs of an intermediate stage in every rule')
         runs += halve_runs(p, dataset, models_of(_promote(ranked, r)), r)
     return list(dict.fromkeys(runs))
 
 # %% ../../nbs/runs/23_screen.ipynb #5b190f72
-def halving_train(root=None, rules:dict|None=None, preset:str='paper', dataset:str='mnist', models:list|None=None,
-                  screened_with:Design=Design(),
-                  scheduler:str|None='inline', # 'inline': this process trains (one process per core), 'local', a Dask address
-                  engine:dict=ENGINE, progress:bool=True,
-                  wait:bool=False,             # wait for runs other processes hold (False: leave them to those)
-                 ) -> pd.DataFrame:
-    "Train the intermediate runs of `halving_runs` into the store, resumably (weights not kept); return their rows."
-    runs = halving_runs(root, rules, preset, dataset, models, screened_with)
-    spec = sweep_spec(preset, [dataset], results=root, check_here=scheduler in (None, 'local', 'inline'))
-    df = train_runs(spec, runs, scheduler, engine, progress, weights='none', desc=f'{preset} halve {dataset}', wait=wait)
-    _say(df, f'{preset} halve {dataset} (measurement, {network_epochs(runs)} network-epochs)')
-    return df
-
-# %% ../../nbs/runs/23_screen.ipynb #8972e49a
 def _measure(name:str, kept:pd.DataFrame|None, promoted:pd.DataFrame, done:pd.DataFrame, today:int, halve_ne:int,
              have:int, full_ne:int, most:int) -> dict:
-    "A rule's row of `halving_recall` (`kept`: its candidates, None while its intermediate runs are unfinished; `most`: cap)."
+    "A rule's row of `halving_recall` (`kept`: its candidates, None until its intermediate runs are done; `most`: cap)."
     ne = halve_ne + (math.nan if kept is None else len(kept) * full_ne)
-    def top(y): return '{kept}/{front}'.format(**screening_recall(done, promoted, y=y))   # front points promoted: the ceiling
-    row = dict(rule=name, promoted=len(promoted), intermediate=f'{have}/{len(promoted)}', ceiling_valid=top('valid_acc'),
-               ceiling_test=top('test_acc'), candidates=math.nan if kept is None else len(kept), network_epochs=ne,
+    # the front points promoted: no rule can recall more (its ceiling)
+    def top(y): return '{kept}/{front}'.format(**screening_recall(done, promoted, y=y))
+    row = dict(rule=name, promoted=len(promoted), intermediate=f'{have}/{len(promoted)}',
+               ceiling_valid=top('valid_acc'), ceiling_test=top('test_acc'),
+               candidates=math.nan if kept is None else len(kept), network_epochs=ne,
                at_most=halve_ne + most * full_ne, vs_today=round(ne / today, 2))
     if kept is None:
         return row | dict(recall_valid='', recall_test='', share=math.nan, max_shortfall_test=math.nan, meets=None)
@@ -637,9 +723,26 @@ def halving_recall(root=None, rules:dict|None=None, preset:str='paper', dataset:
         most = pd.Series(size_bucket(promoted.n_params, r.per_decade)).value_counts().clip(upper=r.top_k2).sum()
         rows.append(_measure(name, kept, promoted, done, today, len(promoted) * r.halve_epochs, len(got), full_ne,
                              int(most)))
-    return pd.DataFrame(rows).assign(intermediate=lambda df: df.intermediate.where(df.index > 0, 'none'))   # row 0: today's
+    # row 0 is today's one-stage rule: no intermediate stage
+    return pd.DataFrame(rows).assign(intermediate=lambda df: df.intermediate.where(df.index > 0, 'none'))
 
+# %% ../../nbs/runs/23_screen.ipynb #04ca92e9
 def choose_rule(table:pd.DataFrame) -> str|None:
-    "The pre-registered choice: of the rules meeting the bar, the best mean recall share, then the fewest network-epochs."
+    "The pre-registered choice: of the rules meeting the bar, the best mean recall share, then fewest network-epochs."
     ok = table[table.meets.eq(True) & (table.index > 0)]
     return None if ok.empty else ok.sort_values(['share', 'network_epochs'], ascending=[False, True]).rule.iloc[0]
+
+# %% ../../nbs/runs/23_screen.ipynb #8972e49a
+def halving_train(root=None, rules:dict|None=None, preset:str='paper', dataset:str='mnist', models:list|None=None,
+                  screened_with:Design=Design(),
+                  scheduler:str|None='inline', # 'inline': this process trains (one per core), 'local', a Dask address
+                  engine:dict=ENGINE, progress:bool=True,
+                  wait:bool=False,             # wait for runs other processes hold (False: leave them to those)
+                 ) -> pd.DataFrame:
+    "Train the intermediate runs of `halving_runs` into the store, resumably (weights not kept); return their rows."
+    runs = halving_runs(root, rules, preset, dataset, models, screened_with)
+    spec = sweep_spec(preset, [dataset], results=root, check_here=scheduler in (None, 'local', 'inline'))
+    desc = f'{preset} halve {dataset}'
+    df = train_runs(spec, runs, scheduler, engine, progress, weights='none', desc=desc, wait=wait)
+    _say(df, f'{preset} halve {dataset} (measurement, {network_epochs(runs)} network-epochs)')
+    return df
