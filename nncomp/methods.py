@@ -17,9 +17,9 @@ class Method:
     name: str                   # study-level name, e.g. 'magl2'
     label: str                  # its name in tables and plots
     kind: str                   # model kind, a key of `nncomp.nets.registry.MODELS`: 'fc', 'hashed' or 'conv'
-    config_name: str            # the `MethodConfig.name` its runs carry (a key of `engine.prune.SALIENCIES` for pruning)
+    config_name: str            # the `MethodConfig.name` its runs carry (pruning: a key of `engine.prune.SALIENCIES`)
     reg: str                    # the `TrainConfig.reg` its runs train with
-    family: str                 # the sweep notebook that runs it: 'pruning', 'hashednet', 'convnet'; 'coding' post-processes runs
+    family: str                 # its sweep notebook: 'pruning', 'hashednet', 'convnet'; 'coding' post-processes runs
     color: str                  # matplotlib colour in every plot
     marker: str = 'o'           # matplotlib marker
     needs: tuple = ()           # what the saliency takes besides the weights: 'hessian', 'gradient', 'noise'
@@ -38,7 +38,8 @@ METHODS = {m.name: m for m in [
     Method('convnet', 'ConvNet', 'conv', 'none', 'l2', 'convnet', 'k', marker='^', levelled=False, size='dense'),
     Method('dc-huffman', 'MagL2+Share+Huffman', 'fc', 'magnitude', 'l2', 'coding', 'C5', marker='D', size='measured',
            base='magl2'),
-    Method('dc-ans', 'MagL2+Share+ANS', 'fc', 'magnitude', 'l2', 'coding', 'C6', marker='P', size='measured', base='magl2'),
+    Method('dc-ans', 'MagL2+Share+ANS', 'fc', 'magnitude', 'l2', 'coding', 'C6', marker='P', size='measured',
+           base='magl2'),
 ]}
 METHODS |= {f'sparse-{b.name}': Method(f'sparse-{b.name}', f'{b.label} sparse fp32', b.kind, b.config_name, b.reg,
                                        'coding', b.color, 'x', size='measured', base=b.name)
@@ -62,7 +63,7 @@ def config_names() -> tuple:
     return tuple(dict.fromkeys(['none', *(m.config_name for m in METHODS.values())]))
 
 def pruning_names() -> tuple:
-    "The `MethodConfig.name`s that prune (those of the pruning family; each has a saliency in `engine.prune.SALIENCIES`)."
+    "The `MethodConfig.name`s that prune (the pruning family's; each has a saliency in `engine.prune.SALIENCIES`)."
     return tuple(dict.fromkeys(m.config_name for m in METHODS.values() if m.family == 'pruning'))
 
 def by_config_name(name:str) -> Method:
@@ -74,5 +75,6 @@ def by_config_name(name:str) -> Method:
 def method_of(cfg) -> str:
     "The study-level name of run config `cfg` ('<method>-<reg>' for a combination the registry does not list)."
     for m in METHODS.values():
-        if (m.kind, m.config_name) == (cfg.model.kind, cfg.method.name) and (m.reg == cfg.train.reg or m.kind != 'fc'): return m.name
+        if (m.kind, m.config_name) == (cfg.model.kind, cfg.method.name) and (m.reg == cfg.train.reg or m.kind != 'fc'):
+            return m.name
     return f'{cfg.method.name}-{cfg.train.reg}'

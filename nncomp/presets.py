@@ -38,14 +38,15 @@ class Preset:
     hash: str = 'xxh32'             # HashedNet bucket assignment (ModelConfig.hash): 'xxh32' or 'lua'
     hash_bias: bool = False         # HashedNet hashes the biases too (ModelConfig.hash_bias)
     hist_seeds: int = 1             # seeds of Figure 6's networks (0: none)
-    conv_design: str = 'grid'       # how the ConvNet front is found: 'grid' (train every configuration) or 'screen' (`nncomp.runs.screen`)
+    conv_design: str = 'grid'       # how the ConvNet front is found: 'grid' (train every configuration) or 'screen'
+                                    # (`nncomp.runs.screen`)
 
 # %% ../nbs/03b_presets.ipynb #61646ce1
 def conv_train(epochs:int=30, **kw) -> TrainConfig:
     "PROTOCOL §3's ConvNet training (`nncomp.nets.convnet.CONV_TRAIN`: batch 16, SGD lr 1e-2, L2 1e-3) for `epochs`."
     return replace(CONV_TRAIN, epochs=epochs, **kw)
 
-STUDY = ('magl2', 'magl1', 'obd', 'random', 'hashednet', 'convnet')   # the study's methods (the registry has more, e.g. 'taylor')
+STUDY = ('magl2', 'magl1', 'obd', 'random', 'hashednet', 'convnet')   # the study's methods (the registry has more)
 
 # The reading of what the report leaves unsaid, from the calibration on its Table 1 MNIST column (21_calibrate):
 # stage 1 (8 candidates × the 5 rows ≥ 99 %) put scope 'first' ahead (RMSE 8.6 pp, against 17.0 for erk, 23.3 for
@@ -57,12 +58,16 @@ STUDY = ('magl2', 'magl1', 'obd', 'random', 'hashednet', 'convnet')   # the stud
 PAPER_SCOPE, PAPER_C, PAPER_MOMENTUM = 'first', 1.0, 0.0
 
 PRESETS = {
-    'paper': Preset('paper', 'paper preset: the full grid of PROTOCOL §5 on the full data (ConvNet front by screening)',
+    'paper': Preset('paper', 'paper preset: the full grid of PROTOCOL §5 on the full data '
+                             '(ConvNet front by screening)',
                     DATASETS, STUDY, (100, 30), {100: LEVELS_H100, 30: LEVELS_H30},
                     tuple(l for l in LEVELS_H100 if l <= 0.99), 5, TrainConfig(momentum=PAPER_MOMENTUM),
-                    ScheduleConfig(c=PAPER_C), conv_train(), max_batch=64, hash='lua', hash_bias=True, scope=PAPER_SCOPE, conv_design='screen'),
-    'quick': Preset('quick', 'quick preset (CPU demo): subsampled data, few levels, seeds and epochs — NOT the study\'s numbers',
-                    DATASETS, (*STUDY, 'taylor'), (100, 30), {100: (0.0, 0.5, 0.9, 0.98, 0.99, 0.995), 30: (0.9, 0.95, 0.98)},
+                    ScheduleConfig(c=PAPER_C), conv_train(), max_batch=64, hash='lua', hash_bias=True,
+                    scope=PAPER_SCOPE, conv_design='screen'),
+    'quick': Preset('quick', 'quick preset (CPU demo): subsampled data, few levels, seeds and epochs — '
+                             'NOT the study\'s numbers',
+                    DATASETS, (*STUDY, 'taylor'), (100, 30),
+                    {100: (0.0, 0.5, 0.9, 0.98, 0.99, 0.995), 30: (0.9, 0.95, 0.98)},
                     (0.0, 0.9, 0.98), 3, TrainConfig(epochs=6, batch_size=64, lr=0.05, patience=2),
                     ScheduleConfig(steps=4, every=1, c=1.0), conv_train(3, batch_size=32), conv_configs=4,
                     n_train=4000, n_test=2000, max_batch=48),

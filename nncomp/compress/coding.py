@@ -25,7 +25,7 @@ class Coded:
     "An entropy-coded stream of `n` symbols: its payload bytes and the code table that decodes it."
     coder: str          # one of `CODERS`
     data: np.ndarray    # uint8 payload
-    table: np.ndarray   # unsigned ints: fixed: [width]; huffman: counts per code length, then symbols; ans: symbol counts
+    table: np.ndarray   # unsigned: fixed: [width]; huffman: counts per code length, then symbols; ans: symbol counts
     n: int              # number of symbols
     nbits: int          # payload bits before padding to whole bytes
     n_count: int = 0    # huffman: how many leading table entries are counts per code length
@@ -43,8 +43,10 @@ def check_coder(coder:str):
     if coder not in CODERS: raise not_allowed('coder', coder, ', '.join(CODERS))
 
 def _symbols(s) -> np.ndarray:
+    "`s` flattened to int64, checked to hold non-negative integers only."
     s = np.asarray(s).ravel()
-    if s.size and (s.dtype.kind not in 'iub' or s.min() < 0): raise not_allowed('symbols', s[:5].tolist(), 'non-negative integers')
+    if s.size and (s.dtype.kind not in 'iub' or s.min() < 0):
+        raise not_allowed('symbols', s[:5].tolist(), 'non-negative integers')
     return s.astype(np.int64)
 
 # %% ../../nbs/compress/17_coding.ipynb #942bb4a0
@@ -96,7 +98,8 @@ def ans_encode(s) -> Coded:
     coder = constriction.stream.stack.AnsCoder()
     coder.encode_reverse(s.astype(np.int32), _ans_model(counts))
     words = coder.get_compressed().astype('<u4')
-    return Coded('ans', words.view(np.uint8).copy(), counts.astype(min_uint(int(counts.max()))), len(s), int(words.nbytes * 8))
+    table = counts.astype(min_uint(int(counts.max())))
+    return Coded('ans', words.view(np.uint8).copy(), table, len(s), int(words.nbytes * 8))
 
 def ans_decode(c:Coded) -> np.ndarray:
     "Symbols of an ANS stream."
@@ -105,7 +108,8 @@ def ans_decode(c:Coded) -> np.ndarray:
     return constriction.stream.stack.AnsCoder(words).decode(_ans_model(c.table), c.n).astype(np.int64)
 
 # %% ../../nbs/compress/17_coding.ipynb #e0635ae2
-ENCODERS = {'fixed': (fixed_encode, fixed_decode), 'huffman': (huffman_encode, huffman_decode), 'ans': (ans_encode, ans_decode)}
+ENCODERS = {'fixed': (fixed_encode, fixed_decode), 'huffman': (huffman_encode, huffman_decode),
+            'ans': (ans_encode, ans_decode)}
 
 def encode(s, coder:str='huffman') -> Coded:
     "Code the symbols with `coder` (one of `CODERS`)."
@@ -125,7 +129,8 @@ def entropy_bits(s) -> float:
 # %% ../../nbs/compress/17_coding.ipynb #20a20705
 def check_gap_bits(bits:int):
     "Raise unless `bits` is an integer from 1 to 32."
-    if not (isinstance(bits, int) and not isinstance(bits, bool) and 1 <= bits <= 32): raise not_allowed('gap bits', bits, 'an integer from 1 to 32')
+    if not (isinstance(bits, int) and not isinstance(bits, bool) and 1 <= bits <= 32):
+        raise not_allowed('gap bits', bits, 'an integer from 1 to 32')
 
 def relative_indices(mask, # alive entries (any shape, flattened in C order)
                      bits:int # bits per gap

@@ -13,8 +13,9 @@ import torch
 from torch import Tensor
 from bitarray import bitarray
 from bitarray.util import canonical_decode
-try: import numba   # optional (`pip install numba`; in the dev extras): compiled kernels, about 100x the pure-Python loop; without it the
-                   # NumPy/bitarray path gives bit-identical numbers
+# optional (`pip install numba`; in the dev extras): compiled kernels, about 100x the pure-Python loop; without it the
+# NumPy/bitarray path gives bit-identical numbers
+try: import numba
 except ImportError: numba = None
 
 # %% auto #0
@@ -206,7 +207,8 @@ def check_format(f) -> HAM|SHAM:
         if f.codes.n > m * n: raise ValueError(f'{f.codes.n} nonzeros in a {m}×{n} matrix')
     size = sum(format_bytes(f).values()); top = max(m, n, m * n)     # rows alone size a product's output
     if top > CELLS_PER_BYTE * size:
-        raise ValueError(f'shape {m}×{n} claims {top} cells or rows; {size} stored bytes allow {CELLS_PER_BYTE * size}')
+        raise ValueError(f'shape {m}×{n} claims {top} cells or rows; '
+                         f'{size} stored bytes allow {CELLS_PER_BYTE * size}')
     return f
 
 def ham_encode(index,              # (rows, cols) codebook index of every entry

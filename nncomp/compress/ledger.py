@@ -14,8 +14,8 @@ import torch
 from torch import nn, Tensor
 from safetensors.numpy import save as st_save, load as st_load
 from ..core import not_allowed, check_choice, atomic_write_bytes
-from .coding import (Coded, encode, decode, check_gap_bits, relative_indices, positions, csr_bytes, csc_bytes,
-                                    bitmap_bytes, CODERS)
+from .coding import (Coded, encode, decode, check_gap_bits, relative_indices, positions, csr_bytes,
+                                    csc_bytes, bitmap_bytes, CODERS)
 from .quantize import SharedWeight
 from .lowrank import LowRank, stored_factors, factor_masks
 from ..methods import METHODS, method_of
@@ -36,7 +36,8 @@ FORMAT = 'nncomp-ledger/2'          # files with a checksum of their content (`C
 OLD_FORMATS = ('nncomp-ledger/1',)  # files of before the checksum (committed results): read, unchecked
 POSITIONS = ('dense', 'bitmap', 'gaps')
 CATEGORIES = ('values', 'indices', 'codebooks', 'code tables', 'hash seeds', 'biases', 'statistics', 'metadata')
-ITEM_CATEGORY = {'values': 'values', 'codes': 'values', 'factor_a': 'values', 'factor_b': 'values', 'codes_table': 'code tables', 'codebook': 'codebooks',
+ITEM_CATEGORY = {'values': 'values', 'codes': 'values', 'factor_a': 'values', 'factor_b': 'values',
+                 'codes_table': 'code tables', 'codebook': 'codebooks',
                  'skips': 'indices', 'skips_table': 'code tables', 'bitmap': 'indices', 'bias': 'biases',
                  'seed': 'hash seeds', 'buffer': 'statistics'}
 FACTORS = ('factor_a', 'factor_b')
@@ -54,7 +55,8 @@ def check_encoding(e:Encoding) -> Encoding:
     "Raise unless every field of `e` is allowed."
     check_choice('coder', e.coder, CODERS); check_choice('positions', e.positions, POSITIONS)
     check_choice('gap_coder', e.gap_coder, CODERS)
-    if not (isinstance(e.gap_bits, int) and 1 <= e.gap_bits <= 32): raise not_allowed('gap_bits', e.gap_bits, 'an integer from 1 to 32')
+    if not (isinstance(e.gap_bits, int) and 1 <= e.gap_bits <= 32):
+        raise not_allowed('gap_bits', e.gap_bits, 'an integer from 1 to 32')
     return e
 
 # %% ../../nbs/compress/18_ledger.ipynb #761c1f10
@@ -68,6 +70,23 @@ def _uncoded(arrays:dict, meta:dict, prefix:str) -> np.ndarray:
     return decode(Coded(meta[f'{prefix}_coder'], arrays[prefix], arrays[f'{prefix}_table'], meta[f'{prefix}_n'],
                         meta[f'{prefix}_nbits'], meta[f'{prefix}_count']))
 
+# %% ../../nbs/compress/18_ledger.ipynb #1864b4f7
+def _stored(m:np.ndarray, enc:Encoding) -> tuple:
+    "(stored positions, filler flags, {item: array}, metadata) of the alive flags `m` at `enc`'s positions."
+    if enc.positions == 'dense': return np.arange(m.size), np.zeros(m.size, bool), {}, {}
+    if enc.positions == 'bitmap': return np.flatnonzero(m), np.zeros(int(m.sum()), bool), {'bitmap': np.packbits(m)}, {}
+    skips, filler = relative_indices(m, enc.gap_bits)
+    a, meta = _coded('skips', encode(skips, enc.gap_coder))
+    return positions(skips), filler, a, meta | {'gap_bits': enc.gap_bits}
+
+def _shared_items(codebook:Tensor, index:Tensor, stored:np.ndarray, filler:np.ndarray, # as in `encode_weight`
+                  pruned:np.ndarray|None, coder:str) -> tuple: # entries to zero (a dense layout), the codes' coder
+    "({item: array}, metadata) of shared weights: the codebook and the coded clusters of the stored entries."
+    k = len(codebook); sym = index.cpu().numpy().ravel()[stored].astype(np.int64); sym[filler] = k
+    if pruned is not None: sym[pruned] = k          # pruned entries of a dense layout decode to zero
+    a, meta = _coded('codes', encode(sym, coder))
+    return {'codebook': codebook.detach().cpu().float().numpy()} | a, meta
+
 def encode_weight(w:Tensor,                  # the (effective) weight
                   mask:Tensor|None=None,      # alive entries (None: the nonzero ones)
                   codebook:Tensor|None=None,  # (k,) shared values, or None
@@ -76,40 +95,37 @@ def encode_weight(w:Tensor,                  # the (effective) weight
     "({item: array}, metadata) of one weight tensor."
     check_encoding(enc)
     w = w.detach().cpu(); m = (w != 0 if mask is None else mask.bool().cpu()).numpy().ravel()
-    meta = {'shape': list(w.shape), 'positions': enc.positions, 'shared': codebook is not None}
-    arrays = {}
-    if enc.positions == 'dense': stored, filler = np.arange(m.size), np.zeros(m.size, bool)
-    elif enc.positions == 'bitmap':
-        stored, filler = np.flatnonzero(m), np.zeros(int(m.sum()), bool); arrays['bitmap'] = np.packbits(m)
-    else:
-        skips, filler = relative_indices(m, enc.gap_bits); stored = positions(skips)
-        a, mm = _coded('skips', encode(skips, enc.gap_coder)); arrays |= a; meta |= mm | {'gap_bits': enc.gap_bits}
+    stored, filler, arrays, pm = _stored(m, enc)
+    meta = {'shape': list(w.shape), 'positions': enc.positions, 'shared': codebook is not None} | pm
     if codebook is None:
-        v = w.numpy().ravel().astype(np.float32)[stored]; v[filler] = 0; arrays['values'] = v
-    else:
-        k = len(codebook); sym = index.cpu().numpy().ravel()[stored].astype(np.int64); sym[filler] = k
-        if enc.positions == 'dense': sym[~m] = k          # pruned entries of a dense layout decode to zero
-        arrays['codebook'] = codebook.detach().cpu().float().numpy()
-        a, mm = _coded('codes', encode(sym, enc.coder)); arrays |= a; meta |= mm
-    return arrays, meta
+        v = w.numpy().ravel().astype(np.float32)[stored]; v[filler] = 0
+        return arrays | {'values': v}, meta
+    a, cm = _shared_items(codebook, index, stored, filler, ~m if enc.positions == 'dense' else None, enc.coder)
+    return arrays | a, meta | cm
+
+# %% ../../nbs/compress/18_ledger.ipynb #e5ac2781
+def _stored_positions(arrays:dict, meta:dict, n:int) -> np.ndarray:
+    "The flat positions of the stored entries of a weight of `n` entries written by `encode_weight`."
+    if meta['positions'] == 'dense': return np.arange(n)
+    if meta['positions'] == 'bitmap': return np.flatnonzero(np.unpackbits(arrays['bitmap'])[:n])
+    stored = positions(_uncoded(arrays, meta, 'skips'))
+    if len(stored) and stored[-1] >= n: raise not_allowed('skips', f'last position {stored[-1]}', f'below {n}')
+    return stored
 
 def decode_weight(arrays:dict, meta:dict) -> Tensor:
     "The dense float32 weight written by `encode_weight`."
     n = math.prod(meta['shape']); out = np.zeros(n, np.float32)
-    if meta['positions'] == 'dense': stored = np.arange(n)
-    elif meta['positions'] == 'bitmap': stored = np.flatnonzero(np.unpackbits(arrays['bitmap'])[:n])
-    else:
-        stored = positions(_uncoded(arrays, meta, 'skips'))
-        if len(stored) and stored[-1] >= n: raise not_allowed('skips', f'last position {stored[-1]}', f'below {n}')
+    stored = _stored_positions(arrays, meta, n)
     if meta['shared']: out[stored] = np.append(arrays['codebook'], np.float32(0))[_uncoded(arrays, meta, 'codes')]
     else: out[stored] = arrays['values']
     return torch.from_numpy(out).reshape(meta['shape'])
 
 # %% ../../nbs/compress/18_ledger.ipynb #38da0c67
 class HashedLayer(nn.Module):
-    "A plain (one-run) HashedNet layer: K bucket values and a hash seed; nncomp's xxh32 hashing gives each edge its bucket and sign."
-    def __init__(self, n_in:int, n_out:int, values:Tensor, seed:int, layer:int, # shape, (K,) values, hash seed, layer index
-                 bias:Tensor|None=None, bias_values:Tensor|None=None):       # plain bias (n_out,) or hashed bias values
+    "A plain (one-run) HashedNet layer: K bucket values and a hash seed; xxh32 hashing gives edges bucket and sign."
+    def __init__(self, n_in:int, n_out:int,  # shape
+                 values:Tensor, seed:int, layer:int,                    # (K,) values, hash seed, layer index
+                 bias:Tensor|None=None, bias_values:Tensor|None=None):  # plain bias (n_out,) or hashed bias values
         super().__init__()
         self.n_in, self.n_out, self.seed, self.layer = n_in, n_out, int(seed), layer
         self.values = nn.Parameter(values.detach().clone().float())
@@ -130,7 +146,8 @@ LAYERS = (nn.Linear, nn.Conv2d)
 def weight_parts(m:nn.Module) -> tuple:
     "(weight, mask, codebook, index) of a Linear / Conv2d layer, whether plain, pruned or shared."
     p = getattr(getattr(m, 'parametrizations', None), 'weight', None)
-    if p is not None and isinstance(p[0], SharedWeight): return m.weight.detach(), p[0].mask.bool(), p.original.detach(), p[0].index
+    if p is not None and isinstance(p[0], SharedWeight):
+        return m.weight.detach(), p[0].mask.bool(), p.original.detach(), p[0].index
     mask = getattr(m, 'weight_mask', None)
     if mask is None: return m.weight.detach(), m.weight.detach() != 0, None, None
     return (m.weight_orig * mask).detach(), mask.bool(), None, None     # not `m.weight`: stale until the next forward
@@ -141,8 +158,13 @@ def tensor_array(name:str, t:Tensor) -> np.ndarray: # its state_dict key (for th
     if t.is_complex(): raise not_allowed(name, str(t.dtype), 'a real tensor: floating point, integer or bool')
     return (t.float() if t.is_floating_point() else t).numpy().ravel()
 
+# %% ../../nbs/compress/18_ledger.ipynb #f26103a0
+def _factor_arrays(a:dict, f:str) -> dict:
+    "The arrays of factor `f` of a layer's arrays `a`, named as `encode_weight` names them."
+    return {'values' if k == f else k[len(f) + 1:]: v for k, v in a.items() if k == f or k.startswith(f'{f}_')}
+
 def encode_factors(m:nn.Module, enc:Encoding=Encoding()) -> tuple:
-    "({item: array}, metadata) of a low-rank layer's factors: dense fp32, or a pruned factor's alive values at `enc`'s positions."
+    "({item: array}, metadata) of a low-rank layer's factors: dense fp32, or a pruned factor's alive values."
     arrays, meta = {}, {}
     for f, t, mask in zip(FACTORS, stored_factors(m), factor_masks(m)):
         if mask is None: arrays[f] = t.cpu().float().numpy(); continue
@@ -154,50 +176,88 @@ def decode_factors(a:dict, lm:dict) -> Tensor:
     "The dense weight A·B of a low-rank layer written by `encode_factors` (`lm`: its metadata)."
     def one(f):
         if f not in lm.get('factors', {}): return torch.from_numpy(a[f].copy())
-        return decode_weight({'values' if k == f else k[len(f) + 1:]: v for k, v in a.items() if k == f or k.startswith(f'{f}_')}, lm['factors'][f])
+        return decode_weight(_factor_arrays(a, f), lm['factors'][f])
     return (one('factor_a') @ one('factor_b')).reshape(lm['shape'])
 
-def encode_module(model:nn.Module,
-                  enc:Encoding|dict=Encoding() # one Encoding for every layer, or {layer name: Encoding} (others: the default)
-                 ) -> tuple:
-    "({array name: array}, {layer: metadata}) of every layer of `model`."
-    arrays, layers, done = {}, {}, set()
-    for name, m in model.named_modules():
-        p = getattr(getattr(m, 'parametrizations', None), 'weight', None)
-        if isinstance(m, LAYERS) and p is not None and isinstance(p[0], LowRank):     # the two factors, (n + m)·d values
-            a, fm = encode_factors(m, enc.get(name, Encoding()) if isinstance(enc, dict) else enc)
-            if m.bias is not None: a['bias'] = m.bias.detach().cpu().float().numpy()
-            meta = {'kind': 'lowrank', 'shape': list(m.weight.shape), 'rank': p[0].rank} | ({'factors': fm} if fm else {})
-        elif isinstance(m, LAYERS):
-            w, mask, cb, idx = weight_parts(m)
-            a, meta = encode_weight(w, mask, cb, idx, enc.get(name, Encoding()) if isinstance(enc, dict) else enc)
-            if m.bias is not None: a['bias'] = m.bias.detach().cpu().float().numpy()
-            meta['kind'] = 'layer'
-        elif isinstance(m, HashedLayer):
-            a = {'values': m.values.detach().cpu().numpy(), 'seed': np.array([m.seed], np.uint32)}
-            if m.bias is not None: a['bias'] = m.bias.detach().cpu().numpy()
-            if m.bias_values is not None: a['bias'] = m.bias_values.detach().cpu().numpy()
-            meta = {'kind': 'hashed', 'n_in': m.n_in, 'n_out': m.n_out, 'layer': m.layer, 'hashed_bias': m.bias_values is not None}
-        else: continue
-        done |= {id(t) for t in [*m.parameters(), *m.buffers()]}
-        arrays |= {f'{name}.{k}': v for k, v in a.items()}; layers[name] = meta
-    buffers = {id(b) for b in model.buffers()}
-    for k, t in model.state_dict(keep_vars=True).items():   # anything else: dense, buffers (statistics) apart
+# %% ../../nbs/compress/18_ledger.ipynb #8b372fb2
+def _enc_for(enc:Encoding|dict, name:str) -> Encoding:
+    "The encoding of layer `name`: `enc` itself, or its entry for `name` (the default when it has none)."
+    return enc.get(name, Encoding()) if isinstance(enc, dict) else enc
+
+def _bias(m:nn.Module) -> dict:
+    "{'bias': its f32 array} of a Linear / Conv2d layer with a bias, else {}."
+    return {} if m.bias is None else {'bias': m.bias.detach().cpu().float().numpy()}
+
+def _is_lowrank(m:nn.Module) -> bool:
+    "A Linear / Conv2d layer whose weight is a `LowRank` parametrization."
+    p = getattr(getattr(m, 'parametrizations', None), 'weight', None)
+    return isinstance(m, LAYERS) and p is not None and isinstance(p[0], LowRank)
+
+def _lowrank_items(m:nn.Module, enc:Encoding) -> tuple:
+    "({item: array}, metadata) of a low-rank layer: its two factors, (n + m)·d values, and its bias."
+    a, fm = encode_factors(m, enc)
+    meta = {'kind': 'lowrank', 'shape': list(m.weight.shape), 'rank': m.parametrizations.weight[0].rank}
+    return a | _bias(m), meta | ({'factors': fm} if fm else {})
+
+def _layer_items(m:nn.Module, enc:Encoding) -> tuple:
+    "({item: array}, metadata) of a Linear / Conv2d layer: its weight as `encode_weight` writes it, and its bias."
+    w, mask, cb, idx = weight_parts(m); a, meta = encode_weight(w, mask, cb, idx, enc)
+    return a | _bias(m), meta | {'kind': 'layer'}
+
+def _hashed_items(m:HashedLayer) -> tuple:
+    "({item: array}, metadata) of a `HashedLayer`: its K values, its hash seed and its (plain or hashed) bias."
+    a = {'values': m.values.detach().cpu().numpy(), 'seed': np.array([m.seed], np.uint32)}
+    if m.bias is not None: a['bias'] = m.bias.detach().cpu().numpy()
+    if m.bias_values is not None: a['bias'] = m.bias_values.detach().cpu().numpy()
+    return a, {'kind': 'hashed', 'n_in': m.n_in, 'n_out': m.n_out, 'layer': m.layer,
+               'hashed_bias': m.bias_values is not None}
+
+def _module_items(name:str, m:nn.Module, enc:Encoding|dict) -> tuple|None:
+    "({item: array}, metadata) of module `m` named `name` when it is a layer the file encodes, else None."
+    if _is_lowrank(m): return _lowrank_items(m, _enc_for(enc, name))
+    if isinstance(m, LAYERS): return _layer_items(m, _enc_for(enc, name))
+    if isinstance(m, HashedLayer): return _hashed_items(m)
+    return None
+
+# %% ../../nbs/compress/18_ledger.ipynb #6a8eb6b6
+def _other_tensors(model:nn.Module, done:set) -> tuple:
+    "({array name: array}, {key: metadata}) of the tensors no layer wrote (`done`: their ids): dense, buffers apart."
+    arrays, layers, buffers = {}, {}, {id(b) for b in model.buffers()}
+    for k, t in model.state_dict(keep_vars=True).items():
         if id(t) in done: continue
         kind = 'buffer' if id(t) in buffers else 'tensor'
         arrays[f'{k}.{"values" if kind == "tensor" else "buffer"}'] = tensor_array(k, t)
         layers[k] = {'kind': kind, 'shape': list(t.shape)}
     return arrays, layers
 
+def encode_module(model:nn.Module,
+                  enc:Encoding|dict=Encoding() # one Encoding for all layers, or {layer: Encoding} (others: the default)
+                 ) -> tuple:
+    "({array name: array}, {layer: metadata}) of every layer of `model`."
+    arrays, layers, done = {}, {}, set()
+    for name, m in model.named_modules():
+        if (items := _module_items(name, m, enc)) is None: continue
+        a, layers[name] = items
+        done |= {id(t) for t in [*m.parameters(), *m.buffers()]}
+        arrays |= {f'{name}.{k}': v for k, v in a.items()}
+    other_arrays, other_layers = _other_tensors(model, done)
+    return arrays | other_arrays, layers | other_layers
+
 # %% ../../nbs/compress/18_ledger.ipynb #67ae98ad
+SIMPLE = {'relu': nn.ReLU, 'tanh': nn.Tanh, 'sigmoid': nn.Sigmoid, 'identity': nn.Identity}
+
+def _conv_spec(m:nn.Conv2d) -> dict:
+    "The JSON description of a Conv2d layer (groups 1, dilation 1, numeric zero padding only)."
+    if m.groups != 1 or m.dilation != (1, 1) or m.padding_mode != 'zeros' or isinstance(m.padding, str):
+        raise not_allowed('conv2d', m, 'groups=1, dilation=1, numeric zero padding')
+    return {'type': 'conv2d', 'in': m.in_channels, 'out': m.out_channels, 'kernel': list(m.kernel_size),
+            'stride': list(m.stride), 'padding': list(m.padding), 'bias': m.bias is not None}
+
 def _spec(m:nn.Module) -> dict:
     "The JSON description of one child of an nn.Sequential."
-    if isinstance(m, nn.Linear): return {'type': 'linear', 'in': m.in_features, 'out': m.out_features, 'bias': m.bias is not None}
-    if isinstance(m, nn.Conv2d):
-        if m.groups != 1 or m.dilation != (1, 1) or m.padding_mode != 'zeros' or isinstance(m.padding, str):
-            raise not_allowed('conv2d', m, 'groups=1, dilation=1, numeric zero padding')
-        return {'type': 'conv2d', 'in': m.in_channels, 'out': m.out_channels, 'kernel': list(m.kernel_size),
-                'stride': list(m.stride), 'padding': list(m.padding), 'bias': m.bias is not None}
+    if isinstance(m, nn.Linear):
+        return {'type': 'linear', 'in': m.in_features, 'out': m.out_features, 'bias': m.bias is not None}
+    if isinstance(m, nn.Conv2d): return _conv_spec(m)
     if isinstance(m, HashedLayer): return {'type': 'hashed', 'in': m.n_in, 'out': m.n_out, 'layer': m.layer,
                                            'bias': m.bias is not None or m.bias_values is not None}
     if type(m) in (nn.BatchNorm1d, nn.BatchNorm2d):
@@ -212,17 +272,20 @@ def _spec(m:nn.Module) -> dict:
     raise not_allowed('layer', type(m).__name__, 'Linear, Conv2d, HashedLayer, BatchNorm1d, BatchNorm2d, MaxPool2d, '
                       'Flatten, Unflatten, Dropout, ' + ', '.join(c.__name__ for c in SIMPLE.values()))
 
-SIMPLE = {'relu': nn.ReLU, 'tanh': nn.Tanh, 'sigmoid': nn.Sigmoid, 'identity': nn.Identity}
-
 def arch_of(model:nn.Module) -> list|None:
     "The layers of an nn.Sequential as JSON-able dicts (None for any other module)."
     return [_spec(m) for m in model] if type(model) is nn.Sequential else None
 
+# %% ../../nbs/compress/18_ledger.ipynb #326824fb
 def _build(d:dict) -> nn.Module:
+    "The (uninitialized) layer that `_spec` described as `d`."
     t = d['type']
     if t == 'linear': return nn.Linear(d['in'], d['out'], d['bias'])
-    if t == 'conv2d': return nn.Conv2d(d['in'], d['out'], tuple(d['kernel']), tuple(d['stride']), tuple(d['padding']), bias=d['bias'])
-    if t == 'hashed': return HashedLayer(d['in'], d['out'], torch.zeros(1), 0, d['layer'], torch.zeros(d['out']) if d['bias'] else None)
+    if t == 'conv2d':
+        return nn.Conv2d(d['in'], d['out'], tuple(d['kernel']), tuple(d['stride']), tuple(d['padding']), bias=d['bias'])
+    if t == 'hashed':
+        bias = torch.zeros(d['out']) if d['bias'] else None
+        return HashedLayer(d['in'], d['out'], torch.zeros(1), 0, d['layer'], bias)
     if t in ('batchnorm1d', 'batchnorm2d'):
         bn = nn.BatchNorm1d if t == 'batchnorm1d' else nn.BatchNorm2d
         return bn(d['features'], d['eps'], d['momentum'], d['affine'], d['track'])
@@ -258,6 +321,7 @@ def reading(src):
         why = f'missing entry {e}' if isinstance(e, KeyError) else f'{type(e).__name__}: {e}'
         raise unreadable(src, f'corrupt or crafted ({why})') from e
 
+# %% ../../nbs/compress/18_ledger.ipynb #24840599
 def content_crc(header:dict, meta:dict, data:bytes) -> str:
     "CRC32 of a file's content: header and `nncomp` metadata as canonical JSON (checksum left out), then arrays' bytes."
     md = {k: v for k, v in (header.get('__metadata__') or {}).items() if k != 'nncomp'}
@@ -266,7 +330,16 @@ def content_crc(header:dict, meta:dict, data:bytes) -> str:
     return f'{zlib.crc32(data, zlib.crc32(json.dumps(head, sort_keys=True, separators=(",", ":")).encode())):08x}'
 
 def _st(arrays:dict, meta:dict) -> bytes:
+    "`arrays` in safetensors with `meta` as compact JSON under the `nncomp` metadata key."
     return st_save(arrays, metadata={'nncomp': json.dumps(meta, separators=(',', ':'))})
+
+def _check_format(src, header:dict, meta, data:bytes):
+    "Raise unless `meta` names a known format and, in the current one, the checksum of the content."
+    fmt = meta.get('format') if isinstance(meta, dict) else None
+    if fmt not in (FORMAT, *OLD_FORMATS): raise unreadable(src, str(not_allowed('format', fmt, (FORMAT, *OLD_FORMATS))))
+    if fmt in OLD_FORMATS and CHECKSUM in meta: raise unreadable(src, f'corrupt: format {fmt} with a checksum')
+    if fmt == FORMAT and meta.get(CHECKSUM) != (crc := content_crc(header, meta, data)):
+        raise unreadable(src, f'corrupt: its content has CRC32 {crc}, its header says {meta.get(CHECKSUM)!r}')
 
 def _split(raw:bytes, src) -> tuple:
     "(header length, unpadded header length, safetensors header, `nncomp` metadata) of a file's content, checked."
@@ -277,11 +350,7 @@ def _split(raw:bytes, src) -> tuple:
     if not body.endswith(b'}'): raise unreadable(src, 'corrupt: the JSON header does not end in } and spaces')
     header = json.loads(body); md = header.get('__metadata__') or {}
     meta = json.loads(md.get('nncomp') or 'null')
-    fmt = meta.get('format') if isinstance(meta, dict) else None
-    if fmt not in (FORMAT, *OLD_FORMATS): raise unreadable(src, str(not_allowed('format', fmt, (FORMAT, *OLD_FORMATS))))
-    if fmt in OLD_FORMATS and CHECKSUM in meta: raise unreadable(src, f'corrupt: format {fmt} with a checksum')
-    if fmt == FORMAT and meta.get(CHECKSUM) != (crc := content_crc(header, meta, raw[8 + n:])):
-        raise unreadable(src, f'corrupt: its content has CRC32 {crc}, its header says {meta.get(CHECKSUM)!r}')
+    _check_format(src, header, meta, raw[8 + n:])
     return n, len(body), header, meta
 
 def file_bytes(arrays:dict, meta:dict) -> bytes:
@@ -311,13 +380,10 @@ def _array(a:dict, key:str, kinds:str='f', ndim:int=1) -> np.ndarray:
         raise not_allowed(key, f'{v.dtype}{list(v.shape)}', f'a {ndim}-d array of kind {kinds}')
     return v
 
-def check_stream(a:dict, lm:dict, prefix:str, n:int) -> int:
-    "Check the coded stream `prefix` against its bytes: `n` symbols that its data can hold (returns `n`)."
-    coder, data, table = lm[f'{prefix}_coder'], _array(a, prefix, 'u'), _array(a, f'{prefix}_table', 'u')
-    check_choice(f'{prefix}_coder', coder, CODERS)
-    if lm[f'{prefix}_n'] != n: raise not_allowed(f'{prefix}_n', lm[f'{prefix}_n'], f'{n} (the stored entries)')
-    if n == 0: return 0
-    nbits = _nat(lm[f'{prefix}_nbits'], f'{prefix}_nbits', 8 * len(data))
+# %% ../../nbs/compress/18_ledger.ipynb #b27a2a74
+def _check_bits(lm:dict, prefix:str, data:np.ndarray, table:np.ndarray, nbits:int, n:int): # as in `check_stream`
+    "Raise unless `nbits` bits of `data` can hold the `n` symbols of stream `prefix` (its coder and table in `lm`)."
+    coder = lm[f'{prefix}_coder']
     if data.dtype != np.uint8 or -(-nbits // 8) != len(data):
         raise not_allowed(f'{prefix}_nbits', nbits, f'the bits of its {len(data)} bytes')
     if coder == 'fixed' and not (len(table) == 1 and 1 <= int(table[0]) <= 63 and nbits == n * int(table[0])):
@@ -326,17 +392,31 @@ def check_stream(a:dict, lm:dict, prefix:str, n:int) -> int:
         raise not_allowed(f'{prefix}_n', n, f'at most {nbits} symbols (one bit each at least), a table of counts')
     if coder == 'ans' and (len(data) % 4 or sum(int(c) for c in table) != n):
         raise not_allowed(f'{prefix} table', f'{len(table)} counts', f'counts that add up to {n} and 32-bit words')
+
+def check_stream(a:dict, lm:dict, prefix:str, n:int) -> int:
+    "Check the coded stream `prefix` against its bytes: `n` symbols that its data can hold (returns `n`)."
+    coder, data, table = lm[f'{prefix}_coder'], _array(a, prefix, 'u'), _array(a, f'{prefix}_table', 'u')
+    check_choice(f'{prefix}_coder', coder, CODERS)
+    if lm[f'{prefix}_n'] != n: raise not_allowed(f'{prefix}_n', lm[f'{prefix}_n'], f'{n} (the stored entries)')
+    if n == 0: return 0
+    nbits = _nat(lm[f'{prefix}_nbits'], f'{prefix}_nbits', 8 * len(data))
+    _check_bits(lm, prefix, data, table, nbits, n)
     return n
+
+# %% ../../nbs/compress/18_ledger.ipynb #f3d4c6ae
+def _stored_count(a:dict, lm:dict, n:int) -> int:
+    "The stored entries of a weight of `n` entries, its positions (dense, bitmap or coded relative indices) checked."
+    pos = lm['positions']; check_choice('positions', pos, POSITIONS)
+    if pos == 'dense': return n
+    if pos == 'bitmap':
+        if len(_array(a, 'bitmap', 'u')) != -(-n // 8):
+            raise not_allowed('bitmap', f'{len(a["bitmap"])} bytes', f'{-(-n // 8)} bytes')
+        return int(np.unpackbits(a['bitmap'])[:n].sum())
+    check_gap_bits(lm['gap_bits']); return check_stream(a, lm, 'skips', _nat(lm['skips_n'], 'skips_n', n))
 
 def check_weight(a:dict, lm:dict, most:int|float=math.inf) -> int:
     "Check a weight's metadata against its arrays (`encode_weight`'s); its entries, at most `most`."
-    n = _entries(lm['shape'], 'shape', most); pos = lm['positions']; check_choice('positions', pos, POSITIONS)
-    if pos == 'dense': stored = n
-    elif pos == 'bitmap':
-        if len(_array(a, 'bitmap', 'u')) != -(-n // 8):
-            raise not_allowed('bitmap', f'{len(a["bitmap"])} bytes', f'{-(-n // 8)} bytes')
-        stored = int(np.unpackbits(a['bitmap'])[:n].sum())
-    else: check_gap_bits(lm['gap_bits']); stored = check_stream(a, lm, 'skips', _nat(lm['skips_n'], 'skips_n', n))
+    n = _entries(lm['shape'], 'shape', most); stored = _stored_count(a, lm, n)
     if lm['shared'] is True: _array(a, 'codebook'); check_stream(a, lm, 'codes', stored)
     elif lm['shared'] is False and len(_array(a, 'values')) != stored:
         raise not_allowed('values', f'{len(a["values"])} values', f'{stored} (the stored entries)')
@@ -346,32 +426,39 @@ def check_weight(a:dict, lm:dict, most:int|float=math.inf) -> int:
 def _factor_shape(a:dict, lm:dict, f:str, most:int|float) -> tuple:
     "((rows, cols), entries decoded) of low-rank factor `f`, checked."
     if f not in lm.get('factors', {}): return _array(a, f, ndim=2).shape, 0
-    sub = {'values' if k == f else k[len(f) + 1:]: v for k, v in a.items() if k == f or k.startswith(f'{f}_')}
-    n = check_weight(sub, lm['factors'][f], most); shape = lm['factors'][f]['shape']
+    n = check_weight(_factor_arrays(a, f), lm['factors'][f], most); shape = lm['factors'][f]['shape']
     if len(shape) != 2: raise not_allowed(f'{f} shape', shape, 'two dimensions')
     return tuple(shape), n
+
+# %% ../../nbs/compress/18_ledger.ipynb #bffbd8b0
+def _lowrank_entries(a:dict, lm:dict, most:int|float) -> int:
+    "Entries of a low-rank layer (its product, any pruned factor's), its two factors checked to multiply to its shape."
+    n = _entries(lm['shape'], 'shape', most)
+    (r, d), na = _factor_shape(a, lm, 'factor_a', most); (d2, c), nb = _factor_shape(a, lm, 'factor_b', most)
+    if d != d2 or r * c != n or len(lm['shape']) < 2 or lm['shape'][0] != r:
+        raise not_allowed('factors', f'{r}×{d} · {d2}×{c}', f'two factors whose product has shape {lm["shape"]}')
+    return n + na + nb
+
+def _tensor_entries(a:dict, lm:dict) -> int:
+    "0: a tensor or buffer stored whole allocates nothing beyond its array, whose size is checked against its shape."
+    v = a['buffer' if lm['kind'] == 'buffer' else 'values']
+    if v.ndim != 1 or _entries(lm['shape'], 'shape') != v.size:
+        raise not_allowed('shape', lm['shape'], f'{v.size} entries')
+    return 0
 
 def layer_entries(a:dict, lm:dict, most:int|float=math.inf) -> int:
     "Check one layer's metadata `lm` against its arrays `a`; the entries reading and running it allocate."
     kind = lm['kind']
     if 'bias' in a: _array(a, 'bias')
     if kind == 'layer': return check_weight(a, lm, most)
-    if kind == 'lowrank':
-        n = _entries(lm['shape'], 'shape', most)
-        (r, d), na = _factor_shape(a, lm, 'factor_a', most); (d2, c), nb = _factor_shape(a, lm, 'factor_b', most)
-        if d != d2 or r * c != n or len(lm['shape']) < 2 or lm['shape'][0] != r:
-            raise not_allowed('factors', f'{r}×{d} · {d2}×{c}', f'two factors whose product has shape {lm["shape"]}')
-        return n + na + nb
+    if kind == 'lowrank': return _lowrank_entries(a, lm, most)
     if kind == 'hashed':
         _array(a, 'values'); _array(a, 'seed', 'u')[0]
         return _nat(lm['n_in'], 'n_in', most) * _nat(lm['n_out'], 'n_out', most)
-    if kind in ('tensor', 'buffer'):
-        v = a['buffer' if kind == 'buffer' else 'values']
-        if v.ndim != 1 or _entries(lm['shape'], 'shape') != v.size:
-            raise not_allowed('shape', lm['shape'], f'{v.size} entries')
-        return 0
+    if kind in ('tensor', 'buffer'): return _tensor_entries(a, lm)
     raise not_allowed('kind', kind, 'layer, lowrank, hashed, tensor, buffer')
 
+# %% ../../nbs/compress/18_ledger.ipynb #77195fa5
 def arch_entries(d:dict) -> int:
     "Entries that building the layer `d` of an architecture allocates (its parameters and buffers)."
     t = d['type']
@@ -395,6 +482,7 @@ def _by_layer(meta:dict, arrays:dict) -> dict:
     for key, v in arrays.items(): layer, item = _layer_of(meta, key); out[layer][item] = v
     return out
 
+# %% ../../nbs/compress/18_ledger.ipynb #a4f33a0b
 def check_file(src, size:int, meta:dict, arrays:dict) -> int:
     "Check every layer and the architecture of a file of `size` bytes; the entries they allocate (`MAX_EXPANSION`)."
     most, total = MAX_EXPANSION * size, 0
@@ -439,39 +527,48 @@ def read_header(path) -> dict:
     "The `nncomp` metadata of a compressed file (a path, or its content as bytes), checked: format, checksum, sizes."
     return _open(path)[3]
 
-def _decoded(meta:dict, arrays:dict) -> dict:
-    out = {}
-    for name, a in _by_layer(meta, arrays).items():
-        lm, pre = meta['layers'][name], f'{name}.' if name else ''
-        if lm['kind'] == 'layer': out[pre + 'weight'] = decode_weight(a, lm)
-        elif lm['kind'] == 'lowrank': out[pre + 'weight'] = decode_factors(a, lm)
-        elif lm['kind'] == 'hashed':
-            out[pre + 'values'] = torch.from_numpy(a['values'].copy())
-            out[pre + 'seed'] = int(a['seed'][0])
-        else:   # a tensor or a buffer, stored whole
-            item = 'buffer' if lm['kind'] == 'buffer' else 'values'
-            out[name] = torch.from_numpy(a[item].copy()).reshape(lm['shape']); continue
-        if 'bias' in a: out[pre + ('bias_values' if lm.get('hashed_bias') else 'bias')] = torch.from_numpy(a['bias'].copy())
+# %% ../../nbs/compress/18_ledger.ipynb #3a8ccc69
+def _decoded_layer(name:str, lm:dict, a:dict) -> dict:
+    "{state_dict key: tensor} of layer `name` of a file (`lm`: its metadata, `a`: its arrays), weights decoded dense."
+    pre, kind = f'{name}.' if name else '', lm['kind']
+    if kind == 'layer': out = {pre + 'weight': decode_weight(a, lm)}
+    elif kind == 'lowrank': out = {pre + 'weight': decode_factors(a, lm)}
+    elif kind == 'hashed': out = {pre + 'values': torch.from_numpy(a['values'].copy()), pre + 'seed': int(a['seed'][0])}
+    else:   # a tensor or a buffer, stored whole
+        return {name: torch.from_numpy(a['buffer' if kind == 'buffer' else 'values'].copy()).reshape(lm['shape'])}
+    if 'bias' in a: out[pre + ('bias_values' if lm.get('hashed_bias') else 'bias')] = torch.from_numpy(a['bias'].copy())
     return out
+
+def _decoded(meta:dict, arrays:dict) -> dict:
+    "{state_dict key: tensor} of a file's layers (`meta`: its metadata, `arrays`: its arrays)."
+    return {k: v for name, a in _by_layer(meta, arrays).items()
+            for k, v in _decoded_layer(name, meta['layers'][name], a).items()}
 
 def decoded_state(path) -> dict:
     "{state_dict key: tensor} of a compressed file (a path, or its content as bytes), every weight decoded dense."
     _, _, _, meta, arrays = _open(path)
     with reading(path): return _decoded(meta, arrays)
 
-def _load(model:nn.Module, meta:dict, state:dict) -> nn.Module:
-    if model is None:
-        if meta['arch'] is None: raise not_allowed('model', None, 'a skeleton module: this file holds no nn.Sequential architecture')
-        model = build_arch(meta['arch'])
+# %% ../../nbs/compress/18_ledger.ipynb #848b34f3
+def _load_hashed(model:nn.Module, meta:dict, state:dict):
+    "Give the `HashedLayer`s of `model` their values, seed and bias from `state` (the entries taken out of it)."
     for name, lm in meta['layers'].items():
-        if lm['kind'] == 'hashed':
-            m = model.get_submodule(name); pre = f'{name}.' if name else ''
-            m.seed, m.values = state.pop(pre + 'seed'), nn.Parameter(state.pop(pre + 'values'))
-            if pre + 'bias_values' in state: m.bias, m.bias_values = None, nn.Parameter(state.pop(pre + 'bias_values'))
-    model.load_state_dict(state, strict=False)
+        if lm['kind'] != 'hashed': continue
+        m = model.get_submodule(name); pre = f'{name}.' if name else ''
+        m.seed, m.values = state.pop(pre + 'seed'), nn.Parameter(state.pop(pre + 'values'))
+        if pre + 'bias_values' in state: m.bias, m.bias_values = None, nn.Parameter(state.pop(pre + 'bias_values'))
+
+def _load(model:nn.Module, meta:dict, state:dict) -> nn.Module:
+    "`model` (None: the file's architecture) with the decoded `state`, every tensor of it from the file."
+    if model is None:
+        if meta['arch'] is None:
+            raise not_allowed('model', None, 'a skeleton module: this file holds no nn.Sequential architecture')
+        model = build_arch(meta['arch'])
+    _load_hashed(model, meta, state); model.load_state_dict(state, strict=False)
     hashed = [n for n, lm in meta['layers'].items() if lm['kind'] == 'hashed']
     missing = {k for k in model.state_dict() if k not in state and not any(k.startswith(f'{n}.') for n in hashed)}
-    if missing: raise not_allowed('model', type(model).__name__, f'a module whose tensors are all in the file; missing: {sorted(missing)}')
+    if missing: raise not_allowed('model', type(model).__name__,
+                                  f'a module whose tensors are all in the file; missing: {sorted(missing)}')
     return model
 
 def read_compressed(path, model:nn.Module|None=None) -> nn.Module:
@@ -493,7 +590,7 @@ def ledger(path) -> pd.DataFrame:
     rows = [{'layer': layer, 'item': item, 'category': ITEM_CATEGORY.get(item, 'values'), 'bytes': int(a.nbytes)}
             for layer, item, a in ((*_layer_of(meta, k), a) for k, a in arrays.items())]
     c = checksum_bytes(n, body, meta)
-    rows.append({'layer': '', 'item': 'header', 'category': 'metadata', 
+    rows.append({'layer': '', 'item': 'header', 'category': 'metadata',
                  'bytes': len(raw) - sum(r['bytes'] for r in rows) - c})
     if c: rows.append({'layer': '', 'item': 'checksum', 'category': 'metadata', 'bytes': c})
     return pd.DataFrame(rows)
@@ -503,22 +600,28 @@ def by_category(path) -> dict:
     d = ledger(path).groupby('category')['bytes'].sum()
     return {c: int(d.get(c, 0)) for c in CATEGORIES} | {'total': int(d.sum())}
 
+# %% ../../nbs/compress/18_ledger.ipynb #1c9b769e
+_COMPARED = ('dense_fp32', 'bitmap_fp32', 'csr_fp32', 'csc_fp32')   # the keys of `compare` besides 'file'
+
+def _compared_bytes(name:str, lm:dict, state:dict) -> tuple:
+    "Bytes of layer `name` as dense fp32, fp32 + bitmap, CSR and CSC (`state`: the file's decoded tensors)."
+    pre = f'{name}.' if name else ''
+    b = sum(4 * state[pre + s].numel() for s in ('bias', 'bias_values') if pre + s in state)
+    if lm['kind'] in ('layer', 'lowrank'):
+        w = state[pre + 'weight']
+        m = (w != 0).reshape(len(w), -1).numpy() if w.numel() else np.zeros((len(w), 0), bool)
+        return 4 * w.numel() + b, 4 * int(m.sum()) + bitmap_bytes(w.numel()) + b, csr_bytes(m) + b, csc_bytes(m) + b
+    if lm['kind'] == 'hashed': n = 4 * lm['n_in'] * lm['n_out'] + 4 * lm['n_out']
+    else: n = state[name].element_size() * state[name].numel()   # f32, or a buffer's integer dtype
+    return n, n, n, n
+
 def compare(path) -> dict:
     "Bytes of the file against dense fp32, fp32 + bitmap, CSR and CSC of the network it decodes to."
     raw, _, _, meta, arrays = _open(path)
     with reading(path): state = _decoded(meta, arrays)
-    out = {'file': len(raw), 'dense_fp32': 0, 'bitmap_fp32': 0, 'csr_fp32': 0, 'csc_fp32': 0}
-    def add(dense, bitmap, csr, csc):
-        for k, v in zip(('dense_fp32', 'bitmap_fp32', 'csr_fp32', 'csc_fp32'), (dense, bitmap, csr, csc)): out[k] += v
+    out = {'file': len(raw)} | {k: 0 for k in _COMPARED}
     for name, lm in meta['layers'].items():
-        pre = f'{name}.' if name else ''
-        b = sum(4 * state[pre + s].numel() for s in ('bias', 'bias_values') if pre + s in state)
-        if lm['kind'] in ('layer', 'lowrank'):
-            w = state[pre + 'weight']; m = (w != 0).reshape(len(w), -1).numpy() if w.numel() else np.zeros((len(w), 0), bool)
-            add(4 * w.numel() + b, 4 * int(m.sum()) + bitmap_bytes(w.numel()) + b, csr_bytes(m) + b, csc_bytes(m) + b)
-        elif lm['kind'] == 'hashed':
-            n = 4 * lm['n_in'] * lm['n_out'] + 4 * lm['n_out']; add(n, n, n, n)
-        else: n = state[name].element_size() * state[name].numel(); add(n, n, n, n)   # f32, or a buffer's integer dtype
+        for k, v in zip(_COMPARED, _compared_bytes(name, lm, state)): out[k] += v
     return out
 
 # %% ../../nbs/compress/18_ledger.ipynb #b2e5f0c2
@@ -526,14 +629,14 @@ GAP_BITS = tuple(range(1, 17))   # relative index widths `best_encoding` tries
 
 def _encoded_bytes(arrays:dict, meta:dict) -> int:
     "Bytes an encoding adds to the file: its arrays and its entries in the safetensors header (the padding left out)."
-    raw = st_save({k: np.ascontiguousarray(v) for k, v in arrays.items()}, metadata={'nncomp': json.dumps(meta, separators=(',', ':'))})
+    raw = _st({k: np.ascontiguousarray(v) for k, v in arrays.items()}, meta)
     n = int.from_bytes(raw[:8], 'little')
     return len(raw[8:8 + n].rstrip(b' ')) + sum(int(v.nbytes) for v in arrays.values())
 
 def encodings(coders=('huffman',),   # coders of the relative indices
               positions=POSITIONS    # the layouts to try (('gaps',): relative indices only)
              ) -> list:
-    "The candidate encodings of unshared fp32 values: dense, bitmap, and relative indices of each width in `GAP_BITS` with each coder."
+    "The candidate encodings of unshared fp32 values: dense, bitmap, relative indices of each width in `GAP_BITS`."
     for c in coders: check_choice('gap_coder', c, CODERS)
     for p in positions: check_choice('positions', p, POSITIONS)
     out = [Encoding(positions='dense'), Encoding(positions='bitmap'),
@@ -549,6 +652,7 @@ def best_encoding(w:Tensor,                   # one weight tensor (unshared fp32
     sizes = [(_encoded_bytes(*encode_weight(w, mask, enc=e)), i, e) for i, e in enumerate(encodings(coders, positions))]
     return min(sizes)[2]
 
+# %% ../../nbs/compress/18_ledger.ipynb #3aa5a5bb
 def _plain(m:nn.Module) -> bool:
     "A Linear / Conv2d layer whose weight is plain fp32 values (pruned or not; not shared, not low-rank)."
     p = getattr(getattr(m, 'parametrizations', None), 'weight', None)
@@ -558,7 +662,7 @@ def smallest_file(model:nn.Module,
                   coders=('huffman',),  # coders of the relative indices to try
                   positions=POSITIONS   # the layouts to try (('gaps',): fp32 values with coded relative indices only)
                  ) -> tuple[bytes, dict]:
-    "(file content, {layer: Encoding}): every plain Linear / Conv2d layer of `model` at its `best_encoding`, checked to read back exactly."
+    "(file content, {layer: Encoding}): every plain Linear / Conv2d layer at its `best_encoding`, read back exactly."
     encs = {}
     for name, m in model.named_modules():
         if _plain(m): w, mask, _, _ = weight_parts(m); encs[name] = best_encoding(w, mask, coders, positions)
@@ -571,36 +675,49 @@ def smallest_file(model:nn.Module,
 
 # %% ../../nbs/compress/18_ledger.ipynb #9453120a
 def _linear(w:Tensor, b:Tensor, mask:Tensor|None) -> nn.Linear:
+    "A Linear layer with weight `w` and bias `b`, pruned with `torch.nn.utils.prune` where `mask` is 0."
     lin = nn.Linear(w.shape[1], w.shape[0])
     with torch.no_grad(): lin.weight.copy_(w if mask is None else w * mask); lin.bias.copy_(b)
     if mask is not None: torch.nn.utils.prune.custom_from_mask(lin, 'weight', mask.bool())
     return lin
 
+def _mlp_module(model:nn.Module, r:int) -> nn.Sequential:
+    "Run `r` of a batched MLP: its Linear / ReLU stack with its pruning masks."
+    mods = []
+    for i, (w, b) in enumerate(model.layers()):
+        if i: mods.append(nn.ReLU())
+        m = getattr(model, f'w{i}_mask', None)
+        mods.append(_linear(w[r].detach(), b[r].detach(), None if m is None else m[r].detach()))
+    return nn.Sequential(*mods)
+
+def _hashed_module(model:nn.Module, r:int) -> nn.Sequential:
+    "Run `r` of a batched HashedMLP (xxh32 hashing only): its `HashedLayer`s with ReLUs between."
+    mods = []
+    for i, l in enumerate(model.layers):
+        if l.weight.assignment != 'xxh32':
+            raise not_allowed('assignment', l.weight.assignment, 'xxh32 (the lua tables are not a hash seed)')
+        if i: mods.append(nn.ReLU())
+        w, hb = l.weight, not isinstance(l.bias, nn.Parameter)    # hb: a hashed bias (bucket values), else a plain one
+        bias, bias_values = (None, l.bias.values[r, :l.bias.buckets[r]].detach()) if hb else (l.bias[r].detach(), None)
+        mods.append(HashedLayer(l.n_in, l.n_out, w.values[r, :w.buckets[r]].detach(), w.hash_seeds[r], w.layer,
+                                bias, bias_values))
+    return nn.Sequential(*mods)
+
+# %% ../../nbs/compress/18_ledger.ipynb #1975bbf8
+def _conv_module(model:nn.Module, r:int) -> nn.Sequential:
+    "Run `r` of a batched ConvNet: conv → ReLU → max-pool → linear, taking (B, 784)."
+    C, k = model.w_conv.shape[1], model.w_conv.shape[-1]
+    conv = nn.Conv2d(1, C, k, model.stride)
+    with torch.no_grad(): conv.weight.copy_(model.w_conv[r].unsqueeze(1)); conv.bias.copy_(model.b_conv[r])
+    return nn.Sequential(nn.Unflatten(1, (1, 28, 28)), conv, nn.ReLU(), nn.MaxPool2d(model.pool), nn.Flatten(),
+                         _linear(model.w_fc[r].detach(), model.b_fc[r].detach(), None)).eval()
+
 def run_as_module(model:nn.Module, r:int=0) -> nn.Sequential:
     "Run `r` of a batched nncomp model (MLP, HashedMLP, ConvNet) as a plain nn.Sequential taking (B, 784)."
     kind = type(model).__name__
-    if kind == 'MLP':
-        mods = []
-        for i, (w, b) in enumerate(model.layers()):
-            if i: mods.append(nn.ReLU())
-            m = getattr(model, f'w{i}_mask', None)
-            mods.append(_linear(w[r].detach(), b[r].detach(), None if m is None else m[r].detach()))
-        return nn.Sequential(*mods)
-    if kind == 'HashedMLP':
-        mods = []
-        for i, l in enumerate(model.layers):
-            if l.weight.assignment != 'xxh32': raise not_allowed('assignment', l.weight.assignment, 'xxh32 (the lua tables are not a hash seed)')
-            if i: mods.append(nn.ReLU())
-            k, hb = l.weight.buckets[r], not isinstance(l.bias, nn.Parameter)
-            mods.append(HashedLayer(l.n_in, l.n_out, l.weight.values[r, :k].detach(), l.weight.hash_seeds[r], l.weight.layer,
-                                    None if hb else l.bias[r].detach(), l.bias.values[r, :l.bias.buckets[r]].detach() if hb else None))
-        return nn.Sequential(*mods)
-    if kind == 'ConvNet':
-        C, k = model.w_conv.shape[1], model.w_conv.shape[-1]
-        conv = nn.Conv2d(1, C, k, model.stride)
-        with torch.no_grad(): conv.weight.copy_(model.w_conv[r].unsqueeze(1)); conv.bias.copy_(model.b_conv[r])
-        return nn.Sequential(nn.Unflatten(1, (1, 28, 28)), conv, nn.ReLU(), nn.MaxPool2d(model.pool), nn.Flatten(),
-                             _linear(model.w_fc[r].detach(), model.b_fc[r].detach(), None)).eval()
+    if kind == 'MLP': return _mlp_module(model, r)
+    if kind == 'HashedMLP': return _hashed_module(model, r)
+    if kind == 'ConvNet': return _conv_module(model, r)
     raise not_allowed('model', kind, 'MLP, HashedMLP, ConvNet')
 
 # %% ../../nbs/compress/18_ledger.ipynb #39ce5fe8

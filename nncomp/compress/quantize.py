@@ -155,7 +155,7 @@ def ecsq_assign(w:Tensor,          # values (any shape)
                 bits:Tensor,       # (k,) code length of every cluster, −log2 of its frequency
                 lam:float          # λ >= 0
                ) -> Tensor:
-    "Index of argmin_j (w − c_j)² + λ·bits_j for every value (first j on ties), from the lower envelope of the costs."
+    "Index of argmin_j (w − c_j)² + λ·bits_j for every value (first j on ties), from the costs' lower envelope."
     c, a = centroids.to(w.dtype), (lam * bits).to(w.dtype)
     s = torch.tensor(_envelope(c.tolist(), a.tolist()))
     b = (c[s[:-1]] + c[s[1:]]) / 2 + (a[s[1:]] - a[s[:-1]]) / (2 * (c[s[1:]] - c[s[:-1]]))   # the breakpoints
@@ -167,7 +167,7 @@ def ecsq_lloyd(w:Tensor,     # values to quantize (flattened)
                lam:float,    # λ >= 0: the weight of the code length in the cost
                iters:int=50  # at most this many Lloyd steps
               ) -> tuple:
-    "(centroids of the non-empty clusters, index): Lloyd steps on (w − c_j)² + λ·(−log2 p_j), empty clusters dropped."
+    "(centroids of the non-empty clusters, index): Lloyd steps on (w − c_j)² + λ·(−log2 p_j), empties dropped."
     x = w.detach().flatten().float(); c = init.to(x); bits = torch.full_like(c, math.log2(len(c)))
     for _ in range(iters):
         i = ecsq_assign(x, c, bits, lam); n = torch.bincount(i, minlength=len(c)); kept = n > 0
@@ -180,7 +180,7 @@ def ecsq_lloyd(w:Tensor,     # values to quantize (flattened)
 # %% ../../nbs/compress/15_quantize.ipynb #81d6e008
 def ecsq_lambda(w:Tensor, k:int, init:Tensor,       # values, wanted number of clusters, initial centroids (more than k)
                 iters:int=50, steps:int=40) -> float: # Lloyd steps per run; bisection steps
-    "λ, by bisection, at which ECSQ from `init` keeps `k` clusters (the smallest λ tried with fewer if none gives `k`)."
+    "λ, by bisection, at which ECSQ from `init` keeps `k` clusters (the smallest λ tried with fewer if none does)."
     count = lambda lam: len(ecsq_lloyd(w, init, lam, iters)[0])
     if count(0.0) <= k: return 0.0
     lo, hi = 0.0, float(w.float().var()) or 1.0
@@ -197,7 +197,7 @@ def ecsq_1d(w:Tensor,            # values to quantize (flattened)
             k:int,               # wanted number of clusters, >= 2
             start:int|None=None, # initial clusters, linearly spaced (None: 2k)
             iters:int=50, steps:int=40) -> tuple:
-    "(sorted centroids, index of every value): entropy-constrained scalar quantization, λ chosen to leave `k` clusters."
+    "(sorted centroids, index of every value): entropy-constrained scalar quantization, λ leaving `k` clusters."
     check_clusters(k)
     x = w.detach().flatten().float()
     if x.numel() == 0: return torch.zeros(k), torch.zeros(0, dtype=torch.long)

@@ -37,7 +37,8 @@ def vgg_small(width:int=16,    # channels of the first block (the second has twi
               hidden:int=600   # units of the FC layer before the 10 outputs
              ) -> nn.Sequential:
     "VGG-style CNN for (B, 784) inputs: two blocks of two 3×3 convs + 2×2 max-pool, then FC hidden → 10."
-    def block(i, o): return [nn.Conv2d(i, o, 3, padding=1), nn.ReLU(), nn.Conv2d(o, o, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+    def block(i, o): return [nn.Conv2d(i, o, 3, padding=1), nn.ReLU(), nn.Conv2d(o, o, 3, padding=1), nn.ReLU(),
+                             nn.MaxPool2d(2)]
     return nn.Sequential(nn.Unflatten(1, (1, 28, 28)), *block(1, width), *block(width, 2 * width), nn.Flatten(),
                          nn.Linear(2 * width * 49, hidden), nn.ReLU(), nn.Linear(hidden, 10))
 
@@ -88,7 +89,7 @@ def pretrained(cfg:Pretrain, data, # how to train; the net's DataBundle
 # %% ../../nbs/compress/24_survey.ipynb #0000000d
 METHODS = ('prune', *QUANTIZERS, 'lowrank')                 # every method of the survey's table
 LAYER_TYPES = ('conv', 'fc', 'both')
-SETTINGS = {'prune': {'mild': {'conv': 0.5, 'fc': 0.1}, 'hard': {'conv': 0.25, 'fc': 0.03}},    # fraction of weights kept
+SETTINGS = {'prune': {'mild': {'conv': 0.5, 'fc': 0.1}, 'hard': {'conv': 0.25, 'fc': 0.03}},  # fraction of weights kept
             **{q: {'mild': {'conv': 16, 'fc': 4}, 'hard': {'conv': 4, 'fc': 2}} for q in QUANTIZERS},   # clusters k
             'lowrank': {'mild': {'conv': 0.5, 'fc': 0.1}, 'hard': {'conv': 0.25, 'fc': 0.03}}}  # rank / min(rows, cols)
 
@@ -100,7 +101,8 @@ def targets(model:nn.Module, layers:str) -> dict: # layers: one of LAYER_TYPES
     return {n: m for n, m in layers_of(model).items() if layers in ('both', layer_type(m))}
 
 # %% ../../nbs/compress/24_survey.ipynb #0000000f
-MIN_RANK = 8   # a rank below the number of classes wrecks a classifier layer (rank 1 on LeNet-5's 10×500 output: -79 pp)
+# a rank below the number of classes wrecks a classifier layer (rank 1 on LeNet-5's 10×500 output: -79 pp)
+MIN_RANK = 8
 
 def rank_of(m:nn.Module, fraction:float) -> int|None:
     "round(fraction·min(rows, cols)), at least min(MIN_RANK, rows, cols); None when the factors hold as much as W."
@@ -114,7 +116,8 @@ def apply_method(model:nn.Module, method:str, # changed in place; a key of METHO
     check_choice('method', method, METHODS); out = {}
     for n, m in targets(model, layers).items():
         v = values[layer_type(m)]
-        if method == 'prune': prune.custom_from_mask(m, 'weight', keep_mask(magnitude(m.weight.detach()), current_mask(m), v))
+        if method == 'prune':
+            prune.custom_from_mask(m, 'weight', keep_mask(magnitude(m.weight.detach()), current_mask(m), v))
         elif method == 'lowrank':
             if v := rank_of(m, v): low_rank(m, v)                   # else the layer stays dense (v None)
         else: share_weights(m, v, method=method, **({'seed': seed} if method == 'pws' else {}))
@@ -162,7 +165,8 @@ def stored_product(m:nn.Module) -> tuple:
     if p is not None and isinstance(p[0], LowRank):
         a, b = (t.detach() for t in factors(m)); return 'low-rank', lambda X: a @ (b @ X)
     if p is not None and isinstance(p[0], SharedWeight):
-        cb, mask = p.original.detach(), p[0].mask.bool(); idx = p[0].index.reshape(len(mask), -1); mask = mask.reshape(idx.shape)
+        cb, mask = p.original.detach(), p[0].mask.bool()
+        idx = p[0].index.reshape(len(mask), -1); mask = mask.reshape(idx.shape)
         f, form = (ham_encode(idx, cb), 'HAM') if mask.all() else (sham_encode(idx, cb, mask), 'sHAM')
         return form, lambda X: matmul(f, X)
     W = weight_matrix(m)
@@ -192,6 +196,11 @@ class SurveyScale:
 KEY = ('net', 'method', 'layers', 'setting', 'seed')   # one row per key in survey.csv
 
 # %% ../../nbs/compress/24_survey.ipynb #0000001e
+def _summed_times(t:dict, layers:str) -> dict:
+    "The product times (`product_times`'s `t`) of the layer types `layers` compresses, summed: stored and dense."
+    kinds = [k for k in ('conv', 'fc') if layers in ('both', k)]
+    return {'t_product': sum(t[f't_{k}'] for k in kinds), 't_product_dense': sum(t[f't_{k}_dense'] for k in kinds)}
+
 def survey_row(dense:nn.Module, data, test, # the trained network (not changed); its DataBundle; the fixed test subset
                net:str, method:str, layers:str, setting:str, seed:int, scale:SurveyScale=SurveyScale(),
                base:dict|None=None) -> dict:   # the net's dense figures (`dense_figures`)
@@ -205,12 +214,13 @@ def survey_row(dense:nn.Module, data, test, # the trained network (not changed);
     b = file_bytes(model, method, list(used), [n for n, v in used.items() if v is not None])
     tl = sum(4 * (m.weight.numel() + m.bias.numel()) for m in targets(dense, layers).values())
     t = product_times(model, test.x[:1], scale.repeat)
-    tt = {'t_product': sum(t[f't_{k}'] for k in ('conv', 'fc') if layers in ('both', k)),
-          't_product_dense': sum(t[f't_{k}_dense'] for k in ('conv', 'fc') if layers in ('both', k))}
-    return ({'net': net, 'method': method, 'layers': layers, 'setting': setting, 'seed': seed, 'values': json.dumps(used),
-             'accuracy': acc, 'accuracy_dense': base['accuracy'], 'loss_pp': 100 * (base['accuracy'] - acc)}
-            | b | {'bytes_layers_dense': tl, 'bytes_file_dense': base['bytes_file'], 'ratio_layers': tl / b['bytes_layers'],
-                   'ratio_file': base['bytes_file'] / b['bytes_file']} | t | tt
+    tt = _summed_times(t, layers)
+    head = {'net': net, 'method': method, 'layers': layers, 'setting': setting, 'seed': seed,
+            'values': json.dumps(used), 'accuracy': acc, 'accuracy_dense': base['accuracy'],
+            'loss_pp': 100 * (base['accuracy'] - acc)}
+    sizes = {'bytes_layers_dense': tl, 'bytes_file_dense': base['bytes_file'], 'ratio_layers': tl / b['bytes_layers'],
+             'ratio_file': base['bytes_file'] / b['bytes_file']}
+    return (head | b | sizes | t | tt
             | {'speedup': tt['t_product_dense'] / tt['t_product'], 'seconds': round(time.time() - t0, 1)})
 
 def dense_figures(dense:nn.Module, test) -> dict:
@@ -240,7 +250,8 @@ def _load(net:str, pre:dict, folder, ckpt_folder, data=None, n_test=None) -> tup
     return data, test, model, info, dense_figures(model, test)
 
 def run_survey(folder,                       # results/beyond: survey.csv goes here, records in folder/survey/
-               nets=tuple(NETS)[:2], methods=METHODS, layer_types=LAYER_TYPES, settings=('mild', 'hard'), seeds=(0, 1, 2),
+               nets=tuple(NETS)[:2], methods=METHODS, layer_types=LAYER_TYPES, settings=('mild', 'hard'),
+               seeds=(0, 1, 2),
                scale:SurveyScale=SurveyScale(), pre:dict|None=None, # {net: Pretrain} (None: DEFAULT_PRETRAIN)
                ckpt_folder=None,             # checkpoints (None: folder/checkpoints/survey, ignored by git)
                datasets:dict|None=None,      # {net: DataBundle} (None: loaded from NNCOMP_DATA)
@@ -251,13 +262,15 @@ def run_survey(folder,                       # results/beyond: survey.csv goes h
     todo = [j for j in jobs(nets, methods, layer_types, settings, seeds) if tuple(map(str, j)) not in done]
     log(f'{len(todo)} rows to add to {path} ({len(rows)} present)')
     for net, method, lt, setting, seed in todo:
-        if net not in nets_: nets_[net] = _load(net, pre, folder / 'survey', ckpt_folder or folder / 'checkpoints' / 'survey',
-                                                (datasets or {}).get(net), scale.test_examples)
+        if net not in nets_:
+            nets_[net] = _load(net, pre, folder / 'survey', ckpt_folder or folder / 'checkpoints' / 'survey',
+                               (datasets or {}).get(net), scale.test_examples)
         data, test, model, info, base = nets_[net]
         r = survey_row(model, data, test, net, method, lt, setting, seed, scale, base)
-        rows.append(r | provenance() | {'config': json.dumps({'pretrain': asdict(pre[net]), 'scale': asdict(scale),
-                                                              'checkpoint_sha256': info['sha256']}, sort_keys=True)})
-        write_rows(rows, path); log(f"{row_key(r)}: loss {r['loss_pp']:.2f} pp, {r['bytes_layers']} B, {r['seconds']} s")
+        config = {'pretrain': asdict(pre[net]), 'scale': asdict(scale), 'checkpoint_sha256': info['sha256']}
+        rows.append(r | provenance() | {'config': json.dumps(config, sort_keys=True)})
+        write_rows(rows, path)
+        log(f"{row_key(r)}: loss {r['loss_pp']:.2f} pp, {r['bytes_layers']} B, {r['seconds']} s")
     return path
 
 # %% ../../nbs/compress/24_survey.ipynb #00000026
@@ -273,6 +286,19 @@ def settings_table(df:pd.DataFrame) -> pd.DataFrame:
 def _best(t:pd.DataFrame, col:str) -> pd.Series|None: return None if t.empty else t.loc[t[f'{col}_mean'].idxmin()]
 
 # %% ../../nbs/compress/24_survey.ipynb #00000027
+def _winner_fields(w:pd.Series|None, col:str) -> dict:
+    "A recommendation's fields of its winner `w` (a `settings_table` row; None: no method within the loss allowed)."
+    if w is None: return {}
+    return {'winner': w.method, 'setting': w.setting, 'value': w[f'{col}_mean'], 'value_min': w[f'{col}_min'],
+            'value_max': w[f'{col}_max'], 'loss_pp': w.loss_pp_mean, 'loss_pp_max': w.loss_pp_max,
+            'speedup': w.speedup_mean, 'seeds': w.seeds}
+
+def _runner_up_fields(w:pd.Series, r:pd.Series|None, col:str) -> dict:
+    "A recommendation's fields of its runner-up `r`: its value and whether the winner `w` beats it at every seed."
+    if r is None: return {}
+    return {'runner_up': f'{r.method} ({r.setting})', 'runner_up_value': r[f'{col}_mean'],
+            'clear': bool(w[f'{col}_max'] < r[f'{col}_min'])}
+
 def recommend(df:pd.DataFrame, max_loss:float=1.0) -> pd.DataFrame: # survey rows; accuracy loss allowed (pp)
     "Per (net, layers, target): the winning method and setting within `max_loss`, its spread, and the runner-up."
     st, rows = settings_table(df), []
@@ -280,12 +306,8 @@ def recommend(df:pd.DataFrame, max_loss:float=1.0) -> pd.DataFrame: # survey row
         ok = t[t.loss_pp_mean <= max_loss]
         for target, col in TARGETS.items():
             w = _best(ok, col); r = _best(ok[ok.method != w.method], col) if w is not None else None
-            rows.append({'net': net, 'layers': lt, 'target': target, 'eligible': len(ok),
-                         **({} if w is None else {'winner': w.method, 'setting': w.setting, 'value': w[f'{col}_mean'],
-                             'value_min': w[f'{col}_min'], 'value_max': w[f'{col}_max'], 'loss_pp': w.loss_pp_mean,
-                             'loss_pp_max': w.loss_pp_max, 'speedup': w.speedup_mean, 'seeds': w.seeds}),
-                         **({} if r is None else {'runner_up': f'{r.method} ({r.setting})', 'runner_up_value': r[f'{col}_mean'],
-                                                  'clear': bool(w[f'{col}_max'] < r[f'{col}_min'])})})
+            rows.append({'net': net, 'layers': lt, 'target': target, 'eligible': len(ok)}
+                        | _winner_fields(w, col) | _runner_up_fields(w, r, col))
     return pd.DataFrame(rows).reindex(columns=REC_COLUMNS)
 
 REC_COLUMNS = ['net', 'layers', 'target', 'eligible', 'winner', 'setting', 'value', 'value_min', 'value_max', 'loss_pp',
@@ -299,26 +321,28 @@ def rendered(rec:pd.DataFrame) -> pd.DataFrame:
         s = 1e-3 if r.target == 'smallest file' else 1e6
         return f"{r.value * s:.1f} [{r.value_min * s:.1f}, {r.value_max * s:.1f}] {'kB' if s == 1e-3 else 'µs'}"
     out = rec.assign(best=rec.apply(fmt, axis=1), method=rec.winner.fillna('—') + ' (' + rec.setting.fillna('') + ')',
-                     loss=rec.loss_pp.map(lambda v: f'{v:.2f}') + ' (max ' + rec.loss_pp_max.map(lambda v: f'{v:.2f}') + ')',
+                     loss=rec.loss_pp.map('{:.2f}'.format) + ' (max ' + rec.loss_pp_max.map('{:.2f}'.format) + ')',
                      vs_dense=rec.speedup.map(lambda v: f'{v:.2f}×'))   # dense fp32 product time over the winner's
     return out[['net', 'layers', 'target', 'method', 'best', 'loss', 'vs_dense', 'runner_up', 'clear']]
 
 # %% ../../nbs/compress/24_survey.ipynb #0000002d
 def beside_deep_compression(df:pd.DataFrame, posttrain_csv=None, max_loss:float=1.0) -> pd.DataFrame:
-    "LeNet-5: Deep Compression's figures, posttrain's pipeline (if its CSV is given) and the survey's smallest file on both."
+    "LeNet-5: Deep Compression's figures, posttrain's pipeline (if its CSV is given), the survey's smallest file."
     dc = DEEP_COMPRESSION['lenet-5']
     rows = [{'what': 'Deep Compression (Han et al. 2016, Table 1)', 'error_dense_%': 100 * dc['error_before'],
              'error_%': 100 * dc['error_after'], 'byte_ratio': dc['byte_ratio']}]
     if posttrain_csv is not None and Path(posttrain_csv).exists():
         p = pd.read_csv(posttrain_csv).query("net == 'lenet-5'").iloc[0]
-        rows.append({'what': 'posttrain: prune → k-means → Huffman (one seed)', 'error_dense_%': 100 * p.error_dense,
-                     'error_%': 100 * p.error_final, 'byte_ratio': p.byte_ratio_huffman})
+        rows.append({'what': 'posttrain: prune → k-means → Huffman (one seed)',
+                     'error_dense_%': 100 * p.error_dense, 'error_%': 100 * p.error_final,
+                     'byte_ratio': p.byte_ratio_huffman})
     s = df[(df.net == 'lenet-5') & (df.layers == 'both')].groupby(['method', 'setting'])
     t = s[['accuracy_dense', 'accuracy', 'loss_pp', 'ratio_file']].mean().query('loss_pp <= @max_loss')
     if len(t):
         (me, se), b = t.ratio_file.idxmax(), t.loc[t.ratio_file.idxmax()]
-        rows.append({'what': f'survey: {me} ({se}) on both, mean of {s.size()[(me, se)]} seeds', 'error_dense_%': 100 * (1 - b.accuracy_dense),
-                     'error_%': 100 * (1 - b.accuracy), 'byte_ratio': b.ratio_file})
+        rows.append({'what': f'survey: {me} ({se}) on both, mean of {s.size()[(me, se)]} seeds',
+                     'error_dense_%': 100 * (1 - b.accuracy_dense), 'error_%': 100 * (1 - b.accuracy),
+                     'byte_ratio': b.ratio_file})
     return pd.DataFrame(rows)
 
 # %% ../../nbs/compress/24_survey.ipynb #00000030
@@ -333,13 +357,15 @@ def scale_of(df:pd.DataFrame) -> dict:
 def method_table(df:pd.DataFrame) -> pd.DataFrame:
     "Every (net, layers, method, setting): mean loss (pp) with its seed range, layer bytes ratio, speed-up."
     t = settings_table(df)
-    def rng(c, f='{:.2f}'): return t[f'{c}_mean'].map(f.format) + ' [' + t[f'{c}_min'].map(f.format) + ', ' + t[f'{c}_max'].map(f.format) + ']'
-    return t[['net', 'layers', 'method', 'setting', 'seeds']].assign(loss_pp=rng('loss_pp'), ratio_layers=rng('ratio_layers', '{:.1f}'),
-                                                                      speedup=rng('speedup'))
+    def rng(c, f='{:.2f}'):
+        lo, mean, hi = (t[f'{c}_{s}'].map(f.format) for s in ('min', 'mean', 'max'))
+        return mean + ' [' + lo + ', ' + hi + ']'
+    return t[['net', 'layers', 'method', 'setting', 'seeds']].assign(
+        loss_pp=rng('loss_pp'), ratio_layers=rng('ratio_layers', '{:.1f}'), speedup=rng('speedup'))
 
 # %% ../../nbs/compress/24_survey.ipynb #00000031
 def show_survey(csv=None, max_loss:float=1.0, posttrain_csv=None, display=None) -> dict: # display: None → IPython's
-    "Show the survey's scale, recommendations, per-method table and the Deep Compression comparison; returns the tables."
+    "Show the survey's scale, recommendations, per-method table and the Deep Compression comparison; the tables."
     if display is None: from IPython.display import display   # IPython only where tables are shown
     path = survey_csv(csv)
     if not path.exists(): display(f'no survey table at {path}: run `python -m nncomp.compress.survey` first'); return {}
@@ -357,14 +383,16 @@ def main(argv=None):
     p.add_argument('--results', default='results/beyond', help='folder of survey.csv and of the survey/ records')
     p.add_argument('--nets', default=','.join(tuple(NETS)[:2])); p.add_argument('--methods', default=','.join(METHODS))
     p.add_argument('--layers', default=','.join(LAYER_TYPES)); p.add_argument('--settings', default='mild,hard')
-    p.add_argument('--seeds', default='0,1,2'); p.add_argument('--tune-examples', type=int, default=SurveyScale.tune_examples)
+    p.add_argument('--seeds', default='0,1,2')
+    p.add_argument('--tune-examples', type=int, default=SurveyScale.tune_examples)
     p.add_argument('--test-examples', type=int, default=SurveyScale.test_examples, help='0: the whole test split')
     p.add_argument('--epochs', default='lenet-5=2,vgg-small=3', help='pretraining epochs per net')
     a = p.parse_args(argv); split = lambda s: [v for v in s.split(',') if v]
     pre = {n: Pretrain(n, epochs=int(e)) for n, e in (kv.split('=') for kv in split(a.epochs))}
     torch.set_num_threads(1)
-    run_survey(a.results, split(a.nets), split(a.methods), split(a.layers), split(a.settings), [int(s) for s in split(a.seeds)],
-               SurveyScale(a.tune_examples, test_examples=a.test_examples or None), pre)
+    scale = SurveyScale(a.tune_examples, test_examples=a.test_examples or None)
+    run_survey(a.results, split(a.nets), split(a.methods), split(a.layers), split(a.settings),
+               [int(s) for s in split(a.seeds)], scale, pre)
 
-# `python -m nncomp.compress.survey ...` (the check on argv[0] keeps a notebook kernel, whose __name__ is also __main__, out)
+# `python -m nncomp.compress.survey ...` (the check on argv[0] keeps out a notebook kernel, also named __main__)
 if __name__ == '__main__' and sys.argv[0].endswith('survey.py'): main()

@@ -19,17 +19,18 @@ from ..nets.convnet import GRID, conv_grid, conv_counts
 # %% auto #0
 __all__ = ['FULL_EPOCH', 'PRUNED_LEVELS', 'HASHED_LEVELS', 'PRUNED_EXTRA', 'SCREEN_GEOMETRIES', 'CONV_BASELINE', 'EAGER_POOL',
            'DEFAULT_RUNS', 'bf16_matmul_units', 'gemm_rate', 'naive_loop', 'engine', 'steady_pruned', 'vmap_ensemble',
-           'run_program', 'screen_geometry', 'run_isolated', 'fc_programs', 'hashed_programs', 'conv_programs',
+           'screen_geometry', 'run_program', 'run_isolated', 'fc_programs', 'hashed_programs', 'conv_programs',
            'with_ratios', 'run_bench', 'table', 'main']
 
 # %% ../../nbs/tools/09_bench.ipynb #d08bbecc
 FULL_EPOCH = 45_000   # training examples of one network-epoch (the paper split's training part)
 
 def _sync(device):
+    "Wait for `device`'s queued work (CUDA); nothing on the CPU."
     if device.type == 'cuda': torch.cuda.synchronize(device)
 
 def bf16_matmul_units(device) -> bool:
-    "Whether `device` multiplies bf16 matrices natively (CUDA; on the CPU: oneDNN's bf16 support, AMX or AVX-512-BF16)."
+    "Whether `device` multiplies bf16 matrices natively (CUDA; on the CPU: oneDNN's bf16 support, AMX, AVX-512-BF16)."
     if device.type == 'cuda': return True
     try: return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except Exception: return False
@@ -37,7 +38,8 @@ def bf16_matmul_units(device) -> bool:
 def _rates(seconds:float, networks:int, epochs:int, steps:int, batch:int, edges:int) -> dict:
     "Throughput figures of `networks` nets × `epochs` epochs of `steps` steps in `seconds`."
     net_steps = networks * epochs * steps
-    return {'seconds': round(seconds, 3), 'network_epochs_per_s': round(net_steps / seconds / (FULL_EPOCH // batch), 3),
+    return {'seconds': round(seconds, 3),
+            'network_epochs_per_s': round(net_steps / seconds / (FULL_EPOCH // batch), 3),
             'gflops': round(6 * batch * edges * net_steps / seconds / 1e9, 2)}
 
 # %% ../../nbs/tools/09_bench.ipynb #ba8f19a2
@@ -52,7 +54,7 @@ def _median_time(fn, calls:int, blocks:int) -> float:
 
 def gemm_rate(device, runs:int, hidden:int, batch:int=64, precision:str='fp32',
               calls:int=20, blocks:int=5) -> dict: # median of `blocks` blocks of `calls` steps
-    "GFLOP/s of the first layer's three products of one step at the engine's shapes (R runs of one seed group), as it calls them."
+    "GFLOP/s of the first layer's three products of one step at the engine's shapes (R runs of one seed group)."
     dt, g = torch.bfloat16 if precision == 'bf16' else torch.float32, torch.Generator().manual_seed(0)
     RH, In = runs * hidden, 784
     x, W, b = (torch.randn(*s, generator=g).to(device, dt) for s in ((batch, In), (RH, In), (1, RH)))
@@ -61,7 +63,7 @@ def gemm_rate(device, runs:int, hidden:int, batch:int=64, precision:str='fp32',
     def step():
         torch.addmm(b, x, W.t())                                           # forward: (B × in) @ (in × R·H)
         torch.mm(dz.transpose(1, 2).reshape(RH, batch), x, out=gW)         # weight gradient: (R·H × B) @ (B × in)
-        torch.mm(dzb, W)                                                   # input gradient (counted in GFLOP/s; the engine skips it)
+        torch.mm(dzb, W)                        # input gradient (counted in GFLOP/s; the engine skips it)
         _sync(device)
     t = _median_time(step, calls, blocks)
     return {'seconds': round(t * calls * blocks, 3), 'gflops': round(6 * batch * In * RH / t / 1e9, 2),
@@ -88,19 +90,32 @@ def naive_loop(data, device, hidden:int=100, batch:int=64, epochs:int=1, network
     _sync(device)
     return _rates(time.perf_counter() - t0, networks, epochs, steps, batch, 784 * hidden + hidden * 10)
 
-PRUNED_LEVELS = (0.0, 0.5, 0.9, 0.95, 0.97, 0.98, 0.985, 0.988, 0.989, 0.99, 0.993, 0.995, 0.997, 0.998)   # the paper preset's H = 100 rows
-HASHED_LEVELS = (0.0, 0.5, 0.9, 0.95, 0.97, 0.98, 0.985, 0.988, 0.989, 0.99)   # the paper preset's HashedNet levels (1 − K/edges)
+# %% ../../nbs/tools/09_bench.ipynb #68ea282b
+# the paper preset's H = 100 rows
+PRUNED_LEVELS = (0.0, 0.5, 0.9, 0.95, 0.97, 0.98, 0.985, 0.988, 0.989, 0.99, 0.993, 0.995, 0.997, 0.998)
+# the paper preset's HashedNet levels (1 − K/edges)
+HASHED_LEVELS = (0.0, 0.5, 0.9, 0.95, 0.97, 0.98, 0.985, 0.988, 0.989, 0.99)
+
+def _engine_configs(runs:int, model:ModelConfig, batch:int, epochs:int, lr:float, precision:str,
+                    pruned:bool) -> list: # as in `engine`
+    "The `runs` run configurations of an `engine` program: one config, or the paper's pruned / HashedNet levels."
+    momentum = 0.9 if model.kind != 'conv' else 0.0
+    cfg = RunConfig(model=model, train=TrainConfig(epochs=epochs, batch_size=batch, lr=lr, momentum=momentum,
+                                                   patience=epochs + 1, precision=precision))
+    cfgs = [replace(cfg, method=MethodConfig('magnitude', PRUNED_LEVELS[r % len(PRUNED_LEVELS)], 'first'),
+                    schedule=ScheduleConfig('oneshot', steps=1, every=1))
+            for r in range(runs)] if pruned else [cfg] * runs
+    if model.kind == 'hashed':
+        cfgs = [replace(cfg, method=MethodConfig('hashednet', HASHED_LEVELS[r % len(HASHED_LEVELS)]))
+                for r in range(runs)]
+    return cfgs
 
 def engine(data, device, runs:int, model:ModelConfig, batch:int=64, epochs:int=1, lr:float=1e-2,
            precision:str='fp32', previous:bool=False,
-           pruned:bool=False,            # runs cycle through `PRUNED_LEVELS` (magnitude, first layer), pruned at the end of epoch 1
+           pruned:bool=False,   # runs cycle through `PRUNED_LEVELS` (magnitude, first layer), pruned after epoch 1
            sparse_below:float|None=SPARSE_BELOW) -> dict:
-    "Train `runs` nets of one seed as one batch with `train_batch` (`previous`: autograd and the eager update); rate and timings."
-    cfg = RunConfig(model=model, train=TrainConfig(epochs=epochs, batch_size=batch, lr=lr, momentum=0.9 if model.kind != 'conv' else 0.0,
-                                                   patience=epochs + 1, precision=precision))
-    cfgs = [replace(cfg, method=MethodConfig('magnitude', PRUNED_LEVELS[r % len(PRUNED_LEVELS)], 'first'),
-                    schedule=ScheduleConfig('oneshot', steps=1, every=1)) for r in range(runs)] if pruned else [cfg] * runs
-    if model.kind == 'hashed': cfgs = [replace(cfg, method=MethodConfig('hashednet', HASHED_LEVELS[r % len(HASHED_LEVELS)])) for r in range(runs)]
+    "Train `runs` nets of one seed as one batch with `train_batch` (`previous`: autograd, eager update); rate, timings."
+    cfgs = _engine_configs(runs, model, batch, epochs, lr, precision, pruned)
     kw = dict(by_hand=False, fused=False) if previous else dict(sparse_below=sparse_below)
     _sync(device); t0 = time.perf_counter()
     res = train_batch(cfgs, [0] * runs, data, device=device, progress=False, **kw)
@@ -108,31 +123,39 @@ def engine(data, device, runs:int, model:ModelConfig, batch:int=64, epochs:int=1
     out = _rates(time.perf_counter() - t0, runs, epochs, len(data.train.x) // batch, batch, res[0]['n_edges'])
     return out | {'valid_acc_mean': round(sum(r['valid_acc'] for r in res) / runs, 4)}
 
+# %% ../../nbs/tools/09_bench.ipynb #3b6dba0b
+def _masked_model(runs:int, hidden:int, device, g:torch.Generator) -> tuple:
+    "(MLP, FlatState) of `runs` FC nets whose first layers are randomly masked to the `PRUNED_LEVELS` densities."
+    model = MLP.from_configs(ModelConfig('fc', (hidden,)), [MethodConfig()] * runs, [0] * runs, device=device)
+    state, edges, first = FlatState(model), model.n_edges(), 784 * hidden
+    with torch.no_grad():   # random masks of each level's first-layer density: the timing depends on counts, not places
+        dens = [max(0.0, (first - PRUNED_LEVELS[r % len(PRUNED_LEVELS)] * edges) / first) for r in range(runs)]
+        masks = torch.stack([torch.rand(hidden, 784, generator=g) < d for d in dens])
+        model.w0_mask.copy_(masks.float().to(device)); state.apply_masks()
+    return model, state
+
 def steady_pruned(data, device, runs:int, hidden:int, batch:int=64, steps:int=300,
                   sparse_below:float|None=SPARSE_BELOW) -> dict:
-    "The steady state of a pruned batch: `steps` SGD steps (FC step + update) of runs whose first layers are masked to `PRUNED_LEVELS`."
-    model = MLP.from_configs(ModelConfig('fc', (hidden,)), [MethodConfig()] * runs, [0] * runs, device=device)
-    state, g = FlatState(model), torch.Generator().manual_seed(0)
-    edges, first = model.n_edges(), 784 * hidden
-    with torch.no_grad():   # random masks of each level's first-layer density: the timing depends on the counts, not the places
-        dens = [max(0.0, (first - PRUNED_LEVELS[r % len(PRUNED_LEVELS)] * edges) / first) for r in range(runs)]
-        model.w0_mask.copy_(torch.stack([torch.rand(hidden, 784, generator=g) < d for d in dens]).float().to(device)); state.apply_masks()
+    "The steady state of a pruned batch: `steps` SGD steps (FC step, update) of runs masked to `PRUNED_LEVELS`."
+    g = torch.Generator().manual_seed(0)
+    model, state = _masked_model(runs, hidden, device, g)
     hyper = RunHyper([RunConfig(train=TrainConfig(lr=1e-2))] * runs, device)
     fused = fused_update() if device.type == 'cpu' else None
     x, y, groups = data.train.x.to(device), data.train.y.to(device), [(0, runs)]
     sparse = SparseFirstLayer(model.w0_mask, groups, sparse_below) if sparse_below and device.type == 'cpu' else None
-    if sparse is not None: state.alive_plans['w0'] = sparse                     # as `train_batch`: the sparse runs update their alive weights only
+    if sparse is not None: state.alive_plans['w0'] = sparse   # as `train_batch`: sparse runs update alive weights only
     def step():
-        fc_step(model, x, y, torch.randint(0, len(x), (1, batch), generator=g).to(device), groups, sparse=sparse); sgd_step(state, hyper, fused)
+        idx = torch.randint(0, len(x), (1, batch), generator=g).to(device)
+        fc_step(model, x, y, idx, groups, sparse=sparse); sgd_step(state, hyper, fused)
     for _ in range(10): step()                                                    # warm-up: compile, plan
     _sync(device); t0 = time.perf_counter()
     for _ in range(steps): step()
     _sync(device)
-    return _rates(time.perf_counter() - t0, runs, 1, steps, batch, edges)
+    return _rates(time.perf_counter() - t0, runs, 1, steps, batch, model.n_edges())
 
 # %% ../../nbs/tools/09_bench.ipynb #84390253
 def vmap_ensemble(data, device, hidden:int=100, batch:int=64, epochs:int=1, networks:int=2, lr:float=1e-2) -> dict:
-    "The same nets as a `torch.func` ensemble: parameters stacked, `functional_call` under `vmap`, one SGD step for all per batch."
+    "The same nets as a `torch.func` ensemble: stacked parameters, `functional_call` under `vmap`, one SGD step."
     from torch.func import stack_module_state, functional_call, vmap, grad   # here: only this program needs torch.func
     x, y, xv, yv = (t.to(device) for t in (data.train.x, data.train.y, data.valid.x, data.valid.y))
     steps = len(x) // batch
@@ -141,7 +164,7 @@ def vmap_ensemble(data, device, hidden:int=100, batch:int=64, epochs:int=1, netw
     params, buffers = stack_module_state(nets)
     base = nets[0]
     def loss(p, b, xb, yb): return F.cross_entropy(functional_call(base, (p, b), (xb,)), yb)
-    grads = vmap(grad(loss), in_dims=(0, 0, None, None))        # one seed: every net sees the same mini-batch, as the engine's R runs
+    grads = vmap(grad(loss), in_dims=(0, 0, None, None))   # one seed: every net sees the same mini-batch, as R runs do
     logits = vmap(lambda p, b, xb: functional_call(base, (p, b), (xb,)), in_dims=(0, 0, None))
     opt = torch.optim.SGD(params.values(), lr=lr, momentum=0.9, weight_decay=5e-4)
     order = DataOrder([0], len(x), device)
@@ -158,9 +181,61 @@ def vmap_ensemble(data, device, hidden:int=100, batch:int=64, epochs:int=1, netw
 
 # %% ../../nbs/tools/09_bench.ipynb #50094f73
 def _model(p:dict) -> ModelConfig:
+    "The model of program `p`: its ConvNet, its HashedNet (the paper preset's: lua, hashed biases) or its FC net."
     if p.get('conv'): return ModelConfig('conv', **p['conv'])
-    if p.get('hashed'): return ModelConfig('hashed', (p['hidden'],), hash='lua', hash_bias=True)   # the paper preset's HashedNet
+    if p.get('hashed'): return ModelConfig('hashed', (p['hidden'],), hash='lua', hash_bias=True)
     return ModelConfig('fc', (p['hidden'],))
+
+def screen_geometry(data, device, geometry:dict, # kernel, stride, pool
+                    batch:int=16, epochs:int=1,
+                    mixed:bool=True, # True: one batch, the step by hand; False: one configuration per batch, autograd
+                    configs:int|None=None) -> dict: # the first few only (a warm-up)
+    "The screening of one geometry: its 27 configurations (channels 4–12 × dropout 0–0.2), one seed, `epochs`."
+    cfg = RunConfig(model=ModelConfig('conv'),
+                    train=TrainConfig(epochs=epochs, batch_size=batch, momentum=0.0, patience=epochs + 1))
+    cfgs = [replace(cfg, model=ModelConfig('conv', channels=c, dropout=d, **geometry))
+            for c in GRID['channels'] for d in GRID['dropout']][:configs]
+    _sync(device); t0 = time.perf_counter()
+    if mixed: train_batch(cfgs, [0] * len(cfgs), data, device=device, progress=False)
+    else:
+        for c in cfgs: train_batch([c], [0], data, device=device, progress=False, by_hand=False, fused=False)
+    _sync(device)
+    rates = _rates(time.perf_counter() - t0, len(cfgs), epochs, len(data.train.x) // batch, batch, 0)
+    return rates | {'runs': len(cfgs)}
+
+# %% ../../nbs/tools/09_bench.ipynb #7663b02a
+def _screen_program(p:dict, data, device) -> dict:
+    "Figures of a screening program (one per batch, mixed, or mixed with the max-pool backward never compiled)."
+    mixed, compile_min = p['program'].startswith('screen, mixed'), convnet.COMPILE_MIN
+    if p['program'] == EAGER_POOL: convnet.COMPILE_MIN = math.inf   # as a process once dynamo's graph limit was reached
+    try:   # a warm-up first (mixed: its tile shapes compiled)
+        screen_geometry(data, device, p['conv'], p['batch'], 1, mixed, configs=None if mixed else 2)
+        return screen_geometry(data, device, p['conv'], p['batch'], p['epochs'], mixed)
+    finally: convnet.COMPILE_MIN = compile_min
+
+def _engine_program(p:dict, data, device) -> dict:
+    "Figures of an `engine` program (engine, previous, pruned, pruned with the dense path), after a warm-up epoch."
+    kw = dict(runs=p['runs'], model=_model(p), batch=p['batch'], precision=p.get('precision', 'fp32'),
+              previous=p['program'] == 'previous', pruned=p['program'].startswith('pruned'),
+              sparse_below=SPARSE_BELOW if p['program'] != 'pruned, dense path' else None)
+    engine(data, device, epochs=1, **kw)                                     # warm-up: compile, allocator
+    return engine(data, device, epochs=p['epochs'], **kw)
+
+# %% ../../nbs/tools/09_bench.ipynb #945f4335
+def _program_figures(p:dict, data, device) -> dict:
+    "Figures of program `p` on `data` (a warm-up first where the program needs one)."
+    if p['program'].startswith('pruned steady'):
+        sparse_below = None if p['program'].endswith('dense path') else SPARSE_BELOW
+        return steady_pruned(data, device, p['runs'], p['hidden'], p['batch'], sparse_below=sparse_below)
+    if p['program'] == 'GEMM rate': return gemm_rate(device, p['runs'], p['hidden'], p['batch'], p['precision'])
+    if p['program'] == 'vmap':
+        vmap_ensemble(data, device, p['hidden'], p['batch'], 1, p['runs'])          # warm-up
+        return vmap_ensemble(data, device, p['hidden'], p['batch'], p['epochs'], p['runs'])
+    if p['program'] == 'naive':
+        naive_loop(data, device, p['hidden'], p['batch'], 1, 1)                     # warm-up
+        return naive_loop(data, device, p['hidden'], p['batch'], p['epochs'], p['runs'])
+    if p['program'].startswith('screen'): return _screen_program(p, data, device)
+    return _engine_program(p, data, device)
 
 def run_program(p:dict) -> dict:
     "Run one program (keys: program, device, runs, hidden or conv, batch, n_train, epochs, precision); its figures."
@@ -168,163 +243,194 @@ def run_program(p:dict) -> dict:
     if p.get('threads'): torch.set_num_threads(p['threads'])
     data = toy_data(p['n_train'], max(64, p['n_train'] // 9), 64, seed=0)
     if device.type == 'cuda': torch.cuda.reset_peak_memory_stats(device)
-    if p['program'].startswith('pruned steady'):
-        out = steady_pruned(data, device, p['runs'], p['hidden'], p['batch'], sparse_below=None if p['program'].endswith('dense path') else SPARSE_BELOW)
-    elif p['program'] == 'GEMM rate':
-        out = gemm_rate(device, p['runs'], p['hidden'], p['batch'], p['precision'])
-    elif p['program'] == 'vmap':
-        vmap_ensemble(data, device, p['hidden'], p['batch'], 1, p['runs'])                        # warm-up
-        out = vmap_ensemble(data, device, p['hidden'], p['batch'], p['epochs'], p['runs'])
-    elif p['program'] == 'naive':
-        naive_loop(data, device, p['hidden'], p['batch'], 1, 1)                                  # warm-up
-        out = naive_loop(data, device, p['hidden'], p['batch'], p['epochs'], p['runs'])
-    elif p['program'].startswith('screen'):
-        mixed, compile_min = p['program'].startswith('screen, mixed'), convnet.COMPILE_MIN
-        if p['program'] == EAGER_POOL: convnet.COMPILE_MIN = math.inf   # what a process did once dynamo's graph limit was reached
-        try:
-            screen_geometry(data, device, p['conv'], p['batch'], 1, mixed, configs=None if mixed else 2)   # warm-up (mixed: its tile shapes compiled)
-            out = screen_geometry(data, device, p['conv'], p['batch'], p['epochs'], mixed)
-        finally: convnet.COMPILE_MIN = compile_min
-    else:
-        kw = dict(runs=p['runs'], model=_model(p), batch=p['batch'], precision=p.get('precision', 'fp32'), previous=p['program'] == 'previous',
-                  pruned=p['program'].startswith('pruned'), sparse_below=SPARSE_BELOW if p['program'] != 'pruned, dense path' else None)
-        engine(data, device, epochs=1, **kw)                                                      # warm-up: compile, allocator
-        out = engine(data, device, epochs=p['epochs'], **kw)
-    peak = torch.cuda.max_memory_allocated(device) if device.type == 'cuda' else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    out = _program_figures(p, data, device)
+    if device.type == 'cuda': peak = torch.cuda.max_memory_allocated(device)
+    else: peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return p | out | {'peak_mb': round(peak / 2**20, 1), 'threads': torch.get_num_threads()}
 
-def screen_geometry(data, device, geometry:dict, # kernel, stride, pool
-                    batch:int=16, epochs:int=1,
-                    mixed:bool=True, # True: one batch, the step by hand; False: one configuration per batch, autograd (as before)
-                    configs:int|None=None) -> dict: # the first few only (a warm-up)
-    "The screening of one geometry: its 27 configurations (channels 4–12 × dropout 0, 0.1, 0.2), one seed, `epochs` each."
-    cfg = RunConfig(model=ModelConfig('conv'), train=TrainConfig(epochs=epochs, batch_size=batch, momentum=0.0, patience=epochs + 1))
-    cfgs = [replace(cfg, model=ModelConfig('conv', channels=c, dropout=d, **geometry)) for c in GRID['channels'] for d in GRID['dropout']][:configs]
-    _sync(device); t0 = time.perf_counter()
-    if mixed: train_batch(cfgs, [0] * len(cfgs), data, device=device, progress=False)
-    else:
-        for c in cfgs: train_batch([c], [0], data, device=device, progress=False, by_hand=False, fused=False)
-    _sync(device)
-    return _rates(time.perf_counter() - t0, len(cfgs), epochs, len(data.train.x) // batch, batch, 0) | {'runs': len(cfgs)}
-
+# %% ../../nbs/tools/09_bench.ipynb #76e5025b
 def run_isolated(p:dict, timeout:float=1800) -> dict:
     "`run_program(p)` in a fresh Python process (its own peak memory)."
-    r = subprocess.run([sys.executable, '-c', 'import sys; from nncomp.tools.bench import main; main(sys.argv[1:])', '--program', json.dumps(p)],
-                       capture_output=True, text=True, timeout=timeout)
+    code = 'import sys; from nncomp.tools.bench import main; main(sys.argv[1:])'
+    r = subprocess.run([sys.executable, '-c', code, '--program', json.dumps(p)], capture_output=True, text=True,
+                       timeout=timeout)
     if r.returncode: raise RuntimeError(f'benchmark program {p} failed:\n{r.stderr[-2000:]}')
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 # %% ../../nbs/tools/09_bench.ipynb #3b5e6296
-def fc_programs(device:str, hidden:int, runs:int, naive_networks:int, batch:int, n_train:int, epochs:int, bf16:bool) -> list[dict]:
-    "The FC programs of one width: the GEMM rate (fp32, and bf16), naive, vmap, previous engine, engine fp32 (and bf16); a pruned batch with and without sparse first layers."
+PRUNED_EXTRA = 3   # a pruned program trains 1 dense epoch, then this many more epochs at its levels (all timed)
+# the costliest conv map, and a middle one
+SCREEN_GEOMETRIES = (dict(kernel=5, stride=1, pool=2), dict(kernel=7, stride=2, pool=3))
+# a ConvNet row's `x_previous` is relative to this program
+CONV_BASELINE = {'engine': 'previous', 'screen, mixed': 'screen, one per batch'}
+# the mixed screening with the max-pool backward never compiled: a mixed row's `x_eager_pool` is relative to it
+EAGER_POOL = 'screen, mixed, eager pool'
+
+def fc_programs(device:str, hidden:int, runs:int, naive_networks:int, batch:int, n_train:int, epochs:int,
+                bf16:bool) -> list[dict]:
+    "The FC programs of one width: GEMM rates, naive, vmap, previous, engine (fp32, bf16), pruned and pruned steady."
     base = dict(device=device, hidden=hidden, batch=batch, n_train=n_train, epochs=epochs)
     gemm = [base | dict(program='GEMM rate', runs=runs, precision=p) for p in ('fp32', 'bf16')[:1 + bf16]]
     out = gemm + [base | dict(program='naive', runs=naive_networks), base | dict(program='vmap', runs=runs),
-                  base | dict(program='previous', runs=runs), base | dict(program='engine', runs=runs, precision='fp32')]
-    pruned = [base | dict(program=name, runs=runs, precision='fp32', epochs=epochs + PRUNED_EXTRA) for name in ('pruned, dense path', 'pruned')]
-    pruned += [base | dict(program=name, runs=runs, precision='fp32') for name in ('pruned steady, dense path', 'pruned steady')]
+                  base | dict(program='previous', runs=runs),
+                  base | dict(program='engine', runs=runs, precision='fp32')]
+    pruned = [base | dict(program=name, runs=runs, precision='fp32', epochs=epochs + PRUNED_EXTRA)
+              for name in ('pruned, dense path', 'pruned')]
+    pruned += [base | dict(program=name, runs=runs, precision='fp32')
+               for name in ('pruned steady, dense path', 'pruned steady')]
     return out + ([base | dict(program='engine', runs=runs, precision='bf16')] if bf16 else []) + pruned
-
-PRUNED_EXTRA = 3   # a pruned program trains 1 dense epoch, then this many more epochs at its levels (all timed)
 
 def hashed_programs(device:str, hidden:int, runs:int, batch:int, n_train:int, epochs:int) -> list[dict]:
     "HashedNet programs (lua assignment, hashed biases, the paper's levels): autograd against the step by hand."
-    base = dict(device=device, hidden=hidden, hashed=True, runs=runs, batch=batch, n_train=n_train, epochs=epochs, precision='fp32')
+    base = dict(device=device, hidden=hidden, hashed=True, runs=runs, batch=batch, n_train=n_train, epochs=epochs,
+                precision='fp32')
     return [base | dict(program=name) for name in ('previous', 'engine')]
 
 def conv_programs(device:str, runs:int, n_train:int, epochs:int) -> list[dict]:
-    "ConvNet programs: the grid's smallest, a middle and the largest configuration by weight count."
+    "ConvNet programs: the grid's smallest, a middle and the largest configuration by weight count; the screenings."
     grid = sorted(conv_grid(), key=lambda m: conv_counts(m.channels, m.kernel, m.stride, m.pool)['weights'])
     picks = [grid[0], grid[len(grid) // 2], grid[-1]]
     base = dict(device=device, runs=runs, batch=16, n_train=n_train, epochs=epochs, precision='fp32')
-    out = [base | dict(program=name, conv={k: getattr(m, k) for k in ('channels', 'kernel', 'stride', 'pool', 'dropout')})
+    fields = ('channels', 'kernel', 'stride', 'pool', 'dropout')
+    out = [base | dict(program=name, conv={k: getattr(m, k) for k in fields})
            for m in picks for name in ('previous', 'engine')]
-    screen = base | dict(n_train=3 * n_train)   # longer: the time of building and evaluating 27 models is not the screening's
-    return out + [screen | dict(program=name, conv=g) for g in SCREEN_GEOMETRIES for name in ('screen, one per batch', EAGER_POOL, 'screen, mixed')]
+    screen = base | dict(n_train=3 * n_train)   # longer: building and evaluating 27 models is not the screening's time
+    return out + [screen | dict(program=name, conv=g) for g in SCREEN_GEOMETRIES
+                  for name in ('screen, one per batch', EAGER_POOL, 'screen, mixed')]
 
-SCREEN_GEOMETRIES = (dict(kernel=5, stride=1, pool=2), dict(kernel=7, stride=2, pool=3))   # the costliest conv map, and a middle one
-CONV_BASELINE = {'engine': 'previous', 'screen, mixed': 'screen, one per batch'}           # a ConvNet row's `x_previous` is relative to this program
-EAGER_POOL = 'screen, mixed, eager pool'   # the mixed screening with the max-pool backward never compiled: a mixed row's `x_eager_pool` is relative to it
+# %% ../../nbs/tools/09_bench.ipynb #f139e41a
+def _net_key(r:dict):
+    "The network of a row, as a key: its ConvNet's JSON, ('hashed', H) or its hidden width."
+    if r.get('conv'): return json.dumps(r['conv'], sort_keys=True)
+    return ('hashed', r['hidden']) if r.get('hashed') else r.get('hidden')
+
+def _conv_ratios(r:dict, ref:dict):
+    "Add a ConvNet row's speed relative to its `CONV_BASELINE` and (a mixed screening) to `EAGER_POOL`."
+    base = ref.get((r['device'], _net_key(r), CONV_BASELINE.get(r['program'])))
+    if base: r['x_previous'] = round(r['network_epochs_per_s'] / base, 2)
+    eager = ref.get((r['device'], _net_key(r), EAGER_POOL))
+    if eager and r['program'] == 'screen, mixed': r['x_eager_pool'] = round(r['network_epochs_per_s'] / eager, 2)
+
+def _fc_ratios(r:dict, ref:dict):
+    "Add an FC / HashedNet row's % of its GEMM rate and its speed relative to naive, vmap, previous and dense path."
+    key = (r['device'], _net_key(r))
+    gemm = ref.get((*key, 'GEMM rate', r.get('precision') or 'fp32'))
+    if gemm and r['program'] != 'GEMM rate' and not r.get('hashed'): r['pct_gemm'] = round(100 * r['gflops'] / gemm, 1)
+    for name in ('naive', 'vmap', 'previous'):
+        base = ref.get((*key, name))
+        if base and not r['program'].startswith(('pruned', 'GEMM')):
+            r[f'x_{name}'] = round(r['network_epochs_per_s'] / base, 2)
+    base = ref.get((*key, r['program'].split(',')[0] + ', dense path'))
+    if base and r['program'].startswith('pruned'): r['x_dense_path'] = round(r['network_epochs_per_s'] / base, 2)
 
 def with_ratios(rows:list[dict]) -> list[dict]:
-    "Add each row's fraction of its precision's GEMM rate (FC), its speed relative to the naive loop, the vmap ensemble and the previous engine of the same device and network (a pruned batch: to its dense path; ConvNets: `CONV_BASELINE`)."
-    def net(r): return json.dumps(r['conv'], sort_keys=True) if r.get('conv') else ('hashed', r['hidden']) if r.get('hashed') else r.get('hidden')
-    ref = {(r['device'], net(r), r['program']): r['network_epochs_per_s'] for r in rows}
-    ref |= {(r['device'], net(r), r['program'], r['precision']): r['gflops'] for r in rows if r['program'] == 'GEMM rate'}
-    for r in rows:
-        if r.get('conv'):
-            base = ref.get((r['device'], net(r), CONV_BASELINE.get(r['program'])))
-            if base: r['x_previous'] = round(r['network_epochs_per_s'] / base, 2)
-            eager = ref.get((r['device'], net(r), EAGER_POOL))
-            if eager and r['program'] == 'screen, mixed': r['x_eager_pool'] = round(r['network_epochs_per_s'] / eager, 2)
-            continue
-        gemm = ref.get((r['device'], net(r), 'GEMM rate', r.get('precision') or 'fp32'))
-        if gemm and r['program'] != 'GEMM rate' and not r.get('hashed'): r['pct_gemm'] = round(100 * r['gflops'] / gemm, 1)
-        for name in ('naive', 'vmap', 'previous'):
-            base = ref.get((r['device'], net(r), name))
-            if base and not r['program'].startswith(('pruned', 'GEMM')): r[f'x_{name}'] = round(r['network_epochs_per_s'] / base, 2)
-        base = ref.get((r['device'], net(r), r['program'].split(',')[0] + ', dense path'))
-        if base and r['program'].startswith('pruned'): r['x_dense_path'] = round(r['network_epochs_per_s'] / base, 2)
+    "Add each row's % of its GEMM rate and its speed relative to the programs it is compared with (same device, net)."
+    ref = {(r['device'], _net_key(r), r['program']): r['network_epochs_per_s'] for r in rows}
+    ref |= {(r['device'], _net_key(r), r['program'], r['precision']): r['gflops']
+            for r in rows if r['program'] == 'GEMM rate'}
+    for r in rows: (_conv_ratios if r.get('conv') else _fc_ratios)(r, ref)
     return rows
 
 # %% ../../nbs/tools/09_bench.ipynb #e4222e20
-DEFAULT_RUNS = 56   # the paper sweep's FC-100 runs of one seed (4 pruning methods × 14 levels), one seed group of its tasks
+# the paper sweep's FC-100 runs of one seed (4 pruning methods × 14 levels), one seed group of its tasks
+DEFAULT_RUNS = 56
 
-def run_bench(devices:list[str], runs:int=DEFAULT_RUNS, hidden:tuple=(100, 30), n_train:int=6_000, epochs:int=1, batch:int=64,
-              naive_networks:int=4, conv_runs:int=8, conv_n_train:int=2_000, hashed_runs:int=32, threads:int|None=None, isolate:bool=True, out=sys.stdout) -> list[dict]:
-    "Run every program, print one JSON line each as it finishes, and return the rows with ratios."
+def _all_programs(devices:list[str], runs:int, hidden:tuple, n_train:int, epochs:int, batch:int, naive_networks:int,
+                  conv_runs:int, conv_n_train:int, hashed_runs:int) -> list[dict]: # as in `run_bench`
+    "Every program of the benchmark on `devices`: FC of each width, HashedNet-100 and ConvNets (where their runs > 0)."
     progs = []
     for dev in devices:
         bf16 = bf16_matmul_units(torch.device(dev))
         for h in hidden: progs += fc_programs(dev, h, runs, naive_networks, batch, n_train, epochs, bf16)
         if hashed_runs: progs += hashed_programs(dev, 100, hashed_runs, batch, n_train, epochs)
         if conv_runs: progs += conv_programs(dev, conv_runs, conv_n_train, epochs)
+    return progs
+
+def run_bench(devices:list[str], runs:int=DEFAULT_RUNS, hidden:tuple=(100, 30), n_train:int=6_000, epochs:int=1,
+              batch:int=64, naive_networks:int=4, conv_runs:int=8, conv_n_train:int=2_000, hashed_runs:int=32,
+              threads:int|None=None, isolate:bool=True, out=sys.stdout) -> list[dict]:
+    "Run every program, print one JSON line each as it finishes, and return the rows with ratios."
+    progs = _all_programs(devices, runs, hidden, n_train, epochs, batch, naive_networks, conv_runs, conv_n_train,
+                          hashed_runs)
     rows = []
     for p in progs:
         rows.append((run_isolated if isolate else run_program)(p | {'threads': threads}))
         print(json.dumps(rows[-1]), file=out, flush=True)
     return with_ratios(rows)
 
+# %% ../../nbs/tools/09_bench.ipynb #dd1f8248
+_TABLE_HEAD = ('| device | network | program | precision | R | network-epochs/s | GFLOP/s | % of GEMM rate | × naive '
+              '| × vmap | × previous | × dense path | × eager pool | peak MiB |\n'
+              '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|')
+
+def _net_name(r:dict) -> str:
+    "The network of a row, as the table names it."
+    if r.get('hashed'): return f"HashedNet-{r['hidden']} (lua, hashed biases)"
+    if not r.get('conv'): return f"FC-{r['hidden']}"
+    if 'channels' not in r['conv']:
+        return 'conv k{kernel} s{stride} p{pool}, C 4–12 × dropout 0–0.2'.format(**r['conv'])
+    return 'conv k{kernel} C{channels} s{stride} p{pool}'.format(**r['conv'])
+
+def _table_line(r:dict) -> str:
+    "One row of the markdown table (an empty cell where a ratio is missing)."
+    cells = [r['device'], _net_name(r), r['program'], r.get('precision', 'fp32'), r['runs'], r['network_epochs_per_s'],
+             r['gflops'], *(r.get(k, '') for k in ('pct_gemm', 'x_naive', 'x_vmap', 'x_previous', 'x_dense_path',
+                                                    'x_eager_pool')), r['peak_mb']]
+    return '| ' + ' | '.join(map(str, cells)) + ' |'
+
 def table(rows:list[dict]) -> str:
     "A markdown table of the benchmark rows."
-    head = ('| device | network | program | precision | R | network-epochs/s | GFLOP/s | % of GEMM rate | × naive | × vmap | × previous | × dense path | × eager pool | peak MiB |\n'
-            '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|')
-    def net(r):
-        if r.get('hashed'): return f"HashedNet-{r['hidden']} (lua, hashed biases)"
-        if not r.get('conv'): return f"FC-{r['hidden']}"
-        if 'channels' not in r['conv']: return 'conv k{kernel} s{stride} p{pool}, C 4–12 × dropout 0–0.2'.format(**r['conv'])
-        return 'conv k{kernel} C{channels} s{stride} p{pool}'.format(**r['conv'])
-    lines = [f"| {r['device']} | {net(r)} | {r['program']} | {r.get('precision', 'fp32')} | {r['runs']} | {r['network_epochs_per_s']} | {r['gflops']} | {r.get('pct_gemm', '')} | "
-             f"{r.get('x_naive', '')} | {r.get('x_vmap', '')} | {r.get('x_previous', '')} | {r.get('x_dense_path', '')} | {r.get('x_eager_pool', '')} | {r['peak_mb']} |" for r in rows]
-    return '\n'.join([head, *lines])
+    return '\n'.join([_TABLE_HEAD, *map(_table_line, rows)])
 
-def main(argv=None):
-    "`python -m nncomp.tools.bench` (a tool of the clone, not of the wheel)."
-    p = argparse.ArgumentParser(prog='nncomp_bench', description='Training throughput: naive loop vs the previous and the new batched engine, FC-100/FC-30 and ConvNets.')
-    p.add_argument('--devices', default=None, help="comma-separated, e.g. 'cpu,cuda' (default: cpu, plus cuda when present)")
-    p.add_argument('--runs', type=int, default=DEFAULT_RUNS, help=f'runs R of one seed trained as one batch (default {DEFAULT_RUNS}: one seed of the paper sweep\'s FC-100 task)')
-    p.add_argument('--hidden', default='100,30', help="hidden widths H of 784-H-10, comma-separated ('': no FC programs)")
-    p.add_argument('--n-train', type=int, default=6000, help='training examples per timed epoch (rates are rescaled to 45,000)')
+# %% ../../nbs/tools/09_bench.ipynb #0fac651e
+def _parser() -> argparse.ArgumentParser:
+    "The command line of `nncomp_bench` (`python -m nncomp.tools.bench`)."
+    p = argparse.ArgumentParser(prog='nncomp_bench', description='Training throughput: naive loop vs the previous and '
+                                'the new batched engine, FC-100/FC-30 and ConvNets.')
+    p.add_argument('--devices', default=None,
+                   help="comma-separated, e.g. 'cpu,cuda' (default: cpu, plus cuda when present)")
+    p.add_argument('--runs', type=int, default=DEFAULT_RUNS, help=f'runs R of one seed trained as one batch (default '
+                   f'{DEFAULT_RUNS}: one seed of the paper sweep\'s FC-100 task)')
+    p.add_argument('--hidden', default='100,30',
+                   help="hidden widths H of 784-H-10, comma-separated ('': no FC programs)")
+    p.add_argument('--n-train', type=int, default=6000,
+                   help='training examples per timed epoch (rates are rescaled to 45,000)')
     p.add_argument('--epochs', type=int, default=1, help='timed epochs')
     p.add_argument('--batch', type=int, default=64, help='mini-batch size of the FC programs')
     p.add_argument('--naive-networks', type=int, default=4, help='networks the naive loop trains')
     p.add_argument('--conv-runs', type=int, default=8, help='ConvNets per program (0: skip the ConvNet programs)')
-    p.add_argument('--hashed-runs', type=int, default=32, help='HashedNet-100 runs per program (0: skip the HashedNet programs)')
+    p.add_argument('--hashed-runs', type=int, default=32,
+                   help='HashedNet-100 runs per program (0: skip the HashedNet programs)')
     p.add_argument('--threads', type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument('--program', default=None, help=argparse.SUPPRESS)     # internal: run one program, print its JSON
-    a = p.parse_args(argv)
-    if a.program: print(json.dumps(run_program(json.loads(a.program)))); return
+    return p
+
+# %% ../../nbs/tools/09_bench.ipynb #47a862f8
+def _checked(p:argparse.ArgumentParser, a:argparse.Namespace) -> tuple:
+    "(devices, hidden widths) of the parsed arguments `a`; `p.error` (exit 2) on the first value not allowed."
     for k in ('runs', 'epochs', 'batch', 'naive_networks', 'n_train'):
-        if getattr(a, k) < 1: p.error(f"--{k.replace('_', '-')}={getattr(a, k)} is not allowed; allowed: a positive integer")
+        if getattr(a, k) < 1:
+            p.error(f"--{k.replace('_', '-')}={getattr(a, k)} is not allowed; allowed: a positive integer")
     devices = a.devices.split(',') if a.devices else ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
     for d in devices:
-        if d not in ('cpu', 'cuda') and not d.startswith('cuda:'): p.error(f'device={d!r} is not allowed; allowed: cpu, cuda, cuda:N')
-        if d.startswith('cuda') and not torch.cuda.is_available(): p.error(f'device={d!r} is not allowed; allowed: cpu (CUDA is not available)')
+        if d not in ('cpu', 'cuda') and not d.startswith('cuda:'):
+            p.error(f'device={d!r} is not allowed; allowed: cpu, cuda, cuda:N')
+        if d.startswith('cuda') and not torch.cuda.is_available():
+            p.error(f'device={d!r} is not allowed; allowed: cpu (CUDA is not available)')
     hidden = [h.strip() for h in a.hidden.split(',') if h.strip()]
-    if not all(h.isdigit() and int(h) > 0 for h in hidden): p.error(f'--hidden={a.hidden!r} is not allowed; allowed: positive integers, comma-separated')
-    rows = run_bench(devices, a.runs, tuple(int(h) for h in hidden), a.n_train, a.epochs, a.batch, a.naive_networks, a.conv_runs, hashed_runs=a.hashed_runs, threads=a.threads)
+    if not all(h.isdigit() and int(h) > 0 for h in hidden):
+        p.error(f'--hidden={a.hidden!r} is not allowed; allowed: positive integers, comma-separated')
+    return devices, tuple(int(h) for h in hidden)
+
+def main(argv=None):
+    "`python -m nncomp.tools.bench` (a tool of the clone, not of the wheel)."
+    p = _parser(); a = p.parse_args(argv)
+    if a.program: print(json.dumps(run_program(json.loads(a.program)))); return
+    devices, hidden = _checked(p, a)
+    rows = run_bench(devices, a.runs, hidden, a.n_train, a.epochs, a.batch, a.naive_networks, a.conv_runs,
+                     hashed_runs=a.hashed_runs, threads=a.threads)
     print(table(rows))
 
 # %% ../../nbs/tools/09_bench.ipynb #2c27d462
-# `python -m nncomp.tools.bench ...` (the check on argv[0] keeps a notebook kernel, whose __name__ is also __main__, out)
+# `python -m nncomp.tools.bench ...` (the check on argv[0] keeps out a notebook kernel, whose __name__ is __main__ too)
 if __name__ == '__main__' and sys.argv[0].endswith('bench.py'): main()

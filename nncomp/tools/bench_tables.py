@@ -34,9 +34,10 @@ def write_table(df:pd.DataFrame, path, # the table and its CSV path
                 device=None, **extra) -> Path:
     "Write `df` to `path` atomically and its provenance to `<stem>.provenance.json` beside it; the CSV's path."
     path = Path(path)
+    finished = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
     prov = provenance(device) | dict(cpu=cpu_model(), threads=torch.get_num_threads(), command=command,
                                      bf16_matmul_units=bf16_matmul_units(torch.device(device or 'cpu')),
-                                     finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'), **extra)
+                                     finished=finished, **extra)
     atomic_write_bytes(path, df.to_csv(index=False).encode())
     atomic_write_bytes(path.with_suffix('.provenance.json'), (json.dumps(prov, indent=1) + '\n').encode())
     return path
@@ -45,11 +46,11 @@ def write_table(df:pd.DataFrame, path, # the table and its CSV path
 PRECISION_CSV = 'results/bench/precision_check.csv'
 
 def precision_configs(methods=('magl2', 'obd'), levels=(0.0, 0.9, 0.99, 0.998), hidden:int=100,
-                      epochs:int|None=None, # None: the preset's training length and schedule; n: both fitted to n epochs
+                      epochs:int|None=None, # None: the preset's training length and schedule; n: both fitted to n
                       preset:str='paper') -> list[RunConfig]:
-    "The preset's MNIST runs of `methods` × `levels` at width `hidden`, built by the sweep's own `method_configs` (fp32)."
-    spec = sweep_spec(preset, datasets='mnist', methods=list(methods), hidden=[hidden], levels=list(levels), epochs=epochs,
-                      create=False)
+    "The preset's MNIST runs of `methods` × `levels` at width `hidden`, built by the sweep's `method_configs` (fp32)."
+    spec = sweep_spec(preset, datasets='mnist', methods=list(methods), hidden=[hidden], levels=list(levels),
+                      epochs=epochs, create=False)
     return [c for m in spec.preset.methods for c in method_configs(m, spec, 'mnist')]
 
 def run_precision_check(out=PRECISION_CSV, seeds:int=3, levels=(0.0, 0.9, 0.99, 0.998), methods=('magl2', 'obd'),
@@ -61,8 +62,9 @@ def run_precision_check(out=PRECISION_CSV, seeds:int=3, levels=(0.0, 0.9, 0.99, 
     if data is None: data = load_data(DataConfig('mnist', 'paper'), device)
     df = precision_check(data, precision_configs(tuple(methods), tuple(levels), 100, epochs), tuple(range(seeds)),
                          device=device, progress=progress)
+    summary = df.groupby(['method', 'level'])[['diff', 'fp32_seed_std']].mean().round(5).reset_index()
     write_table(df, out, command, device, preset='paper', seconds=round(time.time() - t0, 1),
-                summary=df.groupby(['method', 'level'])[['diff', 'fp32_seed_std']].mean().round(5).reset_index().to_dict('records'))
+                summary=summary.to_dict('records'))
     return df
 
 # %% ../../nbs/tools/09a_bench_tables.ipynb #60674f40
@@ -71,12 +73,14 @@ FC_LAYERS = {'FC-100': ((100, 784), (10, 100)), 'FC-30': ((30, 784), (10, 30)),
 FORMATS_CSV = 'results/beyond/format_timings.csv'
 
 def run_format_timings(out=FORMATS_CSV, networks=tuple(FC_LAYERS), sparsities=(0.0, 0.9, 0.99), ks=(2, 16, 32, 256),
-                       batches=(1, 64), repeat:int=5, backend:str='auto', layers:dict|None=None, # layers: FC_LAYERS by default
+                       batches=(1, 64), repeat:int=5, backend:str='auto',
+                       layers:dict|None=None, # {network: (out, in) of each layer}; None: `FC_LAYERS`
                        command:str='') -> pd.DataFrame:
     "Run `format_timings` over `networks`' FC layers and write the table to `out` with provenance; the table."
     layers = layers or FC_LAYERS
-    parts = [format_timings(shapes=(shape,), sparsities=tuple(sparsities), ks=tuple(ks), batch=b, repeat=repeat, backend=backend)
-             .assign(network=net, layer=i) for net in networks for i, shape in enumerate(layers[net]) for b in batches]
+    parts = [format_timings(shapes=(shape,), sparsities=tuple(sparsities), ks=tuple(ks), batch=b, repeat=repeat,
+                            backend=backend).assign(network=net, layer=i)
+             for net in networks for i, shape in enumerate(layers[net]) for b in batches]
     df = pd.concat(parts, ignore_index=True)
     df = df[['network', 'layer'] + [c for c in df.columns if c not in ('network', 'layer')]]
     write_table(df, out, command, repeat=repeat)
@@ -87,51 +91,68 @@ def _floats(what:str, text:str, lo:float, hi:float) -> tuple:
     "Comma-separated floats in [lo, hi), or a ValueError naming the bad value."
     try: vals = tuple(float(v) for v in text.split(',') if v.strip())
     except ValueError: raise not_allowed(what, text, f'comma-separated numbers in [{lo}, {hi})') from None
-    if not vals or any(not lo <= v < hi for v in vals): raise not_allowed(what, text, f'comma-separated numbers in [{lo}, {hi})')
+    if not vals or any(not lo <= v < hi for v in vals):
+        raise not_allowed(what, text, f'comma-separated numbers in [{lo}, {hi})')
     return vals
 
 def _ints(what:str, text:str) -> tuple:
     "Comma-separated positive integers, or a ValueError naming the bad value."
     vals = [v.strip() for v in text.split(',') if v.strip()]
-    if not vals or not all(v.isdigit() and int(v) > 0 for v in vals): raise not_allowed(what, text, 'comma-separated positive integers')
+    if not vals or not all(v.isdigit() and int(v) > 0 for v in vals):
+        raise not_allowed(what, text, 'comma-separated positive integers')
     return tuple(int(v) for v in vals)
 
 # %% ../../nbs/tools/09a_bench_tables.ipynb #189d9b24
-def main(argv=None):
-    "`python -m nncomp.tools.bench_tables precision-check | format-timings`."
-    argv = sys.argv[1:] if argv is None else list(argv)
-    command = 'python -m nncomp.tools.bench_tables ' + shlex.join(argv)
+def _parser() -> argparse.ArgumentParser:
+    "The command line of `python -m nncomp.tools.bench_tables`: its two subcommands and their options."
     p = argparse.ArgumentParser(prog='python -m nncomp.tools.bench_tables', description=__doc__)
     sub = p.add_subparsers(dest='what', required=True)
     pc = sub.add_parser('precision-check', help='bf16 against fp32 on MNIST (results/bench/precision_check.csv)')
     pc.add_argument('--out', default=PRECISION_CSV); pc.add_argument('--seeds', default='3', help='seeds 0 .. n-1')
     pc.add_argument('--levels', default='0,0.9,0.99,0.998'); pc.add_argument('--methods', default='magl2,obd')
     pc.add_argument('--epochs', default=None, help="training epochs (default: the paper preset's)")
-    pc.add_argument('--device', default=None); pc.add_argument('--allow-slow', action='store_true', help='run bf16 without bf16 matrix units')
+    pc.add_argument('--device', default=None)
+    pc.add_argument('--allow-slow', action='store_true', help='run bf16 without bf16 matrix units')
     ft = sub.add_parser('format-timings', help='HAM/sHAM product timings (results/beyond/format_timings.csv)')
     ft.add_argument('--out', default=FORMATS_CSV); ft.add_argument('--networks', default=','.join(FC_LAYERS))
     ft.add_argument('--sparsities', default='0,0.9,0.99'); ft.add_argument('--ks', default='2,16,32,256')
-    ft.add_argument('--batches', default='1,64'); ft.add_argument('--repeat', default='5'); ft.add_argument('--backend', default='auto')
-    a = p.parse_args(argv)
+    ft.add_argument('--batches', default='1,64'); ft.add_argument('--repeat', default='5')
+    ft.add_argument('--backend', default='auto')
+    return p
+
+# %% ../../nbs/tools/09a_bench_tables.ipynb #f9058cea
+def _precision_check(p:argparse.ArgumentParser, a:argparse.Namespace, command:str):
+    "The `precision-check` subcommand: its arguments checked, the check run, its table printed."
+    seeds, levels = positive_int('--seeds', a.seeds), _floats('--levels', a.levels, 0, 1)
+    epochs = None if a.epochs is None else positive_int('--epochs', a.epochs)
+    if not (a.allow_slow or bf16_matmul_units(torch.device(a.device or 'cpu'))):
+        p.error(f"device={a.device or 'cpu'!r} has no bf16 matrix units (bf16 would take days here); allowed: a CPU "
+                'with AMX or AVX512-BF16, a GPU, or --allow-slow')
+    methods = [m.strip() for m in a.methods.split(',')]
+    df = run_precision_check(a.out, seeds, levels, methods, epochs, a.device, command=command)
+    print(df.groupby(['method', 'level'])[['diff', 'fp32_seed_std']].agg(['mean', 'std']).round(4))
+
+def _format_timings(a:argparse.Namespace, command:str):
+    "The `format-timings` subcommand: its arguments checked, the timings run, the table printed."
+    nets = tuple(n.strip() for n in a.networks.split(','))
+    for n in nets:
+        if n not in FC_LAYERS: raise not_allowed('--networks', n, tuple(FC_LAYERS))
+    sparsities, ks = _floats('--sparsities', a.sparsities, 0, 1), _ints('--ks', a.ks)
+    batches, repeat = _ints('--batches', a.batches), positive_int('--repeat', a.repeat)
+    df = run_format_timings(a.out, nets, sparsities, ks, batches, repeat, a.backend, command=command)
+    print(df.to_string(max_rows=20))
+
+def main(argv=None):
+    "`python -m nncomp.tools.bench_tables precision-check | format-timings`."
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = 'python -m nncomp.tools.bench_tables ' + shlex.join(argv)
+    p = _parser(); a = p.parse_args(argv)
     try:
-        if a.what == 'precision-check':
-            seeds, levels = positive_int('--seeds', a.seeds), _floats('--levels', a.levels, 0, 1)
-            epochs = None if a.epochs is None else positive_int('--epochs', a.epochs)
-            if not (a.allow_slow or bf16_matmul_units(torch.device(a.device or 'cpu'))):
-                p.error(f"device={a.device or 'cpu'!r} has no bf16 matrix units (bf16 would take days here); allowed: a CPU with AMX "
-                        'or AVX512-BF16, a GPU, or --allow-slow')
-            df = run_precision_check(a.out, seeds, levels, [m.strip() for m in a.methods.split(',')], epochs, a.device, command=command)
-            print(df.groupby(['method', 'level'])[['diff', 'fp32_seed_std']].agg(['mean', 'std']).round(4))
-        else:
-            nets = tuple(n.strip() for n in a.networks.split(','))
-            for n in nets:
-                if n not in FC_LAYERS: raise not_allowed('--networks', n, tuple(FC_LAYERS))
-            df = run_format_timings(a.out, nets, _floats('--sparsities', a.sparsities, 0, 1), _ints('--ks', a.ks),
-                                    _ints('--batches', a.batches), positive_int('--repeat', a.repeat), a.backend, command=command)
-            print(df.to_string(max_rows=20))
+        if a.what == 'precision-check': _precision_check(p, a, command)
+        else: _format_timings(a, command)
     except ValueError as e: p.error(str(e))
     print(f'written: {a.out} and its provenance beside it')
 
 # %% ../../nbs/tools/09a_bench_tables.ipynb #1af09fb3
-# `python -m nncomp.tools.bench_tables ...` (the check on argv[0] keeps a notebook kernel, whose __name__ is also __main__, out)
+# `python -m nncomp.tools.bench_tables ...` (the check on argv[0] keeps out a notebook kernel, also named __main__)
 if __name__ == '__main__' and sys.argv[0].endswith('bench_tables.py'): main()
