@@ -194,15 +194,17 @@ class HashedTable(nn.Module):
         bucket, sign = self.assign(torch.arange(self.n_out * self.n_in), r)
         return bucket.view(self.n_out, self.n_in), sign.view(self.n_out, self.n_in)
 
-    def assign(self, edges:Tensor, # int64 flat edge indices i·n_in + j (0-based)
-               r:int): # run
-        "Bucket and sign of the given edges for run `r` (recomputed from the hash; 'lua': looked up)."
-        if self.assignment == 'lua':  # string keys: hashed once, at construction
-            at = edges.to(self.idx.device)
-            return self.idx[r].flatten()[at], self.sign[r].flatten()[at]
-        if self.identity(r): return edges.clone(), torch.ones(edges.shape)
-        return xxh32_assignment(edges // self.n_in, edges % self.n_in, self.buckets[r], self.hash_seeds[r],
-                                self.layer, self.bias)
+# %% ../../nbs/nets/07_hashednet.ipynb #c238763c
+@patch_to(HashedTable)
+def assign(self, edges:Tensor, # int64 flat edge indices i·n_in + j (0-based)
+           r:int): # run
+    "Bucket and sign of the given edges for run `r` (recomputed from the hash; 'lua': looked up)."
+    if self.assignment == 'lua':  # string keys: hashed once, at construction
+        at = edges.to(self.idx.device)
+        return self.idx[r].flatten()[at], self.sign[r].flatten()[at]
+    if self.identity(r): return edges.clone(), torch.ones(edges.shape)
+    return xxh32_assignment(edges // self.n_in, edges % self.n_in, self.buckets[r], self.hash_seeds[r],
+                            self.layer, self.bias)
 
 # %% ../../nbs/nets/07_hashednet.ipynb #9e2212d3
 @patch_to(HashedTable)

@@ -356,7 +356,8 @@ SCREENED = {'paper': ('mnist',)}
 _H = dict(halve_epochs=10, delta=100.0, top_k=None, subset=0)
 CANDIDATE_RULES = {f'h{f}-d{d2:g}-k{k2}': Design(frac=round(1 / f, 4), delta2=d2, top_k2=k2, **_H)
                    for f in (4, 3, 2) for d2 in (1.0, 2.0) for k2 in (15, 20)}
-OTHER_RULE: str|None = None   # TODO(lead): the CANDIDATE_RULES name chosen from MNIST's measured recall (`halving_recall`)
+# TODO(lead): the CANDIDATE_RULES name chosen from MNIST's measured recall (`halving_recall`)
+OTHER_RULE: str|None = None
 PROVISIONAL = 'h2-d2-k20'     # plans (bounds) with the costliest candidate until then; nothing is fixed with it
 
 def rule_pending(preset:str, dataset:str) -> bool:
