@@ -13,7 +13,7 @@ from .load import finished, has_runs, load_results, percent, repo_root, shown_pa
 
 # %% auto #0
 __all__ = ['READING_FIELDS', 'READING', 'with_reading', 'load_reference', 'calibration_table', 'reference_path',
-           'calibration_report']
+           'calibration_report', 'sibling_readings', 'reading_comparison', 'readings_report']
 
 # %% ../../nbs/report/13e_calibration.ipynb #d40d2300
 READING_FIELDS = {'scope': ('method', 'scope'), 'c': ('schedule', 'c'), 'momentum': ('train', 'momentum'),
@@ -89,3 +89,47 @@ def calibration_report(folder:str|Path, # the preset's results folder; calibrati
         return None, (f"No reference column at {shown_path(ref)}: the sensitivity table needs the report's "
                       'Table 1 column.')
     return calibration_table(load_results(cal), load_reference(ref), keys), ''
+
+# %% ../../nbs/report/13e_calibration.ipynb #6394fc70
+def sibling_readings(folder:str|Path # a preset's results folder
+                    ) -> dict[str, Path]:
+    "Other readings kept beside `folder`: {label: sibling folder `<folder name>-<label>` that has runs}."
+    folder = Path(folder)
+    if not folder.parent.is_dir(): return {}
+    found = sorted(folder.parent.glob(f'{folder.name}-*'))
+    return {p.name[len(folder.name) + 1:]: p for p in found if p.is_dir() and has_runs(p)}
+
+# %% ../../nbs/report/13e_calibration.ipynb #16743bd4
+_CELL_KEYS = ['dataset', 'method', 'hidden', 'level']   # one cell of the study's tables
+
+def _cell_means(runs:pd.DataFrame) -> pd.DataFrame:
+    "Mean test accuracy (%) and seeds per cell of the finished FC runs (those with a level)."
+    ok = finished(runs)
+    ok = ok[ok.level.notna()].assign(acc=lambda d: percent(d.test_acc.astype(float)), hidden=lambda d: d.hidden.astype(int))
+    return ok.groupby(_CELL_KEYS, as_index=False).agg(acc=('acc', 'mean'), seeds=('seed', 'nunique'))
+
+def reading_comparison(readings:dict # {label: runs table}; the first is the one the others are compared with
+                      ) -> pd.DataFrame:
+    "Per cell both readings have: each reading's mean test accuracy (%) and seeds, and each other reading minus the first."
+    labels = list(readings)
+    if len(labels) < 2: raise not_allowed('readings', labels, 'two or more labelled runs tables')
+    parts = [_cell_means(readings[l]).rename(columns={'acc': f'{l} acc (%)', 'seeds': f'{l} seeds'}) for l in labels]
+    out = parts[0]
+    for p in parts[1:]: out = out.merge(p, on=_CELL_KEYS)
+    for l in labels[1:]: out[f'{l} − {labels[0]} (pp)'] = out[f'{l} acc (%)'] - out[f'{labels[0]} acc (%)']
+    return out.sort_values(_CELL_KEYS, ignore_index=True)
+
+# %% ../../nbs/report/13e_calibration.ipynb #2f9da054
+def readings_report(folder:str|Path, # the preset's results folder
+                    runs:pd.DataFrame|None=None, # its runs table (None: loaded)
+                    reference:str|Path|None=None, # the report's Table 1 column (CSV); None: `reference_path()`
+                   ) -> tuple:
+    "(RMSE of each reading against the report's column or None, the cell comparison, '') or (None, None, why there is none)."
+    others = sibling_readings(folder)
+    if not others: return None, None, f'No other reading kept beside {shown_path(folder)}.'
+    runs = load_results(folder) if runs is None else runs
+    tables = {Path(folder).name: runs} | {f'{Path(folder).name}-{k}': load_results(p) for k, p in others.items()}
+    ref = Path(reference or reference_path())
+    fc = lambda t: with_reading(t[t.level.notna()], READING)
+    rmse = calibration_table(pd.concat([fc(t) for t in tables.values()]), load_reference(ref)) if ref.is_file() else None
+    return rmse, reading_comparison(tables), ''
