@@ -15,12 +15,16 @@ from ..engine.train import (train_batch, toy_data, DataOrder, SPARSE_BELOW, Flat
 from ..nets.models import MLP, fc_step
 from ..nets import convnet
 from ..nets.convnet import GRID, conv_grid, conv_counts
+from ..presets import PAPER_MOMENTUM
 
 # %% auto #0
-__all__ = ['FULL_EPOCH', 'PRUNED_LEVELS', 'HASHED_LEVELS', 'PRUNED_EXTRA', 'SCREEN_GEOMETRIES', 'CONV_BASELINE', 'EAGER_POOL',
-           'DEFAULT_RUNS', 'bf16_matmul_units', 'gemm_rate', 'naive_loop', 'engine', 'steady_pruned', 'vmap_ensemble',
-           'screen_geometry', 'run_program', 'run_isolated', 'fc_programs', 'hashed_programs', 'conv_programs',
-           'with_ratios', 'run_bench', 'table', 'main']
+__all__ = ['FC_MOMENTUM', 'FULL_EPOCH', 'PRUNED_LEVELS', 'HASHED_LEVELS', 'PRUNED_EXTRA', 'SCREEN_GEOMETRIES', 'CONV_BASELINE',
+           'EAGER_POOL', 'DEFAULT_RUNS', 'bf16_matmul_units', 'gemm_rate', 'naive_loop', 'engine', 'steady_pruned',
+           'vmap_ensemble', 'screen_geometry', 'run_program', 'run_isolated', 'fc_programs', 'hashed_programs',
+           'conv_programs', 'with_ratios', 'run_bench', 'table', 'main']
+
+# %% ../../nbs/tools/09_bench.ipynb #c98c8a0d
+FC_MOMENTUM = PAPER_MOMENTUM   # the FC programs train with the study's recipe: the paper preset's momentum
 
 # %% ../../nbs/tools/09_bench.ipynb #d08bbecc
 FULL_EPOCH = 45_000   # training examples of one network-epoch (the paper split's training part)
@@ -79,7 +83,7 @@ def naive_loop(data, device, hidden:int=100, batch:int=64, epochs:int=1, network
     for n in range(networks):
         torch.manual_seed(n)
         net = nn.Sequential(nn.Linear(784, hidden), nn.ReLU(), nn.Linear(hidden, 10)).to(device)
-        opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
+        opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=FC_MOMENTUM, weight_decay=5e-4)
         order = DataOrder([n], len(x), device)
         for _ in range(epochs):
             perm = order.epoch()[0]
@@ -99,7 +103,7 @@ HASHED_LEVELS = (0.0, 0.5, 0.9, 0.95, 0.97, 0.98, 0.985, 0.988, 0.989, 0.99)
 def _engine_configs(runs:int, model:ModelConfig, batch:int, epochs:int, lr:float, precision:str,
                     pruned:bool) -> list: # as in `engine`
     "The `runs` run configurations of an `engine` program: one config, or the paper's pruned / HashedNet levels."
-    momentum = 0.9 if model.kind != 'conv' else 0.0
+    momentum = FC_MOMENTUM if model.kind != 'conv' else 0.0
     cfg = RunConfig(model=model, train=TrainConfig(epochs=epochs, batch_size=batch, lr=lr, momentum=momentum,
                                                    patience=epochs + 1, precision=precision))
     cfgs = [replace(cfg, method=MethodConfig('magnitude', PRUNED_LEVELS[r % len(PRUNED_LEVELS)], 'first'),
@@ -139,7 +143,7 @@ def steady_pruned(data, device, runs:int, hidden:int, batch:int=64, steps:int=30
     "The steady state of a pruned batch: `steps` SGD steps (FC step, update) of runs masked to `PRUNED_LEVELS`."
     g = torch.Generator().manual_seed(0)
     model, state = _masked_model(runs, hidden, device, g)
-    hyper = RunHyper([RunConfig(train=TrainConfig(lr=1e-2))] * runs, device)
+    hyper = RunHyper([RunConfig(train=TrainConfig(lr=1e-2, momentum=FC_MOMENTUM))] * runs, device)
     fused = fused_update() if device.type == 'cpu' else None
     x, y, groups = data.train.x.to(device), data.train.y.to(device), [(0, runs)]
     sparse = SparseFirstLayer(model.w0_mask, groups, sparse_below) if sparse_below and device.type == 'cpu' else None
@@ -166,7 +170,7 @@ def vmap_ensemble(data, device, hidden:int=100, batch:int=64, epochs:int=1, netw
     def loss(p, b, xb, yb): return F.cross_entropy(functional_call(base, (p, b), (xb,)), yb)
     grads = vmap(grad(loss), in_dims=(0, 0, None, None))   # one seed: every net sees the same mini-batch, as R runs do
     logits = vmap(lambda p, b, xb: functional_call(base, (p, b), (xb,)), in_dims=(0, 0, None))
-    opt = torch.optim.SGD(params.values(), lr=lr, momentum=0.9, weight_decay=5e-4)
+    opt = torch.optim.SGD(params.values(), lr=lr, momentum=FC_MOMENTUM, weight_decay=5e-4)
     order = DataOrder([0], len(x), device)
     _sync(device); t0 = time.perf_counter()
     for _ in range(epochs):
