@@ -117,7 +117,8 @@ def reading_comparison(readings:dict # {label: runs table}; the first is the one
     out = parts[0]
     for p in parts[1:]: out = out.merge(p, on=_CELL_KEYS)
     for l in labels[1:]: out[f'{l} − {labels[0]} (pp)'] = out[f'{l} acc (%)'] - out[f'{labels[0]} acc (%)']
-    return out.sort_values(_CELL_KEYS, ignore_index=True)
+    out = out.sort_values(_CELL_KEYS, ignore_index=True)
+    return out.assign(level=[f'{100 * l:g} %' for l in out.level])   # the level key as the tables write it
 
 # %% ../../nbs/report/13e_calibration.ipynb #2f9da054
 def readings_report(folder:str|Path, # the preset's results folder
