@@ -1,4 +1,5 @@
 "Timed loops (no profiler) of one training step: the engine's (fc_step + sgd_step) and the vmap anchor's, R = 56, FC-100, momentum 0."
+from nncomp.tools.bench import _median_time
 import torch, sys, time, torch.nn.functional as F
 from torch import nn
 from torch.func import stack_module_state, functional_call, vmap, grad
@@ -22,12 +23,5 @@ def vmap_step():
     idx = torch.randint(0, 6000, (B,), generator=g)
     for k, gk in grads(params, buffers, x[idx], y[idx]).items(): params[k].grad = gk
     opt.step()
-def t(fn, k=30, blocks=5):
-    for _ in range(10): fn()
-    ts = []
-    for _ in range(blocks):
-        t0 = time.perf_counter()
-        for _ in range(k): fn()
-        ts.append((time.perf_counter() - t0) / k * 1e3)
-    return sorted(ts)[blocks // 2]
+def t(fn): return _median_time(fn, 30, 5) * 1e3   # ms; the bench's own timer (one untimed block first)
 for _ in range(2): print(f'{sys.argv[1]} threads: engine step {t(engine_step):.2f} ms, vmap step {t(vmap_step):.2f} ms')
