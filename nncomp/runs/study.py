@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse, datetime, errno, hashlib, json, os, re, sys, tempfile, threading, time, warnings
 from pathlib import Path
 import nncomp
+import torch
 from ..core import not_allowed, check_choice, positive_int, WriteError
 from .store import (atomic_write_json, read_json, provenance, save_runs, run_path, is_done, read_metrics,
                                RunFileError)
@@ -22,7 +23,8 @@ from .screen import design_runs, run_stage
 __all__ = ['SWEEPS', 'PARAMETERS_MARK', 'PACKAGED', 'STUDY_IMPORTS', 'STUDY_MODULES', 'VOLATILE', 'BAR', 'study_folder',
            'kernel_name', 'tag_parameters', 'missing_modules', 'check_study_extra', 'kernel_config', 'run_notebook',
            'without_volatile', 'keep_if_same', 'sweep_runs', 'Progress', 'shown_folder', 'finished_runs', 'run_study',
-           'failures', 'train_study', 'parse_args', 'check_args', 'main']
+           'failures', 'train_study', 'batches_training', 'study_status', 'status_lines', 'parse_args', 'check_args',
+           'main']
 
 # %% ../../nbs/runs/12_study.ipynb #1fe539d8
 SWEEPS = ('pruning', 'hashednet', 'convnet', 'coding')   # coding derives runs from the pruning sweep's: it comes after
@@ -144,12 +146,13 @@ def keep_if_same(tmp:Path, dst:Path):
     tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n'); os.replace(tmp, dst)
 
 # %% ../../nbs/runs/12_study.ipynb #17d2e52e
-def sweep_runs(family:str, preset:str, folder:Path, device=None, datasets=None) -> list[Path]:
+def sweep_runs(family:str, preset:str, folder:Path, device=None, datasets=None,
+               create:bool=True) -> list[Path]: # False: only read (a folder not there is not made)
     "Run folders the `family` notebook of `preset` plans (what its progress counts); for `coding`, the derived runs."
     if family == 'coding':
         return [dest for *_, dest in plan_derived(folder)[0]]
     spec = sweep_spec(preset, datasets, family_methods_of(family, preset), results=folder, device=device,
-                      check_here=False)
+                      check_here=False, create=create)
     if family == 'convnet' and spec.preset.conv_design == 'screen':   # the screening design's runs, as far as known
         plans = [design_runs(folder, spec.preset, ds) for ds in spec.preset.datasets]
         return [run_path(folder, cfg, seed) for d in plans for cfg, seed in d['screen'] + d['full']]
@@ -307,6 +310,57 @@ def train_study(preset:str='quick',       # 'quick', 'paper' or 'smoke'
         out[name] = dict(planned=len(paths), finished=sum(map(is_done, paths)), failed=n_failed, reason=reason)
     return out
 
+# %% ../../nbs/runs/12_study.ipynb #0bb90906
+def batches_training(folder:Path) -> list[dict]:
+    "The batches with a checkpoint in `folder` (training now, or stopped mid-training): runs, epoch, hours, last save."
+    rows = []
+    for p in sorted((Path(folder)/'checkpoints').glob('batch-*.pt')):
+        try: s = torch.load(p, map_location='cpu', weights_only=True)
+        except Exception as e:   # `train_batch` warns and starts that batch over
+            rows.append(dict(batch=p.stem, problem=f'unreadable ({type(e).__name__})')); continue
+        rows.append(dict(batch=p.stem, runs=len(s['done']), epoch=int(s['epoch']), stopped=int(s['done'].sum()),
+                         trained_h=round(float(s.get('elapsed', 0.0)) / 3600, 2),
+                         saved_min_ago=round((time.time() - p.stat().st_mtime) / 60, 1)))
+    return rows
+
+def _process_hours(paths:list) -> float|None:
+    "Mean process-hours of the finished runs among `paths` (a run's share of its batch's wall time), or None."
+    per = []
+    for p in filter(is_done, paths):
+        try: m = read_metrics(p)
+        except (OSError, ValueError, RunFileError): continue   # the sweep sets a broken one aside; no rate from it
+        if m and m.get('batch_wall_time') and m.get('batch_runs'): per.append(m['batch_wall_time'] / m['batch_runs'])
+    return sum(per) / len(per) / 3600 if per else None
+
+# %% ../../nbs/runs/12_study.ipynb #43093298
+def study_status(preset:str='quick', # 'quick', 'paper' or 'smoke'
+                 results=None,       # results folder (None: results/<preset>)
+                 sweeps=SWEEPS, datasets=None, device=None) -> dict: # as `train_study`'s
+    "How far a study is, read from its store (nothing trains): finished of planned runs, batches with a checkpoint."
+    spec = sweep_spec(preset, datasets, results=results, device=device, check_here=False, create=False)
+    folder, rows = spec.results.resolve(), []
+    for name in _check_sweeps(sweeps):
+        for ds in ([None] if name == 'coding' else spec.preset.datasets):   # coding: derived from every dataset's runs
+            paths = sweep_runs(name, preset, folder, device, None if ds is None else [ds], create=False)
+            done, per_run = sum(map(is_done, paths)), _process_hours(paths)
+            left = None if per_run is None else round((len(paths) - done) * per_run, 1)
+            rows.append(dict(sweep=name, dataset=ds or 'all', finished=done, planned=len(paths), process_h_left=left))
+    return dict(folder=folder, sweeps=rows, batches=batches_training(folder))
+
+def status_lines(st:dict) -> list[str]:
+    "`study_status` as lines to print."
+    out = [f"{shown_folder(st['folder'])}: finished of the runs planned"]
+    for r in st['sweeps']:
+        left = r['process_h_left'] is not None and r['finished'] < r['planned']
+        out.append(f"  {r['sweep']}, {r['dataset']}: {r['finished']}/{r['planned']}"
+                   + (f", ≈ {r['process_h_left']} process-hours left at the finished runs' rate" if left else ''))
+    out.append(f"batches with a checkpoint (training now, or stopped mid-training): {len(st['batches'])}")
+    for b in st['batches']:
+        out.append(f"  {b['batch']}: " + (b['problem'] if 'problem' in b else
+                   f"{b['runs']} runs at epoch {b['epoch']} ({b['stopped']} stopped), {b['trained_h']} h trained, "
+                   f"saved {b['saved_min_ago']} min ago"))
+    return out
+
 # %% ../../nbs/runs/12_study.ipynb #aa9eac7f
 def parse_args(argv=None) -> argparse.Namespace:
     "Command-line arguments of `nncomp_study`."
@@ -324,6 +378,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument('--train-only', action='store_true', help='train what the sweeps plan, no notebooks, no report, '
                     'never waiting for runs another process holds (start one per core with --scheduler inline; a plain '
                     'run renders afterwards)')
+    ap.add_argument('--status', action='store_true', help='print how far the study is (finished of planned runs, '
+                    'batches with a checkpoint) and exit: nothing trains')
     ap.add_argument('--max-batch', type=int, default=None,
                     help="with --train-only: most runs per task (default: the preset's)")
     return ap.parse_args(argv)
@@ -367,6 +423,11 @@ def _main_train_only(a:argparse.Namespace, sweeps:tuple, datasets:list|None):
         sys.exit(f'nncomp_study: {failed} of {planned} planned runs failed; the first: {first} '
                  '(see the failed column of runs.parquet)')
 
+def _main_status(a:argparse.Namespace, sweeps:tuple, datasets:list|None):
+    "`nncomp_study --status`: how far the study is, printed; nothing trains."
+    try: print('\n'.join(status_lines(study_status(a.preset, a.results, sweeps, datasets, a.device))))
+    except (ValueError, OSError) as e: _exit_on(e)
+
 def _main_study(a:argparse.Namespace, sweeps:tuple, datasets:list|None):
     "`nncomp_study`: the sweep notebooks and the report; exit status 1 when a notebook, a write or a run failed."
     try: out = run_study(check_args(a).preset, a.results, a.device, a.scheduler, sweeps=sweeps, datasets=datasets,
@@ -380,8 +441,9 @@ def _main_study(a:argparse.Namespace, sweeps:tuple, datasets:list|None):
 def main(argv=None):
     "Console script `nncomp_study`: exit status 1 when the input is bad, a notebook or a write fails, or a run failed."
     a = parse_args(argv)
-    check_study_extra()                       # one line naming the extra, not a ModuleNotFoundError halfway
     sweeps, datasets = tuple(_split(a.sweeps)), _split(a.datasets) if a.datasets else None
+    if a.status: return _main_status(a, sweeps, datasets)
+    check_study_extra()                       # one line naming the extra, not a ModuleNotFoundError halfway
     # no bars: a line per finished task instead (notebook kernels inherit it)
     if a.no_progress: os.environ.setdefault('NNCOMP_LOG_TASKS', '1')
     (_main_train_only if a.train_only else _main_study)(a, sweeps, datasets)
