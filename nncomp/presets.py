@@ -11,7 +11,7 @@ from .nets.convnet import CONV_TRAIN
 
 # %% auto #0
 __all__ = ['STUDY', 'PAPER_SCOPE', 'PAPER_C', 'PAPER_MOMENTUM', 'PRESETS', 'HIST_METHODS', 'HIST_HIDDEN', 'HIST_LEVEL',
-           'HIST_DATASET', 'Preset', 'conv_train']
+           'HIST_DATASET', 'HIST_KEPT', 'Preset', 'conv_train', 'hist_amount']
 
 # %% ../nbs/03b_presets.ipynb #af401f66
 @dataclass(frozen=True)
@@ -77,3 +77,13 @@ PRESETS = {
                     conv_train(1, batch_size=32), conv_configs=1, n_train=500, n_test=200, max_batch=16),
 }
 HIST_METHODS, HIST_HIDDEN, HIST_LEVEL, HIST_DATASET = ('magl1', 'magl2'), 50, 0.96, 'mnist'   # Figure 6's networks
+
+# %% ../nbs/03b_presets.ipynb #e4076760
+HIST_KEPT = 0.04   # Figure 6's caption: compression ratio 0.04, i.e. 4 % of all edges kept (HIST_LEVEL removed)
+
+def hist_amount(scope:str, # a preset's `MethodConfig.scope`
+                hidden:int=HIST_HIDDEN, n_in:int=784, n_out:int=10) -> float:
+    "The method amount of Figure 6's networks under `scope`: the one that keeps `HIST_KEPT` of all n_in-H-n_out edges."
+    if scope != 'first': return HIST_LEVEL          # every other scope's amount is already a fraction of all edges
+    keep_first = round(HIST_KEPT * (n_in * hidden + hidden * n_out)) - hidden * n_out   # 'first' keeps layer 2 whole
+    return round(1 - keep_first / (n_in * hidden), 6)

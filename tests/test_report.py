@@ -74,7 +74,7 @@ def test_failed_run_contributes_no_accuracy_anywhere():
     pts = rp.size_points(runs).query("dataset == 'mnist' and method == 'magl2' and point == 'H=100, 99.5 % removed'")
     assert pts.n.item() == 1 and pts.acc.item() > 50
     assert (rp.paired(runs, 'magl1', 'magl2').acc_b > 50).all()
-    assert bad.run not in set(rp.histogram_runs(runs.assign(hidden=50, level=0.96)).run)
+    assert bad.run not in set(rp.histogram_runs(runs.assign(hidden=50, level=0.96, removed_fraction=0.96)).run)
     assert len(rp.failed_runs(runs)) == 1 and 'diverged' in rp.failed_runs(runs).reason[0]
 
 

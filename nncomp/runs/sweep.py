@@ -19,7 +19,8 @@ from ..config import (RunConfig, DataConfig, ModelConfig, TrainConfig, MethodCon
 from ..core import not_allowed, check_choice, positive_int
 from ..data.datasets import DATASETS, load_dataset, subsample
 from ..nets.convnet import conv_grid, sample_grid
-from ..presets import Preset, PRESETS, STUDY, conv_train, HIST_METHODS, HIST_HIDDEN, HIST_LEVEL, HIST_DATASET
+from ..presets import (Preset, PRESETS, STUDY, conv_train, HIST_METHODS, HIST_HIDDEN, HIST_DATASET,
+                            hist_amount)
 from ..methods import METHODS, FAMILIES, get_method, in_family
 from .store import (results_folder, RunLock, is_locked, read_metrics, run_path, start_run, finish_run,
                                failed_result, provenance, save_runs, run_problem, set_aside, RunFileError,
@@ -214,17 +215,17 @@ def method_configs(name:str,        # a key of nncomp.methods.METHODS
 
 # %% ../../nbs/runs/11_sweep.ipynb #b4b5ef34
 def histogram_configs(spec:SweepSpec) -> list[RunConfig]:
-    "Figure 6's networks (MagL1, MagL2; H = 50; 96 % removed; MNIST), trained to the cap, last weights kept."
+    "Figure 6's networks (MagL1, MagL2; H = 50; 4 % of all edges kept; MNIST), trained to the cap, last weights kept."
     p = spec.preset
     if not (spec.histograms and p.hist_seeds and HIST_DATASET in p.datasets): return []
     return [RunConfig(_data(spec, HIST_DATASET), ModelConfig('fc', (HIST_HIDDEN,)),
-                      replace(_train(p, m.reg), select='last'), MethodConfig(m.config_name, HIST_LEVEL, p.scope),
+                      replace(_train(p, m.reg), select='last'), MethodConfig(m.config_name, hist_amount(p.scope), p.scope),
                       p.schedule)
             for m in map(get_method, HIST_METHODS) if m.name in p.methods]
 
 def is_histogram_run(cfg:RunConfig) -> bool:
     "Whether `cfg` is one of Figure 6's networks (their weights are always kept)."
-    return (cfg.model.kind == 'fc' and cfg.model.hidden == (HIST_HIDDEN,) and cfg.method.amount == HIST_LEVEL
+    return (cfg.model.kind == 'fc' and cfg.model.hidden == (HIST_HIDDEN,) and cfg.method.amount == hist_amount(cfg.method.scope)
             and cfg.data.name == HIST_DATASET and cfg.train.select == 'last')
 
 # %% ../../nbs/runs/11_sweep.ipynb #1d2eb129
