@@ -116,6 +116,7 @@ def _engine_configs(runs:int, model:ModelConfig, batch:int, epochs:int, lr:float
                 for r in range(runs)]
     return cfgs
 
+# %% ../../nbs/tools/09_bench.ipynb #185cd409
 @contextmanager
 def _timed_epochs(device):
     "Seconds of each epoch `train_batch` trains inside the block: its `_epoch` (train, prune, validate, select)."
